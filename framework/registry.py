@@ -1,0 +1,66 @@
+"""Name -> class registries, so a YAML ``type:`` can name any registered network, dataset, loss, metric or model.
+
+Users add their own with a decorator::
+
+    from framework.registry import ARCH_REGISTRY
+
+    @ARCH_REGISTRY.register()
+    class MyNet(nn.Module): ...
+
+and then write ``network_g: {type: MyNet, ...}`` in their options file.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterator, Optional, TypeVar
+
+from .errors import UserError, did_you_mean
+
+T = TypeVar("T")
+
+
+class Registry:
+    """A mapping from names to classes or functions, filled by the ``register`` decorator."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: Dict[str, Any] = {}
+
+    def register(self, obj: Optional[T] = None, *, name: Optional[str] = None,
+                 aliases: tuple = ()) -> Any:
+        """Register ``obj`` under its ``__name__`` (or ``name``) and any ``aliases``; usable as a decorator."""
+
+        def add(item: T) -> T:
+            for key in (name or item.__name__, *aliases):
+                if key in self._items and self._items[key] is not item:
+                    raise ValueError(f"{self.kind} '{key}' is already registered")
+                self._items[key] = item
+            return item
+
+        return add(obj) if obj is not None else add
+
+    def get(self, name: str, where: str = "type") -> Any:
+        """Look a name up; an unknown name is a user error that suggests the closest known one."""
+        if name in self._items:
+            return self._items[name]
+        known = ", ".join(sorted(self._items))
+        raise UserError(f"{where}: {self.kind} '{name}' is not registered{did_you_mean(name, self._items)} "
+                        f"known: {known}")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._items))
+
+    def names(self) -> list:
+        return sorted(self._items)
+
+
+ARCH_REGISTRY = Registry("arch")
+DATASET_REGISTRY = Registry("dataset")
+LOSS_REGISTRY = Registry("loss")
+METRIC_REGISTRY = Registry("metric")
+MODEL_REGISTRY = Registry("model")
+OPTIMIZER_REGISTRY = Registry("optimizer")
+SCHEDULER_REGISTRY = Registry("scheduler")
+
