@@ -1,0 +1,44 @@
+"""Checks of what the options point at (folders, images, checkpoint files, devices), run before anything is
+written, so a wrong path fails in a second instead of after the model is built and folders are created."""
+from __future__ import annotations
+
+import os
+from typing import List
+
+import torch
+
+from .errors import UserError
+from .options import Options
+from .schema import Problem
+
+
+def check_environment(options: Options, problems: List[Problem]) -> None:
+    _check_device(options, problems)
+    for phase, dataset in options.datasets.items():
+        _check_dataset(options, phase, problems)
+    for key in ("pretrain_path", "resume_path"):
+        value = getattr(options.path, key)
+        if value and not (key == "resume_path" and value == "auto"):
+            if not os.path.isfile(value):
+                problems.append(Problem(("path", key), f"file '{value}' does not exist"))
+
+
+def _check_device(options: Options, problems: List[Problem]) -> None:
+    if options.device == "cuda" and not torch.cuda.is_available():
+        problems.append(Problem(("device",), "cuda asked for but no CUDA device is available "
+                                             f"(torch {torch.__version__}); use device: auto or cpu"))
+
+
+def _check_dataset(options: Options, phase: str, problems: List[Problem]) -> None:
+    """Build the dataset (scans folders and pairs files, reads no pixels) and read its first sample."""
+    from .data.build import build_dataset
+    try:
+        dataset = build_dataset(options, phase)
+        sample = dataset[(0, 0)] if phase == "train" else dataset[0]
+    except UserError as exc:
+        key, _, message = str(exc).partition(": ")
+        known = {"dataroot_gt", "dataroot_lq", "gt_size", "filename_tmpl"}
+        path = ("datasets", phase, key) if key in known else ("datasets", phase)
+        problems.append(Problem(path, message if key in known else str(exc)))
+        return
+    del sample

@@ -1,0 +1,1 @@
+"""Datasets, transforms, the resumable sampler and the example-data generator."""

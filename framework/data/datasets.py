@@ -1,0 +1,157 @@
+"""Super-resolution datasets: GT/LQ pairs from two folders, or GT only with LQ made by bicubic downsampling.
+
+Indices may be plain ints (validation) or ``(epoch, index)`` keys from :class:`ResumableSampler`; the
+sample's randomness is seeded from (seed, epoch, index) alone.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import UserError
+from ..registry import DATASET_REGISTRY
+from .degradations import bicubic_downsample
+from .image_io import images_by_stem, read_image
+from .transforms import augment, mod_crop, paired_random_crop
+
+Key = Union[int, Tuple[int, int]]
+
+
+def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """A generator for one sample, independent of every other (seed, epoch, index)."""
+    state = np.random.SeedSequence([seed, epoch, index]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _check_folder(folder: str, key: str) -> None:
+    if not os.path.isdir(folder):
+        raise UserError(f"{key}: folder '{folder}' does not exist")
+
+
+class _SRDataset(Dataset):
+    def __init__(self, scale: int, seed: int, train: bool, gt_size: Optional[int], use_hflip: bool,
+                 use_rot: bool) -> None:
+        self.scale = scale
+        self.seed = seed
+        self.train = train
+        self.gt_size = gt_size
+        self.use_hflip = use_hflip
+        self.use_rot = use_rot
+        if train and gt_size is None:
+            raise UserError("gt_size: required for a training set (the size of the random GT crop)")
+        if gt_size is not None and gt_size % scale:
+            raise UserError(f"gt_size: {gt_size} is not a multiple of scale {scale}")
+
+    def names(self) -> list:
+        raise NotImplementedError
+
+    def load_pair(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, str, str]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __getitem__(self, key: Key) -> Dict[str, object]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        gt, lq, gt_path, lq_path = self.load_pair(index)
+        if self.train:
+            gen = sample_generator(self.seed, epoch, index)
+            gt, lq = paired_random_crop(gt, lq, self.gt_size, self.scale, gen, gt_path)
+            gt, lq = augment([gt, lq], self.use_hflip, self.use_rot, gen)
+        return {"lq": lq, "gt": gt, "lq_path": lq_path, "gt_path": gt_path,
+                "name": os.path.splitext(self.names()[index])[0]}
+
+
+@DATASET_REGISTRY.register()
+class PairedImageDataset(_SRDataset):
+    """GT and LQ folders; a GT file ``x.png`` pairs with the LQ file ``filename_tmpl.format('x')`` + any
+    image extension. Unmatched files are an error that lists them, never silently dropped."""
+
+    def __init__(self, dataroot_gt: str, dataroot_lq: str, scale: int, seed: int = 0, train: bool = False,
+                 gt_size: Optional[int] = None, use_hflip: bool = True, use_rot: bool = True,
+                 filename_tmpl: str = "{}") -> None:
+        super().__init__(scale, seed, train, gt_size, use_hflip, use_rot)
+        self.dataroot_gt, self.dataroot_lq = dataroot_gt, dataroot_lq
+        self.pairs = match_pairs(dataroot_gt, dataroot_lq, filename_tmpl)
+
+    def names(self) -> list:
+        return [gt for gt, _ in self.pairs]
+
+    def load_pair(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, str, str]:
+        gt_rel, lq_rel = self.pairs[index]
+        gt_path = os.path.join(self.dataroot_gt, gt_rel)
+        lq_path = os.path.join(self.dataroot_lq, lq_rel)
+        gt, lq = read_image(gt_path), read_image(lq_path)
+        if not self.train:
+            gt = gt[:, :lq.shape[1] * self.scale, :lq.shape[2] * self.scale]
+        return gt, lq, gt_path, lq_path
+
+
+def match_pairs(dataroot_gt: str, dataroot_lq: str, filename_tmpl: str = "{}") -> list:
+    """[(gt_rel, lq_rel)] matched by name in O(N); raises listing unmatched files on either side."""
+    _check_folder(dataroot_gt, "dataroot_gt")
+    _check_folder(dataroot_lq, "dataroot_lq")
+    gt_files = images_by_stem(dataroot_gt)
+    lq_files = images_by_stem(dataroot_lq)
+    if not gt_files:
+        raise UserError(f"dataroot_gt: no PNG/JPEG images in '{dataroot_gt}'")
+    pairs, missing = [], []
+    for stem, gt_rel in gt_files.items():
+        lq_stem = os.path.join(os.path.dirname(stem), filename_tmpl.format(os.path.basename(stem)))
+        lq_rel = lq_files.pop(lq_stem, None)
+        if lq_rel is None:
+            missing.append(gt_rel)
+        else:
+            pairs.append((gt_rel, lq_rel))
+    if missing or lq_files:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} GT file(s) without LQ in '{dataroot_lq}': {_few(missing)}")
+        if lq_files:
+            parts.append(f"{len(lq_files)} LQ file(s) without GT in '{dataroot_gt}': {_few(sorted(lq_files.values()))}")
+        raise UserError("dataroot_lq: unmatched pairs: " + "; ".join(parts))
+    return pairs
+
+
+def _few(names: list, n: int = 5) -> str:
+    return ", ".join(names[:n]) + (f", ... ({len(names) - n} more)" if len(names) > n else "")
+
+
+@DATASET_REGISTRY.register()
+class BicubicSRDataset(_SRDataset):
+    """GT images only; LQ is the bicubic downsampling of the (cropped) GT, made on the fly."""
+
+    def __init__(self, dataroot_gt: str, scale: int, seed: int = 0, train: bool = False,
+                 gt_size: Optional[int] = None, use_hflip: bool = True, use_rot: bool = True) -> None:
+        super().__init__(scale, seed, train, gt_size, use_hflip, use_rot)
+        _check_folder(dataroot_gt, "dataroot_gt")
+        self.dataroot_gt = dataroot_gt
+        self.files = sorted(images_by_stem(dataroot_gt).values())
+        if not self.files:
+            raise UserError(f"dataroot_gt: no PNG/JPEG images in '{dataroot_gt}'")
+
+    def names(self) -> list:
+        return self.files
+
+    def load_pair(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, str, str]:
+        gt_path = os.path.join(self.dataroot_gt, self.files[index])
+        gt = mod_crop(read_image(gt_path), self.scale)
+        return gt, bicubic_downsample(gt, self.scale), gt_path, gt_path
+
+    def __getitem__(self, key: Key) -> Dict[str, object]:
+        if not self.train:
+            return super().__getitem__(key)
+        # Crop GT first, then downsample only the crop: a fraction of the work of resizing the whole image.
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        gt_path = os.path.join(self.dataroot_gt, self.files[index])
+        gt = mod_crop(read_image(gt_path), self.scale)
+        gen = sample_generator(self.seed, epoch, index)
+        lq_grid = gt[:, ::self.scale, ::self.scale]
+        gt, _ = paired_random_crop(gt, lq_grid, self.gt_size, self.scale, gen, gt_path)
+        (gt,) = augment([gt], self.use_hflip, self.use_rot, gen)
+        return {"lq": bicubic_downsample(gt, self.scale), "gt": gt, "lq_path": gt_path, "gt_path": gt_path,
+                "name": os.path.splitext(self.files[index])[0]}

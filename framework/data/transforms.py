@@ -1,0 +1,55 @@
+"""Paired random crop and flips/rotations, drawing from an explicit ``torch.Generator``.
+
+Every random choice comes from the generator the dataset makes for one sample, so a sample's augmentation
+depends only on (seed, epoch, index): not on worker count, worker order or how many samples were skipped.
+"""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import torch
+
+from ..errors import UserError
+
+
+def paired_random_crop(gt: torch.Tensor, lq: torch.Tensor, gt_size: int, scale: int,
+                       generator: torch.Generator, gt_path: str = "") -> Tuple[torch.Tensor, torch.Tensor]:
+    """Crop ``gt_size`` from GT and the matching ``gt_size // scale`` from LQ, aligned on the LQ grid."""
+    lq_size = gt_size // scale
+    _, h_lq, w_lq = lq.shape
+    _, h_gt, w_gt = gt.shape
+    if (h_gt, w_gt) != (h_lq * scale, w_lq * scale):
+        raise UserError(f"{gt_path}: GT is {w_gt}x{h_gt} but LQ is {w_lq}x{h_lq}, which is not x{scale}; check "
+                        "'scale' and the LQ folder")
+    if h_lq < lq_size or w_lq < lq_size:
+        raise UserError(f"{gt_path}: LQ image {w_lq}x{h_lq} is smaller than the crop {lq_size}x{lq_size} "
+                        f"(gt_size {gt_size} / scale {scale}); lower gt_size")
+    top = int(torch.randint(0, h_lq - lq_size + 1, (1,), generator=generator))
+    left = int(torch.randint(0, w_lq - lq_size + 1, (1,), generator=generator))
+    lq = lq[:, top:top + lq_size, left:left + lq_size]
+    gt = gt[:, top * scale:(top + lq_size) * scale, left * scale:(left + lq_size) * scale]
+    return gt, lq
+
+
+def augment(imgs: List[torch.Tensor], hflip: bool, rotation: bool, generator: torch.Generator) -> List[torch.Tensor]:
+    """The 8 dihedral variants (BasicSR's hflip + vflip + rot90), the same one for every image of a pair."""
+    draws = torch.rand(3, generator=generator).tolist()
+    do_h = hflip and draws[0] < 0.5
+    do_v = rotation and draws[1] < 0.5
+    do_t = rotation and draws[2] < 0.5
+    out = []
+    for img in imgs:
+        if do_h:
+            img = img.flip(-1)
+        if do_v:
+            img = img.flip(-2)
+        if do_t:
+            img = img.transpose(-1, -2)
+        out.append(img.contiguous())
+    return out
+
+
+def mod_crop(img: torch.Tensor, scale: int) -> torch.Tensor:
+    """Crop the bottom/right so both sides are multiples of ``scale``."""
+    _, h, w = img.shape
+    return img[:, :h - h % scale, :w - w % scale]

@@ -1,0 +1,363 @@
+"""Options: one YAML file -> validated, typed, read-only :class:`Options`.
+
+The dataclasses below are the schema: every key, its type, default, bounds and README text. Keys follow
+BasicSR's names where BasicSR has them; keys that BasicSR spells differently get a hint naming ours.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
+
+import yaml
+
+from .errors import UserError
+from .registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY,
+                       OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY)
+from .schema import (Component, Path_, Problem, YamlSource, build_section, build_value, format_problems, opt,
+                     path_str, plain)
+
+# Keys that BasicSR (and its descendants) spell differently, mapped to ours, for "unknown key" hints.
+BASICSR_NAMES = {
+    "pretrain_network_g": "pretrain_path", "resume_state": "resume_path", "strict_load_g": "strict_load",
+    "param_key_g": "param_key", "num_gpu": "device", "models": "weights_root", "experiments_root": "experiments_root",
+}
+
+# Top-level keys BasicSR files carry that have no meaning here; accepted and ignored would hide typos, so
+# they are errors with a hint instead.
+_TOP_RENAMED = {"num_gpu": "device (auto, cpu or cuda)", "dist_params": "torchrun (no option needed)"}
+
+
+# The dataset classes get these from the framework (top-level `scale`, `manual_seed`, and the phase).
+DATASET_INJECTED = ("scale", "seed", "train")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetOptions:
+    """One dataset and its loader (``datasets.train``, ``datasets.val``, ``datasets.val_2`` ...)."""
+
+    name: str = opt("", doc="Display name in logs; defaults to the key (`train`, `val`, ...).")
+    dataset: Optional[Component] = opt(None, doc="internal: the dataset type and its arguments",
+                                       registry=DATASET_REGISTRY, injected=DATASET_INJECTED)
+    batch_size_per_gpu: int = opt(16, doc="Samples per batch (per process). Validation always uses 1.", min=1)
+    num_worker_per_gpu: Union[int, Literal["auto"]] = opt(
+        "auto", doc="DataLoader worker processes; `auto` = 0 on CPU (workers would compete with the compute "
+                    "threads for the same cores), min(4, cores) on CUDA.", min=0)
+    dataset_enlarge_ratio: int = opt(1, doc="Repeat the training set this many times per epoch (BasicSR's "
+                                            "trick for small sets: fewer, longer epochs).", min=1)
+    pin_memory: bool = opt(True, doc="Pin loader memory when training on CUDA.")
+
+
+# Keys of a dataset block that belong to the loader; the rest are arguments of the dataset `type`.
+LOADER_KEYS = tuple(f.name for f in dataclasses.fields(DatasetOptions) if f.name != "dataset")
+@dataclass(frozen=True, kw_only=True)
+class PathOptions:
+    """Where weights come from and where results go."""
+
+    pretrain_path: Optional[str] = opt(None, doc="Weights to start from (fine-tuning): a `.pth` (`params`, "
+                                                 "`params_ema` or a bare state dict) or a `.pt`. Iteration 0, "
+                                                 "fresh optimizer and scheduler.")
+    resume_path: Optional[str] = opt(None, doc="A full-state `.pt` to continue exactly where it stopped, or "
+                                               "`auto` for this experiment's newest valid checkpoint. Wins over "
+                                               "`pretrain_path`.")
+    strict_load: bool = opt(True, doc="With `pretrain_path`: every key must match. Off: load what fits and "
+                                      "report missing, unexpected and shape-mismatched keys.")
+    param_key: str = opt("params", doc="Which entry of a `.pth` to load (`params`, `params_ema`); falls "
+                                       "back to the only key present.")
+    weights_root: str = opt("weights", doc="Folder for checkpoints (`.pt`) and weight exports (`.pth`).")
+    experiments_root: str = opt("experiments", doc="Folder for per-run logs, TensorBoard events, the "
+                                                   "effective options and the best-model archive.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainOptions:
+    """The optimisation: loss, optimizer, schedule, EMA."""
+
+    total_iter: int = opt(doc="Number of training iterations (optimizer steps).", min=1)
+    optim_g: Component = opt(doc="Optimizer of the network: `type` (Adam, AdamW, SGD) plus its arguments "
+                                 "(`lr`, `betas`, `weight_decay`, ...).",
+                             registry=OPTIMIZER_REGISTRY, injected=("params",),
+                             hint="e.g. {type: Adam, lr: 2.0e-4}")
+    pixel_opt: Component = opt(doc="Pixel loss: `type` (L1Loss, MSELoss, CharbonnierLoss) plus "
+                                   "`loss_weight`, `reduction`.", registry=LOSS_REGISTRY,
+                               hint="e.g. {type: L1Loss, loss_weight: 1.0}")
+    scheduler: Optional[Component] = opt(None, doc="Learning-rate schedule: `MultiStepLR` (`milestones`, "
+                                                   "`gamma`) or `CosineAnnealingRestartLR` (`periods`, "
+                                                   "`restart_weights`, `eta_min`); none = constant.",
+                                         registry=SCHEDULER_REGISTRY, injected=("optimizer", "warmup_iter"))
+    warmup_iter: int = opt(0, doc="Linear warm-up over this many iterations, ending exactly at the base "
+                                  "learning rate (BasicSR's -1 also means none).", min=-1)
+    ema_decay: float = opt(0.0, doc="Exponential moving average of the network weights (e.g. 0.999); 0 = off. "
+                                    "With EMA, validation and the `.pth` exports use the EMA weights.",
+                           min=0.0, max=1.0)
+    grad_clip_norm: Optional[float] = opt(None, doc="Clip the gradient norm to this value; none = no clipping.",
+                                          min=0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValOptions:
+    """Validation during training (and the metrics of test.py)."""
+
+    val_freq: int = opt(5000, doc="Validate every N iterations (and at the last one).", min=1)
+    save_img: bool = opt(False, doc="Save validation outputs as PNG in `experiments/<name>/visualization/`.")
+    metrics: Mapping[str, Component] = opt(MappingProxyType({}), doc="Named metrics, each `type` "
+                                           "(calculate_psnr, calculate_ssim) plus `crop_border`, "
+                                           "`test_y_channel`. The first one decides the best model.",
+                                           registry=METRIC_REGISTRY, injected=("img", "img2"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoggerOptions:
+    """Console/text log, TensorBoard and checkpoint cadence."""
+
+    print_freq: int = opt(100, doc="Log losses and learning rate every N iterations.", min=1)
+    save_checkpoint_freq: int = opt(5000, doc="Write `weights/<name>_iter_<N>.pt` and `.pth` every N "
+                                              "iterations (and at the end of training).", min=1)
+    use_tb_logger: bool = opt(True, doc="Write TensorBoard events to `experiments/<name>/tb_logger/`.")
+    keep_last: Optional[int] = opt(None, doc="Keep only the newest K interval checkpoints (older ones are "
+                                             "deleted after the new one is safely written); none = keep all. "
+                                             "Best files are never deleted.", min=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """The whole validated configuration; read-only."""
+
+    name: str = opt(doc="Experiment name: names `experiments/<name>/` and `weights/<name>_*`. Letters, digits, "
+                        "`_`, `-`, `.`.")
+    scale: int = opt(doc="Super-resolution factor (1 for restoration without resizing).", min=1, max=8)
+    model_type: str = opt("SRModel", doc="Training logic (registered model): SRModel.")
+    manual_seed: int = opt(0, doc="Seed of everything random: weights, data order, crops and flips.", min=0)
+    device: Literal["auto", "cpu", "cuda"] = opt("auto", doc="`auto` = CUDA when available, else CPU.")
+    num_threads: Optional[int] = opt(None, doc="Torch CPU threads; none = one per core, minus the data "
+                                               "workers' share.", min=1)
+    datasets: Mapping[str, DatasetOptions] = opt(MappingProxyType({}), doc="`train` plus any number of "
+                                                 "validation sets (`val`, `val_2`, ... or `test_*` for test.py). "
+                                                 "Each: `type` and its keys (below).")
+    network_g: Component = opt(doc="The network: `type` (MSRResNet, EDSR, RRDBNet, SRVGGNetCompact or your "
+                                   "registered class) plus its constructor arguments.", registry=ARCH_REGISTRY,
+                               hint="e.g. {type: MSRResNet, num_feat: 64, num_block: 16, upscale: 4}")
+    path: PathOptions = opt(PathOptions(), doc="Paths: see `path.*`.")
+    train: Optional[TrainOptions] = opt(None, doc="Training: see `train.*`; required by train.py.")
+    val: Optional[ValOptions] = opt(None, doc="Validation: see `val.*`; none = no validation.")
+    logger: LoggerOptions = opt(LoggerOptions(), doc="Logging and checkpoints: see `logger.*`.")
+
+    # Not options: where this configuration came from, for messages and for saving it beside the results.
+    source_file: str = dataclasses.field(default="", compare=False, metadata={"internal": True})
+
+    @property
+    def train_set(self) -> Optional[DatasetOptions]:
+        return self.datasets.get("train")
+
+    @property
+    def val_sets(self) -> List[DatasetOptions]:
+        return [d for k, d in self.datasets.items() if k != "train"]
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The effective configuration as plain Python types (safe to store in a checkpoint)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.metadata.get("internal"):
+                continue
+            value = getattr(self, f.name)
+            if f.name == "datasets":
+                value = {k: dataset_to_plain(d) for k, d in value.items()}
+            elif f.name == "val" and value is not None:
+                value = {**plain(value), "metrics": {k: c.to_plain() for k, c in value.metrics.items()}}
+            out[f.name] = plain(value)
+        return out
+
+
+def dataset_to_plain(d: DatasetOptions) -> Dict[str, Any]:
+    loader = {k: plain(getattr(d, k)) for k in LOADER_KEYS}
+    return {**(d.dataset.to_plain() if d.dataset else {}), **loader}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def parse_set(arg: str) -> Tuple[Tuple[str, ...], Any]:
+    """``train.optim_g.lr=1e-4`` -> (('train', 'optim_g', 'lr'), 1e-4); the value is parsed as YAML."""
+    if "=" not in arg:
+        raise UserError(f"--set {arg}: expected key.path=value, e.g. --set train.total_iter=1000")
+    key, _, text = arg.partition("=")
+    parts = tuple(p for p in key.strip().split("."))
+    if not key.strip() or any(not p for p in parts):
+        raise UserError(f"--set {arg}: the key path '{key}' is empty or has an empty part")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise UserError(f"--set {arg}: the value is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parts, value
+
+
+def apply_overrides(raw: Dict[str, Any], overrides: Sequence[str]) -> Dict[Path_, str]:
+    """Apply ``--set`` overrides in place; returns which key paths came from the command line."""
+    origins: Dict[Path_, str] = {}
+    for arg in overrides:
+        parts, value = parse_set(arg)
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise UserError(f"--set {arg}: {'.'.join(parts[:i + 1])} is not a mapping, cannot set "
+                                f"{'.'.join(parts)}")
+            node = nxt
+        node[parts[-1]] = value
+        origins[parts] = arg
+    return origins
+
+
+def read_source(path: str) -> YamlSource:
+    if not os.path.exists(path):
+        raise UserError(f"{path}: options file not found")
+    if os.path.isdir(path):
+        raise UserError(f"{path}: is a folder, expected a YAML options file")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read options file ({exc})") from None
+    return YamlSource(text, path)
+
+
+def load_options(path: str, overrides: Sequence[str] = (), *, require_train: bool = True,
+                 extra_checks: bool = True) -> Options:
+    """Read, override, validate. Raises :class:`UserError` listing every problem found, one per line."""
+    _import_builtin_components()
+    source = read_source(path)
+    raw = source.data if source.data is not None else {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of option keys at the top level, got {type(raw).__name__}")
+    origins = apply_overrides(raw, overrides)
+    problems: List[Problem] = list(source.duplicates)
+    options = validate(raw, problems, require_train=require_train)
+    if options is not None and not problems:
+        options = dataclasses.replace(options, source_file=path)
+        if extra_checks:
+            from .checks import check_environment  # files and devices; only once the keys are right
+            check_environment(options, problems)
+    if problems:
+        raise UserError(format_problems(problems, source, origins))
+    return options
+
+
+def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: bool = True) -> Optional[Options]:
+    """The key-level checks: names, types, bounds, registered types and their arguments."""
+    raw = dict(raw)
+    datasets_raw = raw.pop("datasets", None)
+    metrics_raw = None
+    val_raw = raw.get("val")
+    if isinstance(val_raw, dict) and "metrics" in val_raw:
+        val_raw = dict(val_raw)
+        metrics_raw = val_raw.pop("metrics")
+        raw["val"] = val_raw
+    renamed = {k: v for k, v in _TOP_RENAMED.items()}
+    options = build_section(Options, raw, (), problems, renamed=renamed)
+    if options is None:
+        return None
+    datasets = _build_datasets(datasets_raw, problems, require_train=require_train)
+    replace: Dict[str, Any] = {"datasets": MappingProxyType(datasets)}
+    if options.val is not None:
+        metrics = _build_metrics(metrics_raw, problems)
+        replace["val"] = dataclasses.replace(options.val, metrics=MappingProxyType(metrics))
+    if options.path is not None:
+        _check_path_keys(raw.get("path"), problems)
+    if require_train and options.train is None:
+        problems.append(Problem(("train",), "missing required section for training (total_iter, optim_g, "
+                                            "pixel_opt)"))
+    if options.name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", options.name):
+        problems.append(Problem(("name",), f"'{options.name}' is not a safe file name; use letters, digits, "
+                                           "'_', '-' and '.' (it names folders and files)"))
+    if options.model_type and options.model_type not in MODEL_REGISTRY:
+        from .errors import did_you_mean
+        problems.append(Problem(("model_type",), f"model '{options.model_type}' is not registered"
+                                                 f"{did_you_mean(options.model_type, MODEL_REGISTRY.names())}"
+                                                 f" known: {', '.join(MODEL_REGISTRY.names())}"))
+    return dataclasses.replace(options, **replace)
+
+
+def _check_path_keys(raw_path: Any, problems: List[Problem]) -> None:
+    """BasicSR's path keys are common in copied files: name ours instead of a bare 'unknown key'."""
+    if not isinstance(raw_path, dict):
+        return
+    for key in raw_path:
+        if key in BASICSR_NAMES and BASICSR_NAMES[key] != key:
+            for p in problems:
+                if p.path == ("path", key):
+                    p.message = f"unknown key '{key}'; this trainer calls it '{BASICSR_NAMES[key]}'"
+
+
+def _build_datasets(raw: Any, problems: List[Problem], *, require_train: bool) -> Dict[str, DatasetOptions]:
+    path: Path_ = ("datasets",)
+    if raw is None:
+        if require_train:
+            problems.append(Problem(path, "missing required section (datasets.train, and datasets.val for "
+                                          "validation)"))
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(Problem(path, f"expected a mapping of dataset names, got {raw!r}"))
+        return {}
+    out: Dict[str, DatasetOptions] = {}
+    for phase, block in raw.items():
+        if not re.fullmatch(r"train|(val|test)(_?[A-Za-z0-9]+)*", str(phase)):
+            problems.append(Problem(path + (phase,), f"dataset key '{phase}' must be 'train', 'val', 'val_<x>' "
+                                                     "or 'test_<x>'"))
+            continue
+        if not isinstance(block, dict):
+            problems.append(Problem(path + (phase,), f"expected a mapping with 'type', got {block!r}"))
+            continue
+        loader_raw = {k: v for k, v in block.items() if k in LOADER_KEYS}
+        dataset_raw = {k: v for k, v in block.items() if k not in LOADER_KEYS and k != "io_backend"}
+        _check_io_backend(block.get("io_backend"), path + (phase, "io_backend"), problems)
+        loader = build_section(DatasetOptions, loader_raw, path + (phase,), problems)
+        meta = {f.name: f.metadata for f in dataclasses.fields(DatasetOptions)}["dataset"]
+        component = build_value(dataset_raw, Component, meta, path + (phase,), problems)
+        if loader is not None:
+            out[str(phase)] = dataclasses.replace(loader, name=loader.name or str(phase), dataset=component)
+    if require_train and "train" not in out and not any(p.path[:2] == path + ("train",) for p in problems):
+        problems.append(Problem(path + ("train",), "missing required dataset for training"))
+    return out
+
+
+def _check_io_backend(value: Any, path: Path_, problems: List[Problem]) -> None:
+    """BasicSR's ``io_backend: {type: disk}`` is accepted for familiarity; other backends are not built."""
+    if value is None:
+        return
+    if not (isinstance(value, dict) and value.get("type") == "disk" and set(value) == {"type"}):
+        problems.append(Problem(path, f"only {{type: disk}} is supported, got {value!r}"))
+
+
+def _build_metrics(raw: Any, problems: List[Problem]) -> Dict[str, Component]:
+    path: Path_ = ("val", "metrics")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(Problem(path, f"expected a mapping of metric names, got {raw!r}"))
+        return {}
+    meta = {f.name: f.metadata for f in dataclasses.fields(ValOptions)}["metrics"]
+    out = {}
+    for name, block in raw.items():
+        component = build_value(block, Component, meta, path + (name,), problems)
+        if component is not None:
+            out[str(name)] = component
+    return out
+
+
+def _import_builtin_components() -> None:
+    """Fill the registries (archs, datasets, losses, metrics, optimizers, schedulers, models)."""
+    from . import archs, losses, metrics, optim  # noqa: F401
+    from .data import datasets  # noqa: F401
+    from .models import sr_model  # noqa: F401
+
+
+def save_options(options: Options, path: str) -> None:
+    """Write the effective options (defaults filled in) as YAML, for the experiment folder."""
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(options.to_dict(), fh, sort_keys=False)

@@ -1,0 +1,373 @@
+"""The training loop. It wires the components together and owns the loop; it knows no file formats.
+
+    options -> datasets, loaders -> model -> (resume | pretrain) -> loop:
+        step -> log every print_freq -> validate every val_freq (new best? save + archive)
+             -> checkpoint every save_checkpoint_freq -> final checkpoint at the end
+"""
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from . import __version__
+from .checkpoint import FORMAT_VERSION, TRAINING_STATE, CheckpointManager, read_weights
+from .data.build import build_dataset, build_train_loader, build_val_loader, resolve_workers
+from .data.degradations import bicubic_upsample
+from .errors import UserError
+from .logger import ExperimentLogger, format_metrics
+from .metrics import tensor_to_uint8
+from .options import Options, save_options
+from .registry import MODEL_REGISTRY
+from .rng import capture_rng, restore_rng, seed_everything
+from .run_folders import archive_previous_run
+from .validation import evaluate
+
+
+@dataclass
+class BestRecord:
+    """The best value of each metric and when it was reached; the first metric decides the best model."""
+
+    values: Dict[str, Dict[str, float]] = field(default_factory=dict)
+
+    def update(self, metric: str, value: float, iteration: int, higher_is_better: bool = True) -> bool:
+        old = self.values.get(metric)
+        better = old is None or (value > old["value"] if higher_is_better else value < old["value"])
+        if better:
+            self.values[metric] = {"value": float(value), "iteration": int(iteration)}
+        return better
+
+    def to_plain(self) -> Dict[str, Dict[str, float]]:
+        return {k: dict(v) for k, v in self.values.items()}
+
+
+@dataclass
+class TrainResult:
+    iteration: int
+    best: Dict[str, Dict[str, float]]
+    last_metrics: Dict[str, Dict[str, float]]
+    interrupted: bool = False
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM: finish the step, save, exit 0. A second SIGINT aborts at once (KeyboardInterrupt)."""
+
+    def __init__(self) -> None:
+        self.requested: Optional[str] = None
+        self._previous: Dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. called from a test runner thread)
+                pass
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.requested is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+def select_device(options: Options) -> torch.device:
+    if options.device == "cuda" or (options.device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def configure_threads(options: Options, device: torch.device) -> None:
+    if options.num_threads:
+        torch.set_num_threads(options.num_threads)
+    elif device.type == "cpu" and options.train_set is not None:
+        workers = resolve_workers(options.train_set.num_worker_per_gpu, device)
+        cores = os.cpu_count() or 1
+        torch.set_num_threads(max(1, cores - workers) if workers else cores)
+
+
+class Trainer:
+    """One training run from validated options."""
+
+    def __init__(self, options: Options, *, show_progress: bool = True) -> None:
+        self.options = options
+        self.show_progress = show_progress
+        self.device = select_device(options)
+        self.ckpt = CheckpointManager(options.path.weights_root, options.name, options.logger.keep_last)
+        self.exp_dir = os.path.join(options.path.experiments_root, options.name)
+        self.best = BestRecord()
+        self.iteration = 0
+        self.epoch = 0
+        self.batches_done = 0
+        self.stop = _StopRequest()
+        self.baselines: Dict[str, Dict[str, float]] = {}
+        self.current_metrics: Dict[str, float] = {}
+
+    # ------------------------------------------------------------------------------------------ start-up
+
+    def _resume_source(self) -> Optional[Tuple[str, Dict[str, Any]]]:
+        """Read and verify the checkpoint to resume from, before anything is written."""
+        resume = self.options.path.resume_path
+        if not resume:
+            return None
+        if resume == "auto":
+            found = self.ckpt.find_resumable()
+            return found  # None: nothing to resume yet, start fresh
+        return resume, self.ckpt.load_resume(resume)
+
+    def _start_logging(self, resuming: bool, messages: List[str]) -> ExperimentLogger:
+        if not resuming:
+            moved = archive_previous_run(self.exp_dir, self.ckpt.existing())
+            messages.extend(moved)
+        logger = ExperimentLogger(self.exp_dir, self.options.name, use_tb=self.options.logger.use_tb_logger,
+                                  resume_iter=self.iteration if resuming else 0,
+                                  show_progress=self.show_progress)
+        self.ckpt.log = logger.info
+        return logger
+
+    def _log_environment(self, log: ExperimentLogger) -> None:
+        log.info(f"framework {__version__}, torch {torch.__version__}, python {platform.python_version()}, "
+                 f"{platform.platform()}")
+        threads = torch.get_num_threads()
+        if self.device.type == "cuda":
+            log.info(f"device: cuda ({torch.cuda.get_device_name(0)}), {threads} CPU threads")
+        else:
+            log.info(f"device: cpu ({os.cpu_count()} cores, {threads} torch threads)")
+        log.info(f"options file: {self.options.source_file}")
+
+    def _restore(self, model: Any, log: ExperimentLogger, resume: Optional[Tuple[str, Dict[str, Any]]]) -> None:
+        path = self.options.path
+        if resume is not None:
+            resume_path, state = resume
+            if path.pretrain_path:
+                log.info(f"Both resume_path and pretrain_path are set: resuming from {resume_path}, "
+                         f"pretrain_path {path.pretrain_path} is ignored")
+            self._check_compatible(state, log)
+            model.load_training_state(state["model"])
+            self.iteration = int(state["iteration"])
+            self.epoch = int(state["data_position"]["epoch"])
+            self.batches_done = int(state["data_position"]["batches_done"])
+            self.best.values = {k: dict(v) for k, v in state.get("best", {}).items()}
+            restore_rng(state["rng"])
+            log.info(f"Resumed from {resume_path}: iteration {self.iteration}, epoch {self.epoch} "
+                     f"(+{self.batches_done} batches)")
+        elif path.pretrain_path:
+            weights = read_weights(path.pretrain_path, path.param_key, log=log.info)
+            try:
+                report = model.load_pretrained(weights, strict=path.strict_load)
+            except UserError as exc:
+                raise UserError(f"path.pretrain_path: {path.pretrain_path}: {exc}") from None
+            log.info(f"Loaded pretrained weights from {path.pretrain_path} (strict_load: {path.strict_load})")
+            for line in report.lines():
+                log.warning(f"pretrain: {line}")
+        elif self.options.path.resume_path == "auto":
+            log.info("resume_path: auto found no checkpoint of this experiment; starting from iteration 0")
+
+    def _check_compatible(self, state: Dict[str, Any], log: ExperimentLogger) -> None:
+        """Log what changed since the checkpoint; stop on changes that cannot work (another network)."""
+        saved = state.get("options", {})
+        current = self.options.to_dict()
+        if saved.get("network_g") != current.get("network_g"):
+            raise UserError(f"path.resume_path: the checkpoint was trained with network_g "
+                            f"{saved.get('network_g')}, the options now say {current.get('network_g')}; "
+                            "resume with the same network, or use pretrain_path to start a new run from it")
+        for key in _diff_keys(saved, current):
+            log.info(f"Option changed since the checkpoint: {key}")
+
+    # ---------------------------------------------------------------------------------------------- state
+
+    def _state(self, model: Any, batches_per_epoch: int) -> Dict[str, Any]:
+        epoch, done = self.epoch, self.batches_done
+        if done >= batches_per_epoch:
+            epoch, done = epoch + 1, 0
+        return {
+            "kind": TRAINING_STATE,
+            "format_version": FORMAT_VERSION,
+            "framework_version": __version__,
+            "torch_version": torch.__version__,
+            "iteration": self.iteration,
+            "epoch": epoch,
+            "data_position": {"epoch": epoch, "batches_done": done,
+                              "batch_size": self.options.train_set.batch_size_per_gpu},
+            "model": model.training_state(),
+            "best": self.best.to_plain(),
+            "options": self.options.to_dict(),
+            "rng": capture_rng(),
+            "saved_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+
+    # ------------------------------------------------------------------------------------------------ run
+
+    def run(self) -> TrainResult:
+        options = self.options
+        configure_threads(options, self.device)
+        seed_everything(options.manual_seed)
+        train_set = build_dataset(options, "train")
+        val_sets = {phase: build_dataset(options, phase) for phase in options.datasets if phase != "train"}
+        resume = self._resume_source()  # verified before any file is written
+        messages: List[str] = []
+        self.ckpt.log = messages.append
+        self.ckpt.clean_orphans()
+        log = self._start_logging(resume is not None, messages)
+        try:
+            for message in messages:
+                log.info(message)
+            return self._run(log, train_set, val_sets, resume)
+        finally:
+            log.close()
+
+    def _run(self, log: ExperimentLogger, train_set: Any, val_sets: Dict[str, Any],
+             resume: Optional[Tuple[str, Dict[str, Any]]]) -> TrainResult:
+        options, train = self.options, self.options.train
+        self._log_environment(log)
+        save_options(options, os.path.join(self.exp_dir, f"options_{options.name}.yml"))
+        model = MODEL_REGISTRY.get(options.model_type)(options, self.device)
+        self._restore(model, log, resume)
+        loader, sampler = build_train_loader(options, train_set, self.device)
+        val_loaders = {p: build_val_loader(options, p, d, self.device) for p, d in val_sets.items()}
+        batches_per_epoch = sampler.per_epoch // options.train_set.batch_size_per_gpu
+        log.info(f"Training set: {len(train_set)} images, {batches_per_epoch} batches of "
+                 f"{options.train_set.batch_size_per_gpu} per epoch, {loader.num_workers} loader workers; "
+                 f"total_iter {train.total_iter}")
+        if self.iteration == 0:
+            self._log_baselines(log, val_loaders)
+        last_metrics: Dict[str, Dict[str, float]] = {}
+        step_times: List[float] = []
+        self.stop.install()
+        log.start_progress(train.total_iter, self.iteration)
+        try:
+            while self.iteration < train.total_iter and self.stop.requested is None:
+                sampler.set_position(self.epoch, self.batches_done * options.train_set.batch_size_per_gpu)
+                tick = time.perf_counter()
+                for batch in loader:
+                    losses = model.train_step(batch)
+                    self.iteration += 1
+                    self.batches_done += 1
+                    now = time.perf_counter()
+                    step_times.append(now - tick)
+                    tick = now
+                    self._after_step(log, model, losses, step_times, val_loaders, last_metrics, batches_per_epoch)
+                    if self.iteration >= train.total_iter or self.stop.requested is not None:
+                        break
+                else:
+                    self.epoch += 1
+                    self.batches_done = 0
+        finally:
+            self.stop.restore()
+        interrupted = self.stop.requested is not None
+        if interrupted and self.iteration % options.logger.save_checkpoint_freq and \
+                self.iteration != train.total_iter:
+            pt, _ = self.ckpt.save_interval(self._state(model, batches_per_epoch), model.deploy_state_dict(),
+                                            self.iteration)
+            log.info(f"{self.stop.requested}: stopped after iteration {self.iteration}; saved {pt}. "
+                     f"Resume with path.resume_path: {pt} (or auto)")
+        elif interrupted:
+            log.info(f"{self.stop.requested}: stopped after iteration {self.iteration} (checkpoint just saved)")
+        else:
+            log.info(f"Training finished at iteration {self.iteration}")
+        if step_times:
+            log.info(f"Median step time {statistics.median(step_times) * 1000:.1f} ms "
+                     f"({len(step_times)} steps)")
+        for line in self._summary(last_metrics):
+            log.info(line)
+        return TrainResult(self.iteration, self.best.to_plain(), last_metrics, interrupted)
+
+    def _after_step(self, log: ExperimentLogger, model: Any, losses: Dict[str, torch.Tensor],
+                    step_times: List[float], val_loaders: Dict[str, Any],
+                    last_metrics: Dict[str, Dict[str, float]], batches_per_epoch: int) -> None:
+        options, it = self.options, self.iteration
+        final = it == options.train.total_iter
+        if it % options.logger.print_freq == 0 or final:
+            values = {k: float(v) for k, v in losses.items()}
+            lr = model.current_lr()
+            recent = statistics.median(step_times[-options.logger.print_freq:])
+            log.scalars({**{f"losses/{k}": v for k, v in values.items()}, "lr": lr}, it)
+            log.advance(it, {**{k: f"{v:.4g}" for k, v in values.items()}, "lr": f"{lr:.3g}"})
+            log.info(f"[epoch {self.epoch} iter {it}] lr {lr:.3e} {format_metrics(values)} "
+                     f"step {recent * 1000:.1f} ms (median)")
+        else:
+            log.advance(it)
+        new_best = False
+        if options.val is not None and val_loaders and (it % options.val.val_freq == 0 or final):
+            new_best = self._validate(log, model, val_loaders, last_metrics)
+        state = None
+        if new_best:
+            state = self._state(model, batches_per_epoch)
+            pt, pth = self.ckpt.save_best(state, model.deploy_state_dict())
+            first_metric = next(iter(options.val.metrics))
+            archived = log.archive_best(pth, it, self.current_metrics, first_metric)
+            log.info(f"New best {first_metric} {self.best.values[first_metric]['value']:.4f} at iteration {it}: "
+                     f"saved {pt} and {pth}; archived {archived}")
+        if it % options.logger.save_checkpoint_freq == 0 or final:
+            state = state or self._state(model, batches_per_epoch)
+            pt, pth = self.ckpt.save_interval(state, model.deploy_state_dict(), it)
+            log.info(f"Saved checkpoint {pt} and {pth}")
+
+    def _validate(self, log: ExperimentLogger, model: Any, val_loaders: Dict[str, Any],
+                  last_metrics: Dict[str, Dict[str, float]]) -> bool:
+        """Validate on every set; the first set's first metric decides the best model."""
+        options, it = self.options, self.iteration
+        new_best = False
+        for index, (phase, loader) in enumerate(val_loaders.items()):
+            name = options.datasets[phase].name
+            save_dir = os.path.join(self.exp_dir, "visualization", name) if options.val.save_img else None
+            values = evaluate(model.inference, loader, options.val.metrics, save_dir, suffix=f"_{it}")
+            last_metrics[name] = values
+            log.scalars({f"metrics/{name}/{k}": v for k, v in values.items()}, it)
+            log.info(f"Validation {name} @ iter {it}: {format_metrics(values)}")
+            if index == 0:
+                self.current_metrics = values
+                for metric_index, (metric, value) in enumerate(values.items()):
+                    improved = self.best.update(metric, value, it)
+                    new_best = new_best or (improved and metric_index == 0)
+                self._log_val_image(log, model, loader, name, it)
+        return new_best
+
+    def _summary(self, last_metrics: Dict[str, Dict[str, float]]) -> List[str]:
+        """The closing lines: each validation metric against the bicubic baseline."""
+        lines = []
+        for name, values in last_metrics.items():
+            base = self.baselines.get(name, {})
+            parts = []
+            for metric, value in values.items():
+                if metric in base:
+                    parts.append(f"{metric} {value:.4f} vs bicubic {base[metric]:.4f} "
+                                 f"({value - base[metric]:+.4f})")
+                else:
+                    parts.append(f"{metric} {value:.4f}")
+            lines.append(f"Final validation {name} @ iter {self.iteration}: " + ", ".join(parts))
+        return lines
+
+    def _log_val_image(self, log: ExperimentLogger, model: Any, loader: Any, name: str, it: int) -> None:
+        batch = next(iter(loader))
+        log.image(f"val/{name}/{batch['name'][0]}", tensor_to_uint8(model.inference(batch["lq"])[0]), it)
+
+    def _log_baselines(self, log: ExperimentLogger, val_loaders: Dict[str, Any]) -> None:
+        """Bicubic upsampling on the validation sets: the number a trained model has to beat."""
+        if self.options.val is None or not self.options.val.metrics or self.options.scale == 1:
+            return
+        for phase, loader in val_loaders.items():
+            values = evaluate(lambda lq: bicubic_upsample(lq, self.options.scale), loader, self.options.val.metrics)
+            self.baselines[self.options.datasets[phase].name] = values
+            log.info(f"Bicubic baseline {self.options.datasets[phase].name}: {format_metrics(values)}")
+
+
+def _diff_keys(saved: Dict[str, Any], current: Dict[str, Any], prefix: str = "") -> List[str]:
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        path = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(_diff_keys(a, b, path + "."))
+        elif a != b:
+            out.append(f"{path}: {a!r} -> {b!r}")
+    return out
