@@ -1,0 +1,27 @@
+"""Install with ``pip install -e .`` (``pip install -e '.[dev]'`` for the tests)."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+version = re.search(r'__version__ = "([^"]+)"', Path("framework/__init__.py").read_text()).group(1)
+
+setup(
+    name="sr-framework",
+    version=version,
+    description="A config-driven PyTorch trainer for image restoration with trustworthy checkpoints",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["framework", "framework.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        # >= 2.10: the weights_only unpickler had code-execution flaws before (CVE-2025-32434, CVE-2026-24747)
+        "torch>=2.10,<3",
+        "torchvision>=0.25",
+        "numpy>=1.24",
+        "pyyaml>=6.0",
+        "tqdm>=4.60",
+        "tensorboard>=2.12",
+    ],
+    extras_require={"dev": ["pytest>=7.0"]},
+)
