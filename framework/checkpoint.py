@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import warnings
 import zipfile
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -108,11 +109,12 @@ def safe_load(path: str, *, key: str = "") -> Any:
     if zipfile.is_zipfile(path):
         _check_zip(path, where)
     if not _torch_is_safe():
-        import warnings
         warnings.warn(f"torch {torch.__version__} < 2.10: its weights_only loader has known code-execution "
                       f"flaws; load {path} only if you trust its source", stacklevel=2)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the outcome is what counts
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every reason a file cannot be read is the user's to see
         message = str(exc)
         if "Weights only load failed" in message or "Unsupported global" in message or \

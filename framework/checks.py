@@ -14,6 +14,7 @@ from .schema import Problem
 
 def check_environment(options: Options, problems: List[Problem]) -> None:
     _check_device(options, problems)
+    _check_model(options, problems)
     for phase, dataset in options.datasets.items():
         _check_dataset(options, phase, problems)
     for key in ("pretrain_path", "resume_path"):
@@ -42,3 +43,29 @@ def _check_dataset(options: Options, phase: str, problems: List[Problem]) -> Non
         problems.append(Problem(path, message if key in known else str(exc)))
         return
     del sample
+
+
+def _check_model(options: Options, problems: List[Problem]) -> None:
+    """Build network, loss, optimizer and schedule on the CPU and push a 16x16 input through the network:
+    argument combinations the schema cannot see (``upscale`` vs ``scale``, list lengths) fail here."""
+    from .models.sr_model import build_network
+    from .registry import MODEL_REGISTRY
+
+    try:
+        model = MODEL_REGISTRY.get(options.model_type)(options, torch.device("cpu"))
+    except UserError as exc:
+        problems.append(Problem(("network_g",) if "network" in str(exc).lower() else ("train",), str(exc)))
+        return
+    net = model.net_g if hasattr(model, "net_g") else build_network(options)
+    channels = int(options.network_g.kwargs.get("num_in_ch", 3))
+    try:
+        with torch.no_grad():
+            out = net.eval()(torch.zeros(1, channels, 16, 16))
+    except UserError as exc:
+        problems.append(Problem(("network_g",), str(exc)))
+        return
+    expected = 16 * options.scale
+    if tuple(out.shape[-2:]) != (expected, expected):
+        problems.append(Problem(("network_g",), f"{options.network_g.type} turns 16x16 into "
+                                                f"{out.shape[-1]}x{out.shape[-2]}, but scale is {options.scale} "
+                                                f"(expected {expected}x{expected}); make its upscale match scale"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import List, Sequence
+from typing import Any, Dict, List, Sequence
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
@@ -40,6 +40,19 @@ class IterationLR(LRScheduler):
         return [warm * self.lr_at(base, steps) for base in self.base_lrs]
 
     _get_closed_form_lr = get_lr
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Only the position: the schedule itself comes from the current options, so extending a run with
+        new periods or milestones takes effect on resume instead of being overwritten by the old ones."""
+        return {"last_epoch": self.last_epoch, "_step_count": self._step_count, "base_lrs": list(self.base_lrs)}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        self.last_epoch = int(state_dict["last_epoch"])
+        self._step_count = int(state_dict.get("_step_count", self.last_epoch + 1))
+        self.base_lrs = list(state_dict.get("base_lrs", self.base_lrs))
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
 
 @SCHEDULER_REGISTRY.register()
@@ -84,8 +97,8 @@ class CosineAnnealingRestartLR(IterationLR):
         super().__init__(optimizer, warmup_iter)
 
     def lr_at(self, base_lr: float, steps_done: int) -> float:
-        cycle = bisect.bisect_right(self.cumulative, steps_done)
-        if cycle >= len(self.periods):
+        cycle = bisect.bisect_left(self.cumulative, steps_done)  # BasicSR: eta_min at the period's end,
+        if cycle >= len(self.periods):                             # the restart one step later
             return self.eta_min
         start = self.cumulative[cycle] - self.periods[cycle]
         progress = (steps_done - start) / self.periods[cycle]

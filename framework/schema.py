@@ -201,6 +201,8 @@ def _coerce(value: Any, ann: Any, path: Path_, problems: List[Problem]) -> Any:
         if value is None and type(None) in args:
             return None
         candidates = [a for a in args if a is not type(None)]
+        yaml_made = [a for a in candidates if _yaml_can_make(a)]
+        candidates = yaml_made or candidates  # Tensor in `float | Tensor` is not the user's to write in YAML
         errors = []
         for cand in candidates:
             trial: List[Problem] = []
@@ -252,11 +254,18 @@ def _coerce(value: Any, ann: Any, path: Path_, problems: List[Problem]) -> Any:
             return value
         raise Invalid(f"expected a string, got {_describe(value)}")
     if isinstance(ann, type) and not isinstance(value, ann):
-        # Types YAML cannot produce (tensors, callables): the value must be given in another form.
-        if value is None:
-            raise Invalid(f"expected {_ann_name(ann)}, got nothing (null)")
-        return freeze(value)
+        raise Invalid(f"expected {_ann_name(ann)}, got {_describe(value)}")
     return freeze(value)
+
+
+def _yaml_can_make(ann: Any) -> bool:
+    """Whether a YAML value can be of this annotation (numbers, strings, lists, mappings, choices)."""
+    origin = typing.get_origin(ann)
+    if ann in (Any, bool, int, float, str, list, tuple, dict) or origin in (Literal, list, tuple, dict):
+        return True
+    if origin in (Union, types.UnionType):
+        return any(_yaml_can_make(a) for a in typing.get_args(ann))
+    return origin is not None and getattr(origin, "__module__", "") in ("collections.abc", "typing")
 
 
 def _ann_name(ann: Any) -> str:

@@ -12,7 +12,7 @@ import signal
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -126,8 +126,7 @@ class Trainer:
 
     def _start_logging(self, resuming: bool, messages: List[str]) -> ExperimentLogger:
         if not resuming:
-            moved = archive_previous_run(self.exp_dir, self.ckpt.existing())
-            messages.extend(moved)
+            messages[:0] = archive_previous_run(self.exp_dir, self.ckpt.existing())
         logger = ExperimentLogger(self.exp_dir, self.options.name, use_tb=self.options.logger.use_tb_logger,
                                   resume_iter=self.iteration if resuming else 0,
                                   show_progress=self.show_progress)
@@ -144,35 +143,36 @@ class Trainer:
             log.info(f"device: cpu ({os.cpu_count()} cores, {threads} torch threads)")
         log.info(f"options file: {self.options.source_file}")
 
-    def _restore(self, model: Any, log: ExperimentLogger, resume: Optional[Tuple[str, Dict[str, Any]]]) -> None:
+    def _restore(self, model: Any, note: Callable[[str], None],
+                 resume: Optional[Tuple[str, Dict[str, Any]]]) -> None:
         path = self.options.path
         if resume is not None:
             resume_path, state = resume
             if path.pretrain_path:
-                log.info(f"Both resume_path and pretrain_path are set: resuming from {resume_path}, "
+                note(f"Both resume_path and pretrain_path are set: resuming from {resume_path}, "
                          f"pretrain_path {path.pretrain_path} is ignored")
-            self._check_compatible(state, log)
+            self._check_compatible(state, note)
             model.load_training_state(state["model"])
             self.iteration = int(state["iteration"])
             self.epoch = int(state["data_position"]["epoch"])
             self.batches_done = int(state["data_position"]["batches_done"])
             self.best.values = {k: dict(v) for k, v in state.get("best", {}).items()}
             restore_rng(state["rng"])
-            log.info(f"Resumed from {resume_path}: iteration {self.iteration}, epoch {self.epoch} "
+            note(f"Resumed from {resume_path}: iteration {self.iteration}, epoch {self.epoch} "
                      f"(+{self.batches_done} batches)")
         elif path.pretrain_path:
-            weights = read_weights(path.pretrain_path, path.param_key, log=log.info)
+            weights = read_weights(path.pretrain_path, path.param_key, log=note)
             try:
                 report = model.load_pretrained(weights, strict=path.strict_load)
             except UserError as exc:
                 raise UserError(f"path.pretrain_path: {path.pretrain_path}: {exc}") from None
-            log.info(f"Loaded pretrained weights from {path.pretrain_path} (strict_load: {path.strict_load})")
+            note(f"Loaded pretrained weights from {path.pretrain_path} (strict_load: {path.strict_load})")
             for line in report.lines():
-                log.warning(f"pretrain: {line}")
+                note(f"WARNING: pretrain: {line}")
         elif self.options.path.resume_path == "auto":
-            log.info("resume_path: auto found no checkpoint of this experiment; starting from iteration 0")
+            note("resume_path: auto found no checkpoint of this experiment; starting from iteration 0")
 
-    def _check_compatible(self, state: Dict[str, Any], log: ExperimentLogger) -> None:
+    def _check_compatible(self, state: Dict[str, Any], note: Callable[[str], None]) -> None:
         """Log what changed since the checkpoint; stop on changes that cannot work (another network)."""
         saved = state.get("options", {})
         current = self.options.to_dict()
@@ -181,7 +181,7 @@ class Trainer:
                             f"{saved.get('network_g')}, the options now say {current.get('network_g')}; "
                             "resume with the same network, or use pretrain_path to start a new run from it")
         for key in _diff_keys(saved, current):
-            log.info(f"Option changed since the checkpoint: {key}")
+            note(f"Option changed since the checkpoint: {key}")
 
     # ---------------------------------------------------------------------------------------------- state
 
@@ -193,7 +193,7 @@ class Trainer:
             "kind": TRAINING_STATE,
             "format_version": FORMAT_VERSION,
             "framework_version": __version__,
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
             "iteration": self.iteration,
             "epoch": epoch,
             "data_position": {"epoch": epoch, "batches_done": done,
@@ -208,38 +208,39 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------ run
 
     def run(self) -> TrainResult:
+        """Everything that can fail on the user's input (data, checkpoints, weights) happens before the first
+        file is written; its log lines are held back until the log exists."""
         options = self.options
         configure_threads(options, self.device)
         seed_everything(options.manual_seed)
         train_set = build_dataset(options, "train")
-        val_sets = {phase: build_dataset(options, phase) for phase in options.datasets if phase != "train"}
-        resume = self._resume_source()  # verified before any file is written
+        loader, sampler = build_train_loader(options, train_set, self.device)
+        val_loaders = {phase: build_val_loader(options, phase, build_dataset(options, phase), self.device)
+                       for phase in options.datasets if phase != "train"}
         messages: List[str] = []
         self.ckpt.log = messages.append
+        resume = self._resume_source()
+        model = MODEL_REGISTRY.get(options.model_type)(options, self.device)
+        self._restore(model, messages.append, resume)
         self.ckpt.clean_orphans()
         log = self._start_logging(resume is not None, messages)
         try:
+            self._log_environment(log)
             for message in messages:
                 log.info(message)
-            return self._run(log, train_set, val_sets, resume)
+            return self._run(log, model, loader, sampler, val_loaders)
         finally:
             log.close()
 
-    def _run(self, log: ExperimentLogger, train_set: Any, val_sets: Dict[str, Any],
-             resume: Optional[Tuple[str, Dict[str, Any]]]) -> TrainResult:
+    def _run(self, log: ExperimentLogger, model: Any, loader: Any, sampler: Any,
+             val_loaders: Dict[str, Any]) -> TrainResult:
         options, train = self.options, self.options.train
-        self._log_environment(log)
         save_options(options, os.path.join(self.exp_dir, f"options_{options.name}.yml"))
-        model = MODEL_REGISTRY.get(options.model_type)(options, self.device)
-        self._restore(model, log, resume)
-        loader, sampler = build_train_loader(options, train_set, self.device)
-        val_loaders = {p: build_val_loader(options, p, d, self.device) for p, d in val_sets.items()}
         batches_per_epoch = sampler.per_epoch // options.train_set.batch_size_per_gpu
-        log.info(f"Training set: {len(train_set)} images, {batches_per_epoch} batches of "
+        log.info(f"Training set: {len(loader.dataset)} images, {batches_per_epoch} batches of "
                  f"{options.train_set.batch_size_per_gpu} per epoch, {loader.num_workers} loader workers; "
                  f"total_iter {train.total_iter}")
-        if self.iteration == 0:
-            self._log_baselines(log, val_loaders)
+        self._log_baselines(log, val_loaders)
         last_metrics: Dict[str, Dict[str, float]] = {}
         step_times: List[float] = []
         self.stop.install()
@@ -248,14 +249,13 @@ class Trainer:
             while self.iteration < train.total_iter and self.stop.requested is None:
                 sampler.set_position(self.epoch, self.batches_done * options.train_set.batch_size_per_gpu)
                 tick = time.perf_counter()
-                for batch in loader:
+                for batch in loader:  # step time = waiting for data + the step; not validation or saving
                     losses = model.train_step(batch)
                     self.iteration += 1
                     self.batches_done += 1
-                    now = time.perf_counter()
-                    step_times.append(now - tick)
-                    tick = now
+                    step_times.append(time.perf_counter() - tick)
                     self._after_step(log, model, losses, step_times, val_loaders, last_metrics, batches_per_epoch)
+                    tick = time.perf_counter()
                     if self.iteration >= train.total_iter or self.stop.requested is not None:
                         break
                 else:

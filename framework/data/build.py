@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -25,6 +26,11 @@ def resolve_workers(value, device: torch.device) -> int:
     return 0 if device.type == "cpu" else min(4, os.cpu_count() or 1)
 
 
+def _ignore_sigint(_worker_id: int) -> None:
+    """Ctrl-C reaches the whole process group: workers ignore it and the trainer stops them cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def build_train_loader(options: Options, dataset: Dataset, device: torch.device):
     spec = options.datasets["train"]
     sampler = ResumableSampler(len(dataset), options.manual_seed, spec.dataset_enlarge_ratio, shuffle=True)
@@ -35,7 +41,8 @@ def build_train_loader(options: Options, dataset: Dataset, device: torch.device)
     loader = DataLoader(dataset, batch_size=spec.batch_size_per_gpu, sampler=sampler, drop_last=True,
                         num_workers=workers, persistent_workers=workers > 0,
                         pin_memory=spec.pin_memory and device.type == "cuda",
-                        prefetch_factor=2 if workers > 0 else None)
+                        prefetch_factor=2 if workers > 0 else None,
+                        worker_init_fn=_ignore_sigint if workers > 0 else None)
     return loader, sampler
 
 

@@ -86,9 +86,11 @@ class PairedImageDataset(_SRDataset):
         gt_path = os.path.join(self.dataroot_gt, gt_rel)
         lq_path = os.path.join(self.dataroot_lq, lq_rel)
         gt, lq = read_image(gt_path), read_image(lq_path)
-        if not self.train:
-            gt = gt[:, :lq.shape[1] * self.scale, :lq.shape[2] * self.scale]
-        return gt, lq, gt_path, lq_path
+        (_, h_gt, w_gt), (_, h_lq, w_lq) = gt.shape, lq.shape
+        if (h_gt // self.scale, w_gt // self.scale) != (h_lq, w_lq):
+            raise UserError(f"{gt_path}: GT is {w_gt}x{h_gt} but LQ {lq_path} is {w_lq}x{h_lq}, which is not "
+                            f"x{self.scale}; check 'scale' and the LQ folder")
+        return gt[:, :h_lq * self.scale, :w_lq * self.scale], lq, gt_path, lq_path
 
 
 def match_pairs(dataroot_gt: str, dataroot_lq: str, filename_tmpl: str = "{}") -> list:

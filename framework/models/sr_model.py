@@ -77,6 +77,7 @@ class SRModel:
         l_pix.backward()
         if self.grad_clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip_norm)
+        self.last_lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         self.scheduler.step()
         if self.ema is not None:
@@ -84,7 +85,8 @@ class SRModel:
         return {"l_pix": l_pix.detach()}
 
     def current_lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
+        """The learning rate the last step ran at (the optimizer already holds the next one)."""
+        return getattr(self, "last_lr", self.optimizer.param_groups[0]["lr"])
 
     # ----------------------------------------------------------------------------------------------- inference
 
