@@ -10,7 +10,11 @@ def main(argv: List[str]) -> int:
     args = train_parser().parse_args(argv)
     options = options_from_args(args, require_train=True)
     from framework.trainer import Trainer  # heavy imports only once the options are known to be good
-    Trainer(options, show_progress=not args.no_progress).run()
+    trainer = Trainer(options, show_progress=not args.no_progress)
+    if args.dry_run:
+        trainer.dry_run()
+    else:
+        trainer.run()
     return 0
 
 

@@ -35,11 +35,15 @@ def _check_dataset(options: Options, phase: str, problems: List[Problem]) -> Non
     from .data.build import build_dataset
     try:
         dataset = build_dataset(options, phase)
+        if hasattr(dataset, "verify_files"):
+            dataset.verify_files()
         sample = dataset[(0, 0)] if phase == "train" else dataset[0]
     except UserError as exc:
         key, _, message = str(exc).partition(": ")
         known = {"dataroot_gt", "dataroot_lq", "gt_size", "filename_tmpl"}
         path = ("datasets", phase, key) if key in known else ("datasets", phase)
+        if "smaller than the" in str(exc):
+            path = ("datasets", phase, "gt_size")
         problems.append(Problem(path, message if key in known else str(exc)))
         return
     del sample

@@ -21,7 +21,8 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override one option (the value is parsed as YAML); repeatable, e.g. "
                              "--set train.total_iter=1000")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors too")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the traceback of user errors too (for reporting a bug in the framework)")
     return parser
 
 
@@ -30,17 +31,23 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--auto-resume", action="store_true",
                         help="resume from this experiment's newest valid checkpoint (path.resume_path: auto)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    parser.add_argument("--debug", action="store_true",
+                        help="smoke test: at most 8 iterations, log every one, validate and save at 4 and 8, "
+                             "no TensorBoard, name prefixed with debug_ (so real results are untouched)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate the options, build data, network and optimizer, run one batch through "
+                             "the network, report, and write nothing")
     return parser
 
 
 def run_main(main: Callable[[List[str]], int], argv: Optional[Sequence[str]] = None) -> int:
     """Run ``main`` and map what it raises to the exit codes above."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
+    verbose = "--verbose" in args
     try:
         return main(args)
     except UserError as exc:
-        if debug:
+        if verbose:
             traceback.print_exc()
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
@@ -54,6 +61,15 @@ def options_from_args(args: argparse.Namespace, *, require_train: bool) -> Optio
     overrides = list(args.overrides)
     if getattr(args, "auto_resume", False):
         overrides.append("path.resume_path=auto")
-    return load_options(args.opt, overrides, require_train=require_train)
+    options = load_options(args.opt, overrides, require_train=require_train)
+    return debug_options(options) if getattr(args, "debug", False) else options
+
+
+def debug_options(options: Options) -> Options:
+    """``--debug``: the same run in miniature, under another name, so nothing real is touched."""
+    train = dataclasses.replace(options.train, total_iter=min(options.train.total_iter, 8))
+    logger = dataclasses.replace(options.logger, print_freq=1, save_checkpoint_freq=4, use_tb_logger=False)
+    val = dataclasses.replace(options.val, val_freq=4) if options.val is not None else None
+    return dataclasses.replace(options, name=f"debug_{options.name}", train=train, logger=logger, val=val)
 
 

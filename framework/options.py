@@ -17,8 +17,8 @@ import yaml
 from .errors import UserError
 from .registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY,
                        OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY)
-from .schema import (Component, Path_, Problem, YamlSource, build_section, build_value, format_problems, opt,
-                     path_str, plain)
+from .schema import (Component, Path_, Problem, YamlSource, build_component, build_section, build_value,
+                     format_problems, opt, plain)
 
 # Keys that BasicSR (and its descendants) spell differently, mapped to ours, for "unknown key" hints.
 BASICSR_NAMES = {
@@ -306,7 +306,7 @@ def _build_datasets(raw: Any, problems: List[Problem], *, require_train: bool) -
         return {}
     out: Dict[str, DatasetOptions] = {}
     for phase, block in raw.items():
-        if not re.fullmatch(r"train|(val|test)(_?[A-Za-z0-9]+)*", str(phase)):
+        if not re.fullmatch(r"train|(val|test)(_[A-Za-z0-9]+)*", str(phase)):
             problems.append(Problem(path + (phase,), f"dataset key '{phase}' must be 'train', 'val', 'val_<x>' "
                                                      "or 'test_<x>'"))
             continue
@@ -317,8 +317,8 @@ def _build_datasets(raw: Any, problems: List[Problem], *, require_train: bool) -
         dataset_raw = {k: v for k, v in block.items() if k not in LOADER_KEYS and k != "io_backend"}
         _check_io_backend(block.get("io_backend"), path + (phase, "io_backend"), problems)
         loader = build_section(DatasetOptions, loader_raw, path + (phase,), problems)
-        meta = {f.name: f.metadata for f in dataclasses.fields(DatasetOptions)}["dataset"]
-        component = build_value(dataset_raw, Component, meta, path + (phase,), problems)
+        component = build_component(dataset_raw, DATASET_REGISTRY, DATASET_INJECTED, path + (phase,), problems,
+                                    also=LOADER_KEYS)
         if loader is not None:
             out[str(phase)] = dataclasses.replace(loader, name=loader.name or str(phase), dataset=component)
     if require_train and "train" not in out and not any(p.path[:2] == path + ("train",) for p in problems):

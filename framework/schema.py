@@ -92,6 +92,10 @@ class YamlSource:
         return self.filename
 
 
+def source_keys(source: Optional["YamlSource"]) -> Mapping[Path_, int]:
+    return source.lines if source is not None else {}
+
+
 def format_problems(problems: Sequence[Problem], source: Optional[YamlSource],
                     overridden: Mapping[Path_, str] = MappingProxyType({})) -> str:
     """One line per problem: ``file:line: key.path: message`` (``--set key=value`` for command-line values)."""
@@ -99,6 +103,8 @@ def format_problems(problems: Sequence[Problem], source: Optional[YamlSource],
     for p in problems:
         origin = next((f"--set {overridden[p.path[:n]]}" for n in range(len(p.path), 0, -1)
                        if p.path[:n] in overridden), None)
+        origin = origin or next((f"--set {arg}" for key, arg in overridden.items()
+                                 if key[:len(p.path)] == p.path and key not in source_keys(source)), None)
         where = origin or (source.where(p.path) if source else "options")
         out.append(f"{where}: {path_str(p.path)}: {p.message}")
     return "\n".join(out)
@@ -378,7 +384,7 @@ def signature_params(target: Callable) -> Tuple[Dict[str, inspect.Parameter], bo
 
 
 def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], path: Path_,
-                    problems: List[Problem]) -> Optional[Component]:
+                    problems: List[Problem], also: Tuple[str, ...] = ()) -> Optional[Component]:
     """Check ``{type: X, ...}``: X is registered, every key is an argument of X, required ones are given."""
     if not isinstance(raw, dict):
         problems.append(Problem(path, f"expected a mapping with a 'type' key, got {_describe(raw)}"))
@@ -396,7 +402,7 @@ def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], pat
     target = registry.get(name)
     params, var_kw, hints = signature_params(target)
     kwargs: Dict[str, Any] = {}
-    accepted = [n for n in params if n not in injected]
+    accepted = [n for n in params if n not in injected] + list(also)  # `also`: keys handled beside X
     for key, value in raw.items():
         if key == "type":
             continue

@@ -48,6 +48,16 @@ class BestRecord:
 
 
 @dataclass
+class _Prepared:
+    model: Any
+    loader: Any
+    sampler: Any
+    val_loaders: Dict[str, Any]
+    resuming: bool
+    messages: List[str]
+
+
+@dataclass
 class TrainResult:
     iteration: int
     best: Dict[str, Dict[str, float]]
@@ -207,9 +217,9 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------------ run
 
-    def run(self) -> TrainResult:
-        """Everything that can fail on the user's input (data, checkpoints, weights) happens before the first
-        file is written; its log lines are held back until the log exists."""
+    def _prepare(self) -> "_Prepared":
+        """Everything that can fail on the user's input (data, checkpoints, weights, the model) happens here,
+        before the first file is written; its log lines are held back until the log exists."""
         options = self.options
         configure_threads(options, self.device)
         seed_everything(options.manual_seed)
@@ -222,15 +232,45 @@ class Trainer:
         resume = self._resume_source()
         model = MODEL_REGISTRY.get(options.model_type)(options, self.device)
         self._restore(model, messages.append, resume)
+        return _Prepared(model, loader, sampler, val_loaders, resume is not None, messages)
+
+    def run(self) -> TrainResult:
+        ready = self._prepare()
         self.ckpt.clean_orphans()
-        log = self._start_logging(resume is not None, messages)
+        log = self._start_logging(ready.resuming, ready.messages)
         try:
             self._log_environment(log)
-            for message in messages:
+            for message in ready.messages:
                 log.info(message)
-            return self._run(log, model, loader, sampler, val_loaders)
+            return self._run(log, ready.model, ready.loader, ready.sampler, ready.val_loaders)
         finally:
             log.close()
+
+    def dry_run(self, out: Callable[[str], None] = print) -> None:
+        """Build everything and push one training batch through the network (forward and loss); write nothing."""
+        ready = self._prepare()
+        for message in ready.messages:
+            out(message)
+        model, spec = ready.model, self.options.train_set
+        batch = next(iter(ready.loader))
+        start = time.perf_counter()
+        with torch.no_grad():
+            output = model.net_g(batch["lq"].to(self.device))
+            loss = model.loss(output, batch["gt"].to(self.device))
+        elapsed = time.perf_counter() - start
+        params = sum(p.numel() for p in model.net_g.parameters())
+        out(f"network {self.options.network_g.type}: {params:,} parameters on {self.device}")
+        out(f"train set: {len(ready.loader.dataset)} images, {len(ready.loader)} batches of "
+            f"{spec.batch_size_per_gpu} per epoch; one batch {tuple(batch['lq'].shape)} -> "
+            f"{tuple(output.shape)} (gt {tuple(batch['gt'].shape)}), loss {float(loss):.4g}, "
+            f"forward {elapsed * 1000:.0f} ms")
+        for phase, loader in ready.val_loaders.items():
+            out(f"validation set {self.options.datasets[phase].name}: {len(loader.dataset)} images")
+        if ready.resuming:
+            out(f"would resume at iteration {self.iteration}")
+        out(f"would write: {self.exp_dir}/ and {self.ckpt.path('iter_<N>', 'pt')} / .pth "
+            f"(every {self.options.logger.save_checkpoint_freq} iterations)")
+        out("dry run: options, data and network are fine; nothing was written")
 
     def _run(self, log: ExperimentLogger, model: Any, loader: Any, sampler: Any,
              val_loaders: Dict[str, Any]) -> TrainResult:

@@ -6,7 +6,7 @@ sample's randomness is seeded from (seed, epoch, index) alone.
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from ..errors import UserError
 from ..registry import DATASET_REGISTRY
 from .degradations import bicubic_downsample
-from .image_io import images_by_stem, read_image
+from .image_io import image_size, images_by_stem, read_image
 from .transforms import augment, mod_crop, paired_random_crop
 
 Key = Union[int, Tuple[int, int]]
@@ -49,6 +49,22 @@ class _SRDataset(Dataset):
     def names(self) -> list:
         raise NotImplementedError
 
+    def size_problems(self) -> List[str]:
+        """Problems of image sizes, from the file headers of every image (no decoding)."""
+        raise NotImplementedError
+
+    def verify_files(self) -> None:
+        """Every image readable, pairs of the right scale, every image large enough for ``gt_size``."""
+        problems = self.size_problems()
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise UserError("; ".join(problems[:3]) + more)
+
+    def _crop_fits(self, path: str, width: int, height: int, needed: int) -> Optional[str]:
+        if self.train and (width < needed or height < needed):
+            return f"{path}: {width}x{height} is smaller than the crop {needed}x{needed}; lower gt_size"
+        return None
+
     def load_pair(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, str, str]:
         raise NotImplementedError
 
@@ -80,6 +96,21 @@ class PairedImageDataset(_SRDataset):
 
     def names(self) -> list:
         return [gt for gt, _ in self.pairs]
+
+    def size_problems(self) -> List[str]:
+        problems = []
+        for gt_rel, lq_rel in self.pairs:
+            gt_path, lq_path = os.path.join(self.dataroot_gt, gt_rel), os.path.join(self.dataroot_lq, lq_rel)
+            (w_gt, h_gt), (w_lq, h_lq) = image_size(gt_path), image_size(lq_path)
+            if (w_gt // self.scale, h_gt // self.scale) != (w_lq, h_lq):
+                problems.append(f"{gt_path}: GT is {w_gt}x{h_gt} but LQ is {w_lq}x{h_lq}, which is not "
+                                f"x{self.scale}")
+            elif self.gt_size:
+                issue = self._crop_fits(lq_path, w_lq, h_lq, self.gt_size // self.scale)
+                if issue:
+                    problems.append(issue.replace("the crop", f"the LQ crop (gt_size {self.gt_size} / scale "
+                                                              f"{self.scale} =)"))
+        return problems
 
     def load_pair(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, str, str]:
         gt_rel, lq_rel = self.pairs[index]
@@ -138,6 +169,17 @@ class BicubicSRDataset(_SRDataset):
 
     def names(self) -> list:
         return self.files
+
+    def size_problems(self) -> List[str]:
+        problems = []
+        for rel in self.files:
+            path = os.path.join(self.dataroot_gt, rel)
+            width, height = image_size(path)
+            issue = self._crop_fits(path, width - width % self.scale, height - height % self.scale,
+                                    self.gt_size or 0)
+            if issue:
+                problems.append(issue)
+        return problems
 
     def load_pair(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, str, str]:
         gt_path = os.path.join(self.dataroot_gt, self.files[index])

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, List
+import struct
+from typing import Dict, List, Tuple
 
 import torch
 from torchvision.io import ImageReadMode, decode_image, read_file, write_png
@@ -42,3 +43,46 @@ def write_image(img: torch.Tensor, path: str) -> None:
     """Write a uint8 (C, H, W) tensor as PNG, creating the folder."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     write_png(img.cpu(), path)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def image_size(path: str) -> Tuple[int, int]:
+    """(width, height) from the PNG/JPEG header, without decoding: checks every file of a large set fast."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(26)
+            if head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR":
+                width, height = struct.unpack(">II", head[16:24])
+                return width, height
+            if head.startswith(b"\xff\xd8"):
+                return _jpeg_size(fh, path)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read image ({exc.strerror or exc})") from None
+    except struct.error:
+        pass
+    raise UserError(f"{path}: cannot read image (not a valid PNG or JPEG file)")
+
+
+def _jpeg_size(fh, path: str) -> Tuple[int, int]:
+    fh.seek(2)
+    while True:
+        marker = fh.read(2)
+        if len(marker) < 2 or marker[0] != 0xFF:
+            break
+        while marker[1] == 0xFF:  # fill bytes
+            marker = marker[1:] + fh.read(1)
+        length_bytes = fh.read(2)
+        if len(length_bytes) < 2:
+            break
+        (length,) = struct.unpack(">H", length_bytes)
+        if marker[1] in _JPEG_SOF:
+            data = fh.read(5)
+            if len(data) < 5:
+                break
+            height, width = struct.unpack(">HH", data[1:5])
+            return width, height
+        fh.seek(length - 2, os.SEEK_CUR)
+    raise UserError(f"{path}: cannot read image (JPEG without a readable frame header; truncated?)")
