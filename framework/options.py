@@ -70,6 +70,8 @@ class PathOptions:
     weights_root: str = opt("weights", doc="Folder for checkpoints (`.pt`) and weight exports (`.pth`).")
     experiments_root: str = opt("experiments", doc="Folder for per-run logs, TensorBoard events, the "
                                                    "effective options and the best-model archive.")
+    results_root: str = opt("results", doc="Folder for test.py: `results/<name>/` gets the metrics table, "
+                                           "a log and, with `val.save_img`, the output images.")
 
 
 @dataclass(frozen=True, kw_only=True)
