@@ -43,7 +43,7 @@ def load_checkpoint(path: str) -> Tuple[str, Dict[str, Any]]:
     (``params_ema``, a bare state dict) can still be inspected.
     """
     if path.endswith(".pt"):
-        obj = verify(path)
+        obj = checked_verify(path)
     else:
         obj = safe_load(path)
         if not isinstance(obj, dict):
@@ -54,6 +54,13 @@ def load_checkpoint(path: str) -> Tuple[str, Dict[str, Any]]:
         check_structure(obj, path)
         return TRAINING_STATE, obj
     return "weights", obj
+
+
+def checked_verify(path: str) -> Dict[str, Any]:
+    """:func:`verify`, except that a folder is reported as one (verify calls it a corrupt file)."""
+    if os.path.isdir(path):
+        safe_load(path)  # raises "is a folder, expected a checkpoint file"
+    return verify(path)
 
 
 def load_training_state(path: str, what: str) -> Dict[str, Any]:
@@ -269,7 +276,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     bad = []
     for path in args.files:
         try:
-            obj = verify(path)
+            obj = checked_verify(path)
             if obj.get("kind") == TRAINING_STATE:
                 check_structure(obj, path)
             elif not _is_state_dict(obj.get("params")):

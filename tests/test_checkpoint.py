@@ -419,3 +419,39 @@ def test_kill_9_at_random_moments_never_leaves_an_unloadable_checkpoint(workdir:
     assert "Training finished at iteration 50" in result.stdout
     assert not [p for p in weights.iterdir() if ".tmp." in p.name]
     assert _load(weights / "kill_iter_50.pt")["iteration"] == 50
+
+
+def test_tensorboard_continues_without_duplicated_points(workdir: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    opt = write_options(workdir, **{"train.total_iter": 6, "logger.use_tb_logger": True,
+                                    "logger.save_checkpoint_freq": 2, "val.val_freq": 2})
+    assert train_in_process(opt) == 0
+    # resume from iteration 2: the first run's points at 4 and 6 are superseded, not duplicated
+    assert train_in_process(opt, ["path.resume_path=weights/tiny_iter_2.pt", "train.total_iter=8"]) == 0
+    acc = EventAccumulator(str(workdir / "experiments" / "tiny" / "tb_logger"))
+    acc.Reload()
+    for tag in ("losses/l_pix", "lr", "metrics/val/psnr"):
+        steps = [event.step for event in acc.Scalars(tag)]
+        assert steps == sorted(set(steps)), (tag, steps)
+        assert steps[-1] == 8
+
+
+def test_second_sigint_aborts_at_once(workdir: Path) -> None:
+    opt = write_options(workdir, "abort", **{"train.total_iter": 100000, "val": None,
+                                            "logger.save_checkpoint_freq": 100000,
+                                            "network_g.num_feat": 64, "network_g.num_block": 8,
+                                            "datasets.train.gt_size": 32})
+    proc = _popen(workdir, opt)
+    for line in proc.stdout:
+        if "Training set" in line:
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "aborted" in err and "Traceback" not in err
+    weights = workdir / "weights"
+    assert not weights.exists() or not [p for p in weights.iterdir() if ".tmp." in p.name]
