@@ -83,6 +83,9 @@ class _StopRequest:
         if self.requested is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
+        # os.write, not print: the handler may run while the main thread is inside a print.
+        os.write(2, f"\n{self.requested}: finishing the current step and saving a checkpoint "
+                    f"(Ctrl-C again to abort without saving)\n".encode())
 
     def restore(self) -> None:
         for sig, handler in self._previous.items():

@@ -372,7 +372,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show the traceback of errors too")
+    common.add_argument("--verbose", action="store_true", help="show the traceback of errors too")
     parser = argparse.ArgumentParser(prog="checkpoint.py", parents=[common],
                                      description="Inspect, verify, export and compare the trainer's checkpoints "
                                                  "(.pt full training state, .pth {'params': weights}).")

@@ -448,7 +448,9 @@ def test_second_sigint_aborts_at_once(workdir: Path) -> None:
             break
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.02)
+    for line in proc.stderr:  # wait until the first one has been handled, so the two are not merged
+        if "finishing the current step" in line:
+            break
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)

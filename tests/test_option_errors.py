@@ -29,7 +29,7 @@ import yaml
 from framework.cli import run_main
 from framework.data.example_data import generate_example_data
 
-from .tinyrun import BASE, REPO, TRAIN_PY, run_train, train_in_process
+from .tinyrun import BASE, REPO, TRAIN_PY, train_in_process
 
 OPT_FILE = "opt.yml"
 Snapshot = Dict[str, Tuple[bool, int, int]]
@@ -79,14 +79,17 @@ def prepare_workdir(folder: Path, data_root: Path) -> None:
         (folder / out / "sentinel.txt").write_text(f"{out} sentinel\n")
 
 
-def assert_user_error(rc: int, err: str, expect: Sequence[str], label: str) -> None:
+def assert_user_error(rc: int, err: str, expect: Sequence[Any], label: str) -> None:
+    """Exit code 2, no traceback, only ``error: `` lines, and each of ``expect`` (a string, or a tuple of
+    alternatives) in the message."""
     assert rc == 2, f"{label}: exit code {rc}, expected 2; stderr:\n{err}"
     assert "Traceback" not in err, f"{label}: traceback on stderr:\n{err}"
     lines = err.splitlines()
     assert lines, f"{label}: nothing on stderr"
     bad = [line for line in lines if not line.startswith("error: ")]
     assert not bad, f"{label}: stderr lines without 'error: ': {bad}\nstderr:\n{err}"
-    missing = [s for s in expect if s.lower() not in err.lower()]
+    alternatives = [(s,) if isinstance(s, str) else tuple(s) for s in expect]
+    missing = [alt for alt in alternatives if not any(a.lower() in err.lower() for a in alt)]
     assert not missing, f"{label}: {missing} not in stderr:\n{err}"
 
 
@@ -143,11 +146,11 @@ def weights_only_pth(tmp_path_factory: pytest.TempPathFactory, data_root: Path) 
 class Case:
     """``edit(opt)`` changes the valid base options (a dict) in place; ``text(yaml_text)`` returns the file
     text instead (syntax errors, duplicates); ``setup(workdir)`` changes the data or adds files; ``args`` are
-    extra command-line arguments; ``expect`` are substrings stderr must contain (case-insensitive): the key
-    path or file, and a word of the problem; ``line``: the message must say ``opt.yml:<line>``, where
+    extra command-line arguments; ``expect`` are substrings stderr must contain (case-insensitive; a tuple
+    means any one of them): the key path or file, and a word of the problem; ``line``: the message must say ``opt.yml:<line>``, where
     ``line(text)`` computes the line from the file text."""
 
-    expect: Sequence[str]
+    expect: Sequence[Any]
     edit: Optional[Callable[[Dict[str, Any]], None]] = None
     text: Optional[Callable[[str], str]] = None
     setup: Optional[Callable[[Path], None]] = None
@@ -324,6 +327,22 @@ CASES: List[Any] = [
                  id="range-betas",
                  marks=bug("torch's ValueError('Invalid beta parameter') from building the optimizer in "
                            "checks._check_model is not a UserError: traceback, exit 1")),
+    pytest.param(Case(["train.optim_g", "nesterov", "momentum"],
+                      edit=at("train.optim_g", {"type": "SGD", "lr": 0.1, "nesterov": True})), id="kwargs-sgd-nesterov",
+                 marks=bug("torch's ValueError('Nesterov momentum requires a momentum ...') from building the "
+                           "optimizer in checks._check_model is not a UserError: traceback, exit 1")),
+    pytest.param(Case(["train.ema_decay", "nan"], edit=at("train.ema_decay", float("nan")), args=["--dry-run"]),
+                 id="range-ema-nan",
+                 marks=bug("schema.check_bounds lets NaN through (every comparison is False): exit 0, EMA silently "
+                           "off")),
+    pytest.param(Case(["train.grad_clip_norm", "nan"], edit=at("train.grad_clip_norm", float("nan")),
+                      args=["--dry-run"]), id="range-grad-clip-nan",
+                 marks=bug("schema.check_bounds lets NaN through: exit 0, and clipping to NaN makes every "
+                           "gradient NaN")),
+    pytest.param(Case(["datasets.train.gt_size", "0"], edit=at("datasets.train.gt_size", 0), args=["--dry-run"]),
+                 id="range-gt_size-zero",
+                 marks=bug("gt_size has no lower bound (datasets._SRDataset.__init__ only checks the multiple of "
+                           "scale): a 0x0 crop reaches the network, RuntimeError traceback, exit 1")),
     # --- unknown registered types
     pytest.param(Case(["network_g.type", "not registered", "MSRResNet"], edit=at("network_g.type", "MSRResNett")),
                  id="unknown-arch"),
@@ -350,7 +369,23 @@ CASES: List[Any] = [
     pytest.param(Case(["network_g", "upscale", "scale"], edit=at("network_g.upscale", 4)), id="kwargs-upscale-vs-scale"),
     pytest.param(Case(["train.scheduler", "periods", "restart_weights", "same length"],
                       edit=at("train.scheduler", {"type": "CosineAnnealingRestartLR", "periods": [4, 4],
-                                                  "restart_weights": [1]})), id="kwargs-cosine-lengths"),
+                                                  "restart_weights": [1]})), id="kwargs-cosine-lengths",
+                 marks=bug("checks._check_model files every UserError from building the model that does not "
+                           "mention 'network' under the key path 'train', so the scheduler's length error says "
+                           "'train: CosineAnnealingRestartLR: ...' instead of 'train.scheduler...'")),
+    pytest.param(Case(["network_g", "num_feat", ">= 1"], edit=at("network_g.num_feat", 0)), id="kwargs-arch-num_feat-0",
+                 marks=bug("checks._check_model files the network's own UserError under the key path 'train' "
+                           "('train: MSRResNet: num_feat must be ...') because the message lacks the word 'network'")),
+    pytest.param(Case(["network_g", "act_type", "foo"],
+                      edit=at("network_g", {"type": "SRVGGNetCompact", "num_feat": 8, "num_conv": 2, "upscale": 2,
+                                            "act_type": "foo"})), id="kwargs-arch-act_type",
+                 marks=bug("checks._check_model files the network's own UserError under the key path 'train' "
+                           "('train: SRVGGNetCompact: act_type must be ...')")),
+    pytest.param(Case(["val.metrics.psnr.crop_border", "40"], edit=at("val.metrics.psnr.crop_border", 40)),
+                 id="kwargs-crop_border-larger-than-images",
+                 marks=bug("crop_border is not checked against the validation images: metrics._prepare raises "
+                           "ValueError (not UserError) in the bicubic baseline, after experiments/<name>/ was "
+                           "written: traceback, exit 1")),
     # --- missing required keys
     pytest.param(Case(["name", "missing required key"], edit=drop("name")), id="missing-name"),
     pytest.param(Case(["network_g", "missing required key"], edit=drop("network_g")), id="missing-network"),
@@ -367,6 +402,18 @@ CASES: List[Any] = [
                  id="missing-gt_size"),
     # --- names, keys and devices
     pytest.param(Case(["name", "safe file name", "../x"], edit=at("name", "../x")), id="unsafe-name"),
+    pytest.param(Case(["name", ("empty", "safe file name")], edit=at("name", ""), args=["--dry-run"]),
+                 id="empty-name",
+                 marks=bug("options.validate skips the name check when the name is empty ('if options.name and "
+                           "...'): exit 0, and a real run would use experiments/ itself as its folder")),
+    pytest.param(Case(["path.experiments_root", "opt.yml", "folder"], edit=at("path.experiments_root", OPT_FILE)),
+                 id="experiments_root-is-a-file",
+                 marks=bug("checks.check_environment does not check that experiments_root is (or can become) a "
+                           "folder: NotADirectoryError from logger.ExperimentLogger, traceback, exit 1")),
+    pytest.param(Case(["path.weights_root", "opt.yml", "folder"], edit=at("path.weights_root", OPT_FILE)),
+                 id="weights_root-is-a-file",
+                 marks=bug("checks.check_environment does not check weights_root: FileExistsError at the first "
+                           "save (checkpoint.CheckpointManager), traceback, exit 1, experiments/<name>/ written")),
     pytest.param(Case(["datasets.valid", "'val'"], edit=rename("datasets.val", "valid")), id="dataset-key-valid"),
     pytest.param(Case(["datasets.train.io_backend", "disk"], edit=at("datasets.train.io_backend", {"type": "lmdb"})),
                  id="io-backend-lmdb"),
@@ -390,6 +437,10 @@ CASES: List[Any] = [
                  id="data-gt_size-not-multiple"),
     pytest.param(Case(["datasets.train", "data/train/HR/0000.png", "not x2"],
                       edit=at("datasets.train.dataroot_lq", "data/train/LR_x4")), id="data-lq-wrong-scale"),
+    pytest.param(Case(["datasets.train.filename_tmpl", "{"], edit=at("datasets.train.filename_tmpl", "{")),
+                 id="data-bad-filename_tmpl",
+                 marks=bug("datasets.match_pairs calls filename_tmpl.format() unguarded: ValueError ('Single '{' "
+                           "encountered'), traceback, exit 1")),
     pytest.param(Case(["datasets.train.batch_size_per_gpu", "larger than", "4 samples"],
                       edit=at("datasets.train.batch_size_per_gpu", 8)), id="data-batch-larger-than-set"),
     # --- checkpoints
@@ -399,13 +450,14 @@ CASES: List[Any] = [
                  id="pretrain-missing"),
     pytest.param(Case(["path.resume_path", "model.pth", "weights only", "pretrain_path"],
                       edit=at("path.resume_path", "model.pth"), needs_pth=True), id="resume-is-pth"),
-    pytest.param(Case(["path.resume_path", "notes.pt", "not a readable"], setup=write_file("notes.pt", b"not torch\n"),
+    pytest.param(Case(["path.resume_path", "notes.pt", ("not a readable", "refused")],
+                      setup=write_file("notes.pt", b"not torch\n"),
                       edit=at("path.resume_path", "notes.pt")), id="resume-not-torch"),
     # --- YAML text
     pytest.param(Case(["opt.yml", "invalid YAML", "mapping values"],
                       text=replace_line(r"^  total_iter:", "total_iter: 8: 9"), line=line_of(r"^  total_iter:")),
                  id="yaml-syntax"),
-    pytest.param(Case(["opt.yml", "invalid YAML"], text=replace_line(r"^  gamma:", "\tgamma: 0.5"),
+    pytest.param(Case(["opt.yml", "invalid YAML"], text=replace_line(r"^\s+gamma:", "\tgamma: 0.5"),
                       line=line_of(r"^\s*\tgamma:")), id="yaml-tab"),
     pytest.param(Case(["manual_seed", "duplicate key", "first at line"], text=append_text("manual_seed: 5\n"),
                       line=lambda text: len(text.splitlines())), id="yaml-duplicate-key"),
@@ -501,7 +553,8 @@ def test_yaml_5e3_and_1e_4_are_numbers_dry_run_passes(tmp_path: Path, data_root:
 
 
 def test_subprocess_exit_2_without_traceback(tmp_path: Path, data_root: Path) -> None:
-    """End to end: a YAML syntax error and a missing data folder, through ``python train.py``."""
+    """End to end through ``python train.py`` (two processes at once): a YAML syntax error, and a missing data
+    folder with a ``--set``."""
     work = tmp_path / "work"
     work.mkdir()
     prepare_workdir(work, data_root)
@@ -512,14 +565,30 @@ def test_subprocess_exit_2_without_traceback(tmp_path: Path, data_root: Path) ->
     (work / "nodata.yml").write_text(dump(opt))
     before = snapshot(work)
 
-    result = run_train(work, ["-opt", "syntax.yml"], timeout=60)
-    line = line_of(r"^  total_iter:")(text)
-    assert_user_error(result.returncode, result.stderr, [f"syntax.yml:{line}:", "invalid YAML"], "subprocess syntax")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    runs = {
+        "syntax": ["-opt", "syntax.yml"],
+        "nodata": ["-opt", "nodata.yml", "--set", "train.total_iter=4"],
+    }
+    procs = {key: subprocess.Popen([sys.executable, TRAIN_PY, *args, "--no-progress"], cwd=work, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for key, args in runs.items()}
+    results = {}
+    for key, proc in procs.items():
+        try:
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        results[key] = (proc.returncode, out, err)
 
-    result = run_train(work, ["-opt", "nodata.yml", "--set", "train.total_iter=4"], timeout=60)
-    assert_user_error(result.returncode, result.stderr,
-                      ["datasets.train.dataroot_gt", "data/train/nothing", "does not exist"], "subprocess nodata")
-    assert result.stdout == ""
+    rc, out, err = results["syntax"]
+    line = line_of(r"^  total_iter:")(text)
+    assert_user_error(rc, err, [f"syntax.yml:{line}:", "invalid YAML", "mapping values"], "subprocess syntax")
+    rc, out, err = results["nodata"]
+    assert_user_error(rc, err, ["datasets.train.dataroot_gt", "data/train/nothing", "does not exist"],
+                      "subprocess nodata")
+    assert out == ""
     assert_unchanged(before, snapshot(work), "subprocess")
 
 
@@ -551,31 +620,49 @@ SHIPPED = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "options").rglo
 
 
 @pytest.fixture(scope="module")
-def example_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A working directory with datasets/example as scripts/make_example_data.py writes it by default."""
-    work = tmp_path_factory.mktemp("shipped_options")
-    generate_example_data(work / "datasets" / "example")
-    return work
+def example_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """datasets/example as scripts/make_example_data.py writes it with its defaults."""
+    root = tmp_path_factory.mktemp("shipped_options") / "datasets"
+    generate_example_data(root / "example")
+    return root
+
+
+def _fake_pretrained_weights(rel: str, require_train: bool) -> None:
+    """A test option file names trained weights (``path.pretrain_path``): write a ``.pth`` of its network."""
+    from framework.models.sr_model import build_network
+    from framework.options import load_options
+
+    options = load_options(str(REPO / rel), require_train=require_train, extra_checks=False)
+    weights = options.path.pretrain_path
+    if weights and not os.path.exists(weights):
+        os.makedirs(os.path.dirname(weights) or ".", exist_ok=True)
+        torch.save({"params": build_network(options).state_dict()}, weights)
 
 
 @pytest.mark.parametrize("rel", SHIPPED or [pytest.param("none", marks=pytest.mark.skip(reason="no options/**/*.yml"))])
-def test_shipped_option_files_pass_dry_run(rel: str, example_workdir: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture) -> None:
-    parts = Path(rel).parts
-    if len(parts) > 1 and parts[1] == "test":
+def test_shipped_option_files_pass_dry_run(rel: str, example_datasets: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Every shipped option file passes ``--dry-run`` (train.py, or test.py for options/test/), writing nothing."""
+    is_test = Path(rel).parts[:2] == ("options", "test")
+    if is_test:
         if not (REPO / "test.py").is_file():
-            pytest.skip(f"{rel} is a test.py option file and there is no test.py at the repository root")
-        script, module_name = REPO / "test.py", "test_entry_option_errors"
+            pytest.skip(f"{rel} is an option file of test.py and there is no test.py at the repository root")
+        module, extra = _load_script(REPO / "test.py", "test_entry_option_errors"), []
     else:
-        script, module_name = Path(TRAIN_PY), "train_entry_option_errors"
-    module = TRAIN_MODULE if module_name == "train_entry_option_errors" else _load_script(script, module_name)
+        module, extra = TRAIN_MODULE, ["--no-progress"]
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "datasets").symlink_to(example_datasets, target_is_directory=True)
     for out in ("weights", "experiments"):
-        (example_workdir / out).mkdir(exist_ok=True)
-        (example_workdir / out / "sentinel.txt").write_text(f"{out} sentinel\n")
-    monkeypatch.chdir(example_workdir)
-    before = snapshot(example_workdir)
-    rc = run_main(module.main, ["-opt", str(REPO / rel), "--dry-run", "--no-progress"])
+        (work / out).mkdir()
+        (work / out / "sentinel.txt").write_text(f"{out} sentinel\n")
+    monkeypatch.chdir(work)
+    if is_test:
+        _fake_pretrained_weights(rel, require_train=False)
+    before = snapshot(work)
+    capsys.readouterr()
+    rc = run_main(module.main, ["-opt", str(REPO / rel), "--dry-run", *extra])
     out, err = capsys.readouterr()
     assert rc == 0, f"{rel}: exit code {rc}\n{err}"
     assert "Traceback" not in err
-    assert_unchanged(before, snapshot(example_workdir), f"{rel} --dry-run")
+    assert_unchanged(before, snapshot(work), f"{rel} --dry-run")
