@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
+import yaml
 
 from . import __version__
 from .checkpoint import FORMAT_VERSION, TRAINING_STATE, CheckpointManager, read_weights
@@ -154,7 +155,8 @@ class Trainer:
             log.info(f"device: cuda ({torch.cuda.get_device_name(0)}), {threads} CPU threads")
         else:
             log.info(f"device: cpu ({os.cpu_count()} cores, {threads} torch threads)")
-        log.info(f"options file: {self.options.source_file}")
+        log.info(f"options file: {self.options.source_file}; effective options:\n" +
+                 yaml.safe_dump(self.options.to_dict(), sort_keys=False).rstrip())
 
     def _restore(self, model: Any, note: Callable[[str], None],
                  resume: Optional[Tuple[str, Dict[str, Any]]]) -> None:
@@ -194,7 +196,8 @@ class Trainer:
                             f"{saved.get('network_g')}, the options now say {current.get('network_g')}; "
                             "resume with the same network, or use pretrain_path to start a new run from it")
         for key in _diff_keys(saved, current):
-            note(f"Option changed since the checkpoint: {key}")
+            if not key.startswith(("path.resume_path:", "path.pretrain_path:")):
+                note(f"Option changed since the checkpoint: {key}")
 
     # ---------------------------------------------------------------------------------------------- state
 

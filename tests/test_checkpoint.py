@@ -457,3 +457,14 @@ def test_second_sigint_aborts_at_once(workdir: Path) -> None:
     assert "aborted" in err and "Traceback" not in err
     weights = workdir / "weights"
     assert not weights.exists() or not [p for p in weights.iterdir() if ".tmp." in p.name]
+
+
+def test_resume_wins_over_pretrain_and_the_log_says_so(workdir: Path) -> None:
+    opt = write_options(workdir, **{"train.total_iter": 4})
+    assert train_in_process(opt) == 0
+    assert train_in_process(opt, ["path.resume_path=weights/tiny_iter_4.pt", "train.total_iter=6",
+                                  "path.pretrain_path=weights/tiny_iter_4.pth"]) == 0
+    log = "\n".join(p.read_text() for p in (workdir / "experiments" / "tiny").glob("train_*.log"))
+    assert "Both resume_path and pretrain_path are set: resuming from weights/tiny_iter_4.pt" in log
+    assert "Option changed since the checkpoint: train.total_iter: 4 -> 6" in log
+    assert _load(workdir / "weights" / "tiny_iter_6.pt")["iteration"] == 6
