@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections import abc
 import math
 import types
 import typing
@@ -228,7 +229,7 @@ def _coerce(value: Any, ann: Any, path: Path_, problems: List[Problem]) -> Any:
             return value
         choices = ", ".join(repr(a) for a in args)
         raise Invalid(f"expected one of {choices}, got {_describe(value)}{did_you_mean(str(value), map(str, args))}")
-    if origin in (tuple, list, Sequence, typing.Sequence, __import__("collections.abc").abc.Sequence) or ann in (tuple, list):
+    if origin in (tuple, list, abc.Sequence) or ann in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise Invalid(f"expected a list, got {_describe(value)}")
         if origin is tuple and args and args[-1] is not Ellipsis:
@@ -237,7 +238,7 @@ def _coerce(value: Any, ann: Any, path: Path_, problems: List[Problem]) -> Any:
             return tuple(coerce(v, a, path + (i,), problems) for i, (v, a) in enumerate(zip(value, args)))
         item = args[0] if args else Any
         return tuple(coerce(v, item, path + (i,), problems) for i, v in enumerate(value))
-    if origin in (dict, Mapping, typing.Mapping, __import__("collections.abc").abc.Mapping) or ann is dict:
+    if origin in (dict, abc.Mapping) or ann is dict:
         if not isinstance(value, dict):
             raise Invalid(f"expected a mapping (key: value), got {_describe(value)}")
         return freeze(value)
