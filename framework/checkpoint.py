@@ -117,9 +117,8 @@ def safe_load(path: str, *, key: str = "") -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every reason a file cannot be read is the user's to see
         message = str(exc)
-        if "Weights only load failed" in message or "Unsupported global" in message or \
-                "UnpicklingError" in type(exc).__name__:
-            detail = re.search(r"Unsupported (global|operand)[^\n.]*", message)
+        detail = re.search(r"Unsupported (global|operand)[^\n.]*", message)
+        if detail is not None or "GLOBAL" in message:
             raise CheckpointError(f"{where}: refused: the file holds Python objects other than tensors and "
                                   f"plain data ({detail.group(0) if detail else 'not weights-only'}); it may be "
                                   f"malicious and was not unpickled") from None

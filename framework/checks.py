@@ -7,13 +7,14 @@ from typing import List
 
 import torch
 
-from .errors import UserError
+from .errors import OptionError, UserError, building
 from .options import Options
 from .schema import Problem
 
 
 def check_environment(options: Options, problems: List[Problem]) -> None:
     _check_device(options, problems)
+    _check_output_roots(options, problems)
     _check_model(options, problems)
     for phase, dataset in options.datasets.items():
         _check_dataset(options, phase, problems)
@@ -38,6 +39,8 @@ def _check_dataset(options: Options, phase: str, problems: List[Problem]) -> Non
         if hasattr(dataset, "verify_files"):
             dataset.verify_files()
         sample = dataset[(0, 0)] if phase == "train" else dataset[0]
+        if phase != "train" and options.val is not None:
+            _check_metrics(options, sample, phase, problems)
     except UserError as exc:
         key, _, message = str(exc).partition(": ")
         known = {"dataroot_gt", "dataroot_lq", "gt_size", "filename_tmpl"}
@@ -45,26 +48,23 @@ def _check_dataset(options: Options, phase: str, problems: List[Problem]) -> Non
         if "smaller than the" in str(exc):
             path = ("datasets", phase, "gt_size")
         problems.append(Problem(path, message if key in known else str(exc)))
-        return
-    del sample
 
 
 def _check_model(options: Options, problems: List[Problem]) -> None:
     """Build network, loss, optimizer and schedule on the CPU and push a 16x16 input through the network:
-    argument combinations the schema cannot see (``upscale`` vs ``scale``, list lengths) fail here."""
-    from .models.sr_model import build_network
+    argument combinations the schema cannot see (``upscale`` vs ``scale``, list lengths, a negative lr)
+    fail here, each at its own key."""
     from .registry import MODEL_REGISTRY
 
     try:
         model = MODEL_REGISTRY.get(options.model_type)(options, torch.device("cpu"))
-    except UserError as exc:
-        problems.append(Problem(("network_g",) if "network" in str(exc).lower() else ("train",), str(exc)))
+    except OptionError as exc:
+        problems.append(Problem(exc.path, exc.detail))
         return
-    net = model.net_g if hasattr(model, "net_g") else build_network(options)
     channels = int(options.network_g.kwargs.get("num_in_ch", 3))
     try:
         with torch.no_grad():
-            out = net.eval()(torch.zeros(1, channels, 16, 16))
+            out = model.net_g.eval()(torch.zeros(1, channels, 16, 16))
     except UserError as exc:
         problems.append(Problem(("network_g",), str(exc)))
         return
@@ -73,3 +73,33 @@ def _check_model(options: Options, problems: List[Problem]) -> None:
         problems.append(Problem(("network_g",), f"{options.network_g.type} turns 16x16 into "
                                                 f"{out.shape[-1]}x{out.shape[-2]}, but scale is {options.scale} "
                                                 f"(expected {expected}x{expected}); make its upscale match scale"))
+
+
+def _check_output_roots(options: Options, problems: List[Problem]) -> None:
+    """Each output root must be a folder, or creatable as one, and writable."""
+    for key in ("weights_root", "experiments_root"):
+        root = getattr(options.path, key)
+        existing = root
+        while existing and not os.path.exists(existing):
+            existing = os.path.dirname(existing.rstrip(os.sep))
+        existing = existing or "."
+        if not os.path.isdir(existing):
+            problems.append(Problem(("path", key), f"'{existing}' is a file, not a folder"))
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            problems.append(Problem(("path", key), f"no permission to write in '{existing}'"))
+
+
+def _check_metrics(options: Options, sample: dict, phase: str, problems: List[Problem]) -> None:
+    """Run each metric on the first validation image against itself: crop_border too large for the images
+    and the like fail here rather than after the first training interval."""
+    from .metrics import tensor_to_uint8
+    from .registry import METRIC_REGISTRY
+
+    img = tensor_to_uint8(sample["gt"])
+    for name, component in options.val.metrics.items():
+        try:
+            with building("val", "metrics", name, args=component.kwargs):
+                METRIC_REGISTRY.get(component.type)(img, img, **dict(component.kwargs))
+        except OptionError as exc:
+            problems.append(Problem(exc.path, f"{exc.detail} (first image of datasets.{phase}: "
+                                              f"{img.shape[-1]}x{img.shape[-2]})"))

@@ -7,7 +7,9 @@ and keeps its traceback.
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+import re
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Optional
 
 
 class UserError(Exception):
@@ -24,3 +26,42 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
         if str(name).lower() in lowered:
             close = [lowered[str(name).lower()]]
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+class OptionError(UserError):
+    """A user error that belongs to one option key (``path``: ``('train', 'optim_g')``), so option checks
+    can report it at that key with file and line."""
+
+    def __init__(self, path: tuple, detail: str) -> None:
+        super().__init__(f"{'.'.join(map(str, path))}: {detail}")
+        self.path = path
+        self.detail = detail
+
+
+# How torch's optimizers name their arguments in errors ("Invalid learning rate: -0.001").
+_ARGUMENT_WORDS = {"learning rate": "lr", "beta parameter": "betas", "epsilon value": "eps",
+                   "weight_decay value": "weight_decay", "momentum value": "momentum", "nesterov": "nesterov"}
+
+
+def locate_argument(detail: str, names: Iterable[str]) -> Optional[str]:
+    """Which of ``names`` an error message is about: named literally, or in torch's words."""
+    names = list(names)
+    named = [n for n in names if re.search(rf"\b{re.escape(n)}\b", detail)]
+    if len(named) == 1:
+        return named[0]
+    lowered = detail.lower()
+    return next((arg for words, arg in _ARGUMENT_WORDS.items() if words in lowered and arg in names), None)
+
+
+@contextmanager
+def building(*path: str, args: Iterable[str] = ()) -> Iterator[None]:
+    """Turn what a constructor raises about its arguments (ours: UserError; torch's: ValueError/TypeError,
+    e.g. 'Invalid learning rate: -0.001') into an :class:`OptionError` at the key of the argument."""
+    try:
+        yield
+    except OptionError:
+        raise
+    except (UserError, ValueError, TypeError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        argument = locate_argument(detail, args)
+        raise OptionError(tuple(path) + ((argument,) if argument else ()), detail) from None

@@ -60,8 +60,9 @@ class ExperimentLogger:
 
     # progress
     def start_progress(self, total: int, initial: int) -> None:
+        # disable=None: no bar when stdout is not a terminal (CI logs, nohup), where it would only add noise.
         self._bar = tqdm(total=total, initial=initial, desc=self.name, unit="it", dynamic_ncols=True,
-                         disable=not self.show_progress, file=sys.stdout, smoothing=0.1)
+                         disable=None if self.show_progress else True, file=sys.stdout, smoothing=0.1)
 
     def advance(self, iteration: int, postfix: Optional[Mapping[str, str]] = None) -> None:
         if self._bar is None:
@@ -103,10 +104,13 @@ class ExperimentLogger:
         os.replace(tmp, record_path)
         return target
 
-    def close(self) -> None:
+    def end_progress(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+    def close(self) -> None:
+        self.end_progress()
         if self._tb is not None:
             self._tb.close()
             self._tb = None

@@ -274,7 +274,7 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
     if require_train and options.train is None:
         problems.append(Problem(("train",), "missing required section for training (total_iter, optim_g, "
                                             "pixel_opt)"))
-    if options.name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", options.name):
+    if options.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", options.name):
         problems.append(Problem(("name",), f"'{options.name}' is not a safe file name; use letters, digits, "
                                            "'_', '-' and '.' (it names folders and files)"))
     if options.model_type and options.model_type not in MODEL_REGISTRY:

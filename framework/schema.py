@@ -304,6 +304,9 @@ def describe_annotation(ann: Any) -> str:
 def check_bounds(value: Any, meta: Mapping[str, Any], path: Path_, problems: List[Problem]) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
+    if isinstance(value, float) and math.isnan(value):
+        problems.append(Problem(path, "must be a number, got nan"))
+        return
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None and value < lo:
         problems.append(Problem(path, f"must be at least {lo}, got {value}"))

@@ -309,6 +309,7 @@ class Trainer:
                     self.batches_done = 0
         finally:
             self.stop.restore()
+            log.end_progress()
         interrupted = self.stop.requested is not None
         if interrupted and self.iteration % options.logger.save_checkpoint_freq and \
                 self.iteration != train.total_iter:

@@ -43,8 +43,8 @@ class _SRDataset(Dataset):
         self.use_rot = use_rot
         if train and gt_size is None:
             raise UserError("gt_size: required for a training set (the size of the random GT crop)")
-        if gt_size is not None and gt_size % scale:
-            raise UserError(f"gt_size: {gt_size} is not a multiple of scale {scale}")
+        if gt_size is not None and (gt_size < scale or gt_size % scale):
+            raise UserError(f"gt_size: {gt_size} is not a positive multiple of scale {scale}")
 
     def names(self) -> list:
         raise NotImplementedError
@@ -128,6 +128,11 @@ def match_pairs(dataroot_gt: str, dataroot_lq: str, filename_tmpl: str = "{}") -
     """[(gt_rel, lq_rel)] matched by name in O(N); raises listing unmatched files on either side."""
     _check_folder(dataroot_gt, "dataroot_gt")
     _check_folder(dataroot_lq, "dataroot_lq")
+    try:
+        filename_tmpl.format("x")
+    except (ValueError, IndexError, KeyError) as exc:
+        raise UserError(f"filename_tmpl: '{filename_tmpl}' is not a valid template with one {{}} for the GT "
+                        f"name ({exc})") from None
     gt_files = images_by_stem(dataroot_gt)
     lq_files = images_by_stem(dataroot_lq)
     if not gt_files:

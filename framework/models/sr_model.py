@@ -11,7 +11,7 @@ from typing import Dict, List, Mapping, Optional
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, building
 from ..options import Options
 from ..registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY, OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY
 from ..schema import Component
@@ -37,7 +37,8 @@ class LoadReport:
 
 
 def build_network(options: Options) -> nn.Module:
-    return options.network_g.build(ARCH_REGISTRY)
+    with building("network_g", args=options.network_g.kwargs):
+        return options.network_g.build(ARCH_REGISTRY)
 
 
 @MODEL_REGISTRY.register()
@@ -55,12 +56,15 @@ class SRModel:
             self.net_g.eval()
             return
         self.net_g.train()
-        self.loss = train.pixel_opt.build(LOSS_REGISTRY).to(device)
+        with building("train", "pixel_opt", args=train.pixel_opt.kwargs):
+            self.loss = train.pixel_opt.build(LOSS_REGISTRY).to(device)
         params = [p for p in self.net_g.parameters() if p.requires_grad]
-        self.optimizer = train.optim_g.build(OPTIMIZER_REGISTRY, params=params)
+        with building("train", "optim_g", args=train.optim_g.kwargs):
+            self.optimizer = train.optim_g.build(OPTIMIZER_REGISTRY, params=params)
         schedule = train.scheduler or Component("ConstantLR", {})
-        self.scheduler = schedule.build(SCHEDULER_REGISTRY, optimizer=self.optimizer,
-                                        warmup_iter=max(0, train.warmup_iter))
+        with building("train", "scheduler", args=schedule.kwargs):
+            self.scheduler = schedule.build(SCHEDULER_REGISTRY, optimizer=self.optimizer,
+                                            warmup_iter=max(0, train.warmup_iter))
         self.grad_clip_norm = train.grad_clip_norm
         if train.ema_decay > 0:
             self.ema = ModelEMA(self.net_g, train.ema_decay)
