@@ -23,7 +23,6 @@ from .data.build import build_dataset, build_train_loader, build_val_loader, res
 from .data.degradations import bicubic_upsample
 from .errors import UserError
 from .logger import ExperimentLogger, format_metrics
-from .metrics import tensor_to_uint8
 from .options import Options, save_options
 from .registry import MODEL_REGISTRY
 from .rng import capture_rng, restore_rng, seed_everything
@@ -367,7 +366,11 @@ class Trainer:
         for index, (phase, loader) in enumerate(val_loaders.items()):
             name = options.datasets[phase].name
             save_dir = os.path.join(self.exp_dir, "visualization", name) if options.val.save_img else None
-            values = evaluate(model.inference, loader, options.val.metrics, save_dir, suffix=f"_{it}")
+            def to_tensorboard(image_name: str, img: torch.Tensor, set_name: str = name) -> None:
+                log.image(f"val/{set_name}/{image_name}", img, it)
+
+            values = evaluate(model.inference, loader, options.val.metrics, save_dir, suffix=f"_{it}",
+                              on_first=to_tensorboard if index == 0 else None)
             last_metrics[name] = values
             log.scalars({f"metrics/{name}/{k}": v for k, v in values.items()}, it)
             log.info(f"Validation {name} @ iter {it}: {format_metrics(values)}")
@@ -376,7 +379,6 @@ class Trainer:
                 for metric_index, (metric, value) in enumerate(values.items()):
                     improved = self.best.update(metric, value, it)
                     new_best = new_best or (improved and metric_index == 0)
-                self._log_val_image(log, model, loader, name, it)
         return new_best
 
     def _summary(self, last_metrics: Dict[str, Dict[str, float]]) -> List[str]:
@@ -393,10 +395,6 @@ class Trainer:
                     parts.append(f"{metric} {value:.4f}")
             lines.append(f"Final validation {name} @ iter {self.iteration}: " + ", ".join(parts))
         return lines
-
-    def _log_val_image(self, log: ExperimentLogger, model: Any, loader: Any, name: str, it: int) -> None:
-        batch = next(iter(loader))
-        log.image(f"val/{name}/{batch['name'][0]}", tensor_to_uint8(model.inference(batch["lq"])[0]), it)
 
     def _log_baselines(self, log: ExperimentLogger, val_loaders: Dict[str, Any]) -> None:
         """Bicubic upsampling on the validation sets: the number a trained model has to beat."""

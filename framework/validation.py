@@ -18,9 +18,12 @@ from .schema import Component
 
 
 def evaluate(infer: Callable[[torch.Tensor], torch.Tensor], loader: DataLoader,
-             metrics: Mapping[str, Component], save_dir: Optional[str] = None,
-             suffix: str = "") -> Dict[str, float]:
-    """Average of each metric over the images of ``loader`` (batch size 1, whole images)."""
+             metrics: Mapping[str, Component], save_dir: Optional[str] = None, suffix: str = "",
+             on_first: Optional[Callable[[str, torch.Tensor], None]] = None) -> Dict[str, float]:
+    """Average of each metric over the images of ``loader`` (batch size 1, whole images).
+
+    ``on_first(name, output_uint8)`` sees the first output (e.g. for TensorBoard) without a second pass.
+    """
     functions = {name: METRIC_REGISTRY.get(c.type) for name, c in metrics.items()}
     totals = {name: 0.0 for name in metrics}
     count = 0
@@ -31,6 +34,8 @@ def evaluate(infer: Callable[[torch.Tensor], torch.Tensor], loader: DataLoader,
             gt_img = tensor_to_uint8(batch["gt"][i])
             for name, fn in functions.items():
                 totals[name] += fn(out_img, gt_img, **dict(metrics[name].kwargs))
+            if on_first is not None and count == 0:
+                on_first(batch["name"][i], out_img)
             if save_dir is not None:
                 write_image(out_img, os.path.join(save_dir, f"{batch['name'][i]}{suffix}.png"))
             count += 1
