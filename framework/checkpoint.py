@@ -141,7 +141,7 @@ def _check_zip(path: str, where: str) -> None:
 
 def verify(path: str) -> Dict[str, Any]:
     """Load and check a file written by us; returns its content or raises :class:`CheckpointError`."""
-    if not zipfile.is_zipfile(path) and os.path.exists(path) and os.path.getsize(path) > 0:
+    if os.path.isfile(path) and os.path.getsize(path) > 0 and not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint (no zip archive; truncated?)")
     obj = safe_load(path)
     if not isinstance(obj, dict):
@@ -150,6 +150,8 @@ def verify(path: str) -> Dict[str, Any]:
         check_training_state(obj, path)
     elif "params" not in obj:
         raise CheckpointError(f"{path}: weights file without a 'params' entry (keys: {_keys(obj)})")
+    elif not is_state_dict(obj["params"]):
+        raise CheckpointError(f"{path}: 'params' is not a state dict of tensors")
     return obj
 
 
@@ -163,9 +165,38 @@ def check_training_state(obj: Any, path: str, key: str = "") -> None:
         raise CheckpointError(f"{where}: not a full training checkpoint written by this trainer "
                               f"(keys: {_keys(obj)})")
     version = obj.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"{where}: checkpoint format {version!r} is newer than this trainer reads "
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{where}: missing or invalid format_version ({version!r}); not a checkpoint "
+                              "written by this trainer")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{where}: checkpoint format {version} is newer than this trainer reads "
                               f"({FORMAT_VERSION}); update the framework")
+    missing = [name for name, ok in _TRAINING_STATE_SHAPE.items() if not ok(obj)]
+    if missing:
+        raise CheckpointError(f"{where}: incomplete training checkpoint (missing or invalid: {', '.join(missing)})")
+
+
+def is_state_dict(value: Any) -> bool:
+    """A non-empty dict of name -> tensor."""
+    return isinstance(value, dict) and bool(value) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                           for k, v in value.items())
+
+
+# What resuming reads, so a checkpoint that would fail half-way through a resume is rejected up front.
+_TRAINING_STATE_SHAPE = {
+    "iteration": lambda o: isinstance(o.get("iteration"), int),
+    "epoch": lambda o: isinstance(o.get("epoch"), int),
+    "data_position": lambda o: isinstance(o.get("data_position"), dict)
+    and all(isinstance(o["data_position"].get(k), int) for k in ("epoch", "batches_done")),
+    "model.net_g": lambda o: isinstance(o.get("model"), dict) and is_state_dict(o["model"].get("net_g")),
+    "model.net_g_ema": lambda o: isinstance(o.get("model"), dict)
+    and (o["model"].get("net_g_ema") is None or is_state_dict(o["model"].get("net_g_ema"))),
+    "model.optimizer": lambda o: isinstance(o.get("model"), dict) and isinstance(o["model"].get("optimizer"), dict),
+    "model.scheduler": lambda o: isinstance(o.get("model"), dict) and isinstance(o["model"].get("scheduler"), dict),
+    "best": lambda o: isinstance(o.get("best"), dict),
+    "options": lambda o: isinstance(o.get("options"), dict),
+    "rng": lambda o: isinstance(o.get("rng"), dict),
+}
 
 
 def _keys(obj: Any) -> str:

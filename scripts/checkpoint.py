@@ -25,7 +25,7 @@ if importlib.util.find_spec("framework") is None:  # run from a checkout without
 import torch  # noqa: E402
 
 from framework.checkpoint import (  # noqa: E402
-    TRAINING_STATE, CheckpointError, atomic_save, check_training_state, safe_load, verify,
+    TRAINING_STATE, CheckpointError, atomic_save, check_training_state, is_state_dict, safe_load, verify,
 )
 from framework.cli import run_main  # noqa: E402
 
@@ -43,7 +43,7 @@ def load_checkpoint(path: str) -> Tuple[str, Dict[str, Any]]:
     (``params_ema``, a bare state dict) can still be inspected.
     """
     if path.endswith(".pt"):
-        obj = checked_verify(path)
+        obj = verify(path)
     else:
         obj = safe_load(path)
         if not isinstance(obj, dict):
@@ -51,16 +51,8 @@ def load_checkpoint(path: str) -> Tuple[str, Dict[str, Any]]:
         if obj.get("kind") == TRAINING_STATE:
             check_training_state(obj, path)
     if obj.get("kind") == TRAINING_STATE:
-        check_structure(obj, path)
         return TRAINING_STATE, obj
     return "weights", obj
-
-
-def checked_verify(path: str) -> Dict[str, Any]:
-    """:func:`verify`, except that a folder is reported as one (verify calls it a corrupt file)."""
-    if os.path.isdir(path):
-        safe_load(path)  # raises "is a folder, expected a checkpoint file"
-    return verify(path)
 
 
 def load_training_state(path: str, what: str) -> Dict[str, Any]:
@@ -69,30 +61,6 @@ def load_training_state(path: str, what: str) -> Dict[str, Any]:
         raise CheckpointError(f"{path}: a weights file (keys: {describe_keys(obj)}), not a full training "
                               f"checkpoint (.pt); {what} needs the .pt")
     return obj
-
-
-def _is_state_dict(value: Any) -> bool:
-    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                           for k, v in value.items())
-
-
-def check_structure(obj: Dict[str, Any], path: str) -> None:
-    """The parts this tool (and a resume) reads; a file that loads but lacks them gets one clear line."""
-    problems = []
-    if not isinstance(obj.get("iteration"), int):
-        problems.append("'iteration' is not a whole number")
-    model = obj.get("model")
-    if not isinstance(model, dict):
-        problems.append("no 'model' entry")
-    else:
-        if not _is_state_dict(model.get("net_g")) or not model.get("net_g"):
-            problems.append("'model.net_g' is not a state dict of tensors")
-        if model.get("net_g_ema") is not None and not _is_state_dict(model.get("net_g_ema")):
-            problems.append("'model.net_g_ema' is not a state dict of tensors")
-    if not isinstance(obj.get("options"), dict):
-        problems.append("no 'options' entry")
-    if problems:
-        raise CheckpointError(f"{path}: malformed training checkpoint: {'; '.join(problems)}")
 
 
 def describe_keys(obj: Any, limit: int = 6) -> str:
@@ -186,7 +154,7 @@ def inspect_training_state(path: str, obj: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def inspect_weights(path: str, obj: Dict[str, Any]) -> Dict[str, Any]:
-    bare = _is_state_dict(obj) and bool(obj)
+    bare = is_state_dict(obj)
     entries = {"(bare state dict)": obj} if bare else {k: v for k, v in obj.items() if isinstance(v, dict)}
     total = measure(obj)
     return {
@@ -276,11 +244,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     bad = []
     for path in args.files:
         try:
-            obj = checked_verify(path)
-            if obj.get("kind") == TRAINING_STATE:
-                check_structure(obj, path)
-            elif not _is_state_dict(obj.get("params")):
-                raise CheckpointError(f"{path}: 'params' is not a state dict of tensors")
+            verify(path)
         except CheckpointError as exc:
             reason = str(exc)
             if reason.startswith(f"{path}: "):
@@ -302,7 +266,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     ema = obj["model"].get("net_g_ema")
     if args.ema and ema is None:
         raise CheckpointError(f"{args.file}: --ema: the checkpoint has no EMA weights (train.ema_decay was "
-                              f"{obj['options'].get('train', {}).get('ema_decay')}); drop --ema to export net_g")
+                              f"{(obj['options'].get('train') or {}).get('ema_decay')}); drop --ema to export net_g")
     use_ema = ema is not None and args.ema is not False
     stem = os.path.splitext(args.file)[0]
     out = args.output or f"{stem}_{'ema' if use_ema else 'export'}.pth"

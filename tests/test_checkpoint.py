@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from framework import checkpoint as ckpt_mod
-from framework.checkpoint import CheckpointError, CheckpointManager, CheckpointWriteError, atomic_save, verify
+from framework.checkpoint import CheckpointError, CheckpointManager, atomic_save, verify
 from framework.options import load_options
 from framework.models.sr_model import SRModel
 
@@ -468,3 +468,17 @@ def test_resume_wins_over_pretrain_and_the_log_says_so(workdir: Path) -> None:
     assert "Both resume_path and pretrain_path are set: resuming from weights/tiny_iter_4.pt" in log
     assert "Option changed since the checkpoint: train.total_iter: 4 -> 6" in log
     assert _load(workdir / "weights" / "tiny_iter_6.pt")["iteration"] == 6
+
+
+def test_incomplete_training_state_is_rejected_and_auto_falls_back(workdir: Path) -> None:
+    opt = write_options(workdir, **{"train.total_iter": 8})
+    assert train_in_process(opt) == 0
+    newest = workdir / "weights" / "tiny_iter_8.pt"
+    state = _load(newest)
+    del state["model"]
+    torch.save(state, newest)
+    with pytest.raises(CheckpointError, match="missing or invalid: model.net_g"):
+        verify(str(newest))
+    assert train_in_process(opt, ["path.resume_path=auto", "train.total_iter=9"]) == 0
+    log = "\n".join(p.read_text() for p in (workdir / "experiments" / "tiny").glob("train_*.log"))
+    assert "Resumed from weights/tiny_iter_4.pt" in log

@@ -130,8 +130,6 @@ def _in_process(tool, capsys: pytest.CaptureFixture, *argv) -> subprocess.Comple
     return subprocess.CompletedProcess(argv, code, captured.out, captured.err)
 
 
-
-
 # ------------------------------------------------------------------------------------------------ inspect
 
 
@@ -277,7 +275,7 @@ def test_error_paths_give_one_line_and_exit_2(work: Path, tmp_path: Path, tool, 
         ("export", work / A, "-o", tmp_path / "w.pt"): "must end with .pth",
         ("export", work / A, "-o", tmp_path / "missing" / "w.pth"): "does not exist",
         ("diff", work / A, work / "weights/tiny_iter_4.pth"): "not a full training checkpoint",
-        ("inspect", malformed): "malformed training checkpoint: no 'model' entry",
+        ("inspect", malformed): "incomplete training checkpoint (missing or invalid: epoch, data_position, model.net_g",
         ("inspect", tmp_path / "folder.pt"): "is a folder",
         ("inspect", tmp_path / "nothing.pt"): "file not found",
     }
