@@ -1,7 +1,7 @@
 """The checkpoint manager: file names, formats, atomic writes, retention, verification and safe loading.
 
-It knows files and state dicts, not training: the trainer collects a plain dict of state (see
-:func:`training_state_dict`) and hands it over; this module decides where and how it lands on disk.
+It knows files and state dicts, not training: the trainer collects a plain dict of state (``Trainer._state``)
+and hands it over; this module decides where and how it lands on disk, and what a valid one must hold.
 
 Formats (design.md 4):
 - ``<name>_iter_<N>.pth`` / ``<name>_best.pth``: exactly ``{'params': state_dict}``, for deployment.
@@ -53,10 +53,11 @@ def atomic_save(obj: Any, path: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # torch's zip writer reports a full disk as RuntimeError
         _remove_quietly(tmp)
         free = shutil.disk_usage(folder).free if os.path.isdir(folder) else 0
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        errno_ = getattr(exc, "errno", None)
+        reason = os.strerror(errno_) if errno_ else str(exc).strip().splitlines()[0]
         raise CheckpointWriteError(f"{path}: checkpoint not written: {reason} ({free / 2**20:.1f} MiB free "
                                    f"in {folder}); earlier checkpoints are intact") from None
     except BaseException:
@@ -158,7 +159,7 @@ def verify(path: str) -> Dict[str, Any]:
 def check_training_state(obj: Any, path: str, key: str = "") -> None:
     where = f"{key}: {path}" if key else path
     if not isinstance(obj, dict) or obj.get("kind") != TRAINING_STATE:
-        if isinstance(obj, dict) and ("params" in obj or "params_ema" in obj or _looks_like_state_dict(obj)):
+        if isinstance(obj, dict) and ("params" in obj or "params_ema" in obj or is_state_dict(obj)):
             raise CheckpointError(f"{where}: holds weights only (no optimizer, scheduler or iteration), so "
                                   "training cannot resume from it; to start from these weights set "
                                   "path.pretrain_path instead (and leave resume_path empty)")
@@ -204,10 +205,6 @@ def _keys(obj: Any) -> str:
         return type(obj).__name__
     keys = list(obj)[:6]
     return ", ".join(map(str, keys)) + (", ..." if len(obj) > 6 else "")
-
-
-def _looks_like_state_dict(obj: Mapping) -> bool:
-    return bool(obj) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
 
 
 # ------------------------------------------------------------------------------------------ pretrained weights
@@ -346,12 +343,18 @@ class CheckpointManager:
 
     # loading
     def find_resumable(self) -> Optional[Tuple[str, Dict[str, Any]]]:
-        """The newest interval checkpoint that verifies; the ones skipped are logged with the reason."""
-        for _iteration, path in self.interval_checkpoints():
+        """The newest interval checkpoint that verifies (the ones skipped are logged with the reason), or
+        None when there is none at all. Checkpoints that all fail is an error, not a fresh start."""
+        candidates = self.interval_checkpoints()
+        for _iteration, path in candidates:
             try:
                 return path, verify(path)
             except CheckpointError as exc:
                 self.log(f"Skipping {exc}")
+        if candidates:
+            raise CheckpointError(f"path.resume_path: auto: none of the {len(candidates)} checkpoint(s) of "
+                                  f"'{self.name}' in {self.root} is valid (see above); move them aside to start "
+                                  f"over, or set resume_path to a checkpoint you trust")
         return None
 
     def load_resume(self, path: str) -> Dict[str, Any]:

@@ -70,6 +70,8 @@ def debug_options(options: Options) -> Options:
     train = dataclasses.replace(options.train, total_iter=min(options.train.total_iter, 8))
     logger = dataclasses.replace(options.logger, print_freq=1, save_checkpoint_freq=4, use_tb_logger=False)
     val = dataclasses.replace(options.val, val_freq=4) if options.val is not None else None
-    return dataclasses.replace(options, name=f"debug_{options.name}", train=train, logger=logger, val=val)
+    path = dataclasses.replace(options.path, resume_path="auto" if options.path.resume_path == "auto" else None)
+    return dataclasses.replace(options, name=f"debug_{options.name}", train=train, logger=logger, val=val,
+                               path=path)
 
 

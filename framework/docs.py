@@ -50,6 +50,10 @@ def _rows(cls: type, prefix: str, skip: tuple = ()) -> List[str]:
             bounds.append(f"≥ {f.metadata['min']}")
         if f.metadata.get("max") is not None:
             bounds.append(f"≤ {f.metadata['max']}")
+        if f.metadata.get("above") is not None:
+            bounds.append(f"> {f.metadata['above']}")
+        if f.metadata.get("below") is not None:
+            bounds.append(f"< {f.metadata['below']}")
         kind = _type(hints[f.name]) + (f" ({', '.join(bounds)})" if bounds else "")
         rows.append(f"| `{prefix}{f.name}` | {kind} | {_default(f)} | {f.metadata['doc']} |")
     return rows

@@ -39,7 +39,8 @@ def tensor_to_uint8(img: torch.Tensor) -> torch.Tensor:
     # float32 arithmetic (float64 kept as is) reproduces BasicSR's tensor2img pixel for pixel.
     work = torch.float64 if img.dtype == torch.float64 else torch.float32
     img = img.detach().to(work)
-    return torch.round(img.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+    # On the CPU: metrics compare with CPU ground truth, and PNG writing needs it there anyway.
+    return torch.round(img.clamp(0.0, 1.0) * 255.0).to(torch.uint8).cpu()
 
 
 def rgb_to_y(img: torch.Tensor) -> torch.Tensor:

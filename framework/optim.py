@@ -42,14 +42,13 @@ class IterationLR(LRScheduler):
     _get_closed_form_lr = get_lr
 
     def state_dict(self) -> Dict[str, Any]:
-        """Only the position: the schedule itself comes from the current options, so extending a run with
-        new periods or milestones takes effect on resume instead of being overwritten by the old ones."""
-        return {"last_epoch": self.last_epoch, "_step_count": self._step_count, "base_lrs": list(self.base_lrs)}
+        """Only the position: the schedule and base rates come from the current options, so extending a run
+        with new periods, milestones or lr takes effect on resume instead of being overwritten by old ones."""
+        return {"last_epoch": self.last_epoch, "_step_count": self._step_count}
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         self.last_epoch = int(state_dict["last_epoch"])
         self._step_count = int(state_dict.get("_step_count", self.last_epoch + 1))
-        self.base_lrs = list(state_dict.get("base_lrs", self.base_lrs))
         for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]

@@ -94,9 +94,9 @@ class TrainOptions:
                                   "learning rate (BasicSR's -1 also means none).", min=-1)
     ema_decay: float = opt(0.0, doc="Exponential moving average of the network weights (e.g. 0.999); 0 = off. "
                                     "With EMA, validation and the `.pth` exports use the EMA weights.",
-                           min=0.0, max=1.0)
+                           min=0.0, below=1.0)
     grad_clip_norm: Optional[float] = opt(None, doc="Clip the gradient norm to this value; none = no clipping.",
-                                          min=0.0)
+                                          above=0.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -363,3 +363,37 @@ def save_options(options: Options, path: str) -> None:
     """Write the effective options (defaults filled in) as YAML, for the experiment folder."""
     with open(path, "w", encoding="utf-8") as fh:
         yaml.safe_dump(options.to_dict(), fh, sort_keys=False)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Comparing two configurations (resume log, scripts/checkpoint.py diff)
+
+ABSENT = object()  # a key only one side has
+
+
+def flatten(value: Any, prefix: str = "") -> Dict[str, Any]:
+    """``{'a': {'b': 1}}`` -> ``{'a.b': 1}``; lists are values; an empty dict stays a value."""
+    if not isinstance(value, dict) or not value:
+        return {prefix: value}
+    out: Dict[str, Any] = {}
+    for key, item in value.items():
+        out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def option_changes(old: Dict[str, Any], new: Dict[str, Any]) -> List[Tuple[str, Any, Any]]:
+    """``[(dotted key, old value, new value)]`` for every leaf that differs (ABSENT where one side lacks it)."""
+    flat_old, flat_new = flatten(old), flatten(new)
+    changes = []
+    for key in sorted(set(flat_old) | set(flat_new)):
+        a, b = flat_old.get(key, ABSENT), flat_new.get(key, ABSENT)
+        if a is ABSENT or b is ABSENT or a != b:
+            changes.append((key, a, b))
+    return changes
+
+
+def format_change(key: str, old: Any, new: Any) -> str:
+    def show(value: Any) -> str:
+        return "(absent)" if value is ABSENT else repr(value)
+
+    return f"{key}: {show(old)} -> {show(new)}"

@@ -116,11 +116,12 @@ def format_problems(problems: Sequence[Problem], source: Optional[YamlSource],
 
 
 def opt(default: Any = dataclasses.MISSING, *, doc: str, min: Optional[float] = None,
-        max: Optional[float] = None, registry: Optional[Registry] = None, injected: Tuple[str, ...] = (),
-        hint: str = "") -> Any:
-    """A schema field: its default, the README text, bounds, and for components the registry and the
-    constructor arguments the framework passes itself (not the user's to set)."""
-    meta = {"doc": doc, "min": min, "max": max, "registry": registry, "injected": injected, "hint": hint}
+        max: Optional[float] = None, below: Optional[float] = None, above: Optional[float] = None,
+        registry: Optional[Registry] = None, injected: Tuple[str, ...] = (), hint: str = "") -> Any:
+    """A schema field: its default, the README text, bounds (``min``/``max`` inclusive, ``above``/``below``
+    strict), and for components the registry and the arguments the framework passes itself."""
+    meta = {"doc": doc, "min": min, "max": max, "above": above, "below": below, "registry": registry,
+            "injected": injected, "hint": hint}
     if isinstance(default, (dict, list)):
         raise TypeError("use an immutable default")
     if isinstance(default, MappingProxyType):
@@ -307,11 +308,15 @@ def check_bounds(value: Any, meta: Mapping[str, Any], path: Path_, problems: Lis
     if isinstance(value, float) and math.isnan(value):
         problems.append(Problem(path, "must be a number, got nan"))
         return
-    lo, hi = meta.get("min"), meta.get("max")
+    lo, hi, above, below = meta.get("min"), meta.get("max"), meta.get("above"), meta.get("below")
     if lo is not None and value < lo:
         problems.append(Problem(path, f"must be at least {lo}, got {value}"))
     elif hi is not None and value > hi:
         problems.append(Problem(path, f"must be at most {hi}, got {value}"))
+    elif above is not None and value <= above:
+        problems.append(Problem(path, f"must be greater than {above}, got {value}"))
+    elif below is not None and value >= below:
+        problems.append(Problem(path, f"must be less than {below}, got {value}"))
 
 
 def build_section(cls: type, raw: Any, path: Path_, problems: List[Problem],

@@ -40,7 +40,7 @@ def run_test(options: Options, out: Callable[[str], None] = print,
         raise UserError(f"path.pretrain_path: {options.path.pretrain_path}: {exc}") from None
     messages += [f"WARNING: {line}" for line in report.lines()]
     loaders = {phase: build_val_loader(options, phase, build_dataset(options, phase), device)
-               for phase in options.datasets}
+               for phase in options.datasets if phase != "train"}
     if not loaders:
         raise UserError(f"{options.source_file}: datasets: no test set (add datasets.test_1 with type and folders)")
     results_dir = os.path.join(options.path.results_root, options.name)

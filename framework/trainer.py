@@ -23,7 +23,7 @@ from .data.build import build_dataset, build_train_loader, build_val_loader, res
 from .data.degradations import bicubic_upsample
 from .errors import UserError
 from .logger import ExperimentLogger, format_metrics
-from .options import Options, save_options
+from .options import Options, format_change, option_changes, save_options
 from .registry import MODEL_REGISTRY
 from .rng import capture_rng, restore_rng, seed_everything
 from .run_folders import archive_previous_run
@@ -100,6 +100,8 @@ def select_device(options: Options) -> torch.device:
 
 
 def configure_threads(options: Options, device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop sizes: the fastest kernels are worth finding once
     if options.num_threads:
         torch.set_num_threads(options.num_threads)
     elif device.type == "cpu" and options.train_set is not None:
@@ -124,6 +126,7 @@ class Trainer:
         self.stop = _StopRequest()
         self.baselines: Dict[str, Dict[str, float]] = {}
         self.current_metrics: Dict[str, float] = {}
+        self.pending_rng: Optional[Dict[str, Any]] = None
 
     # ------------------------------------------------------------------------------------------ start-up
 
@@ -169,9 +172,15 @@ class Trainer:
             model.load_training_state(state["model"])
             self.iteration = int(state["iteration"])
             self.epoch = int(state["data_position"]["epoch"])
-            self.batches_done = int(state["data_position"]["batches_done"])
+            position = state["data_position"]
+            batch = self.options.train_set.batch_size_per_gpu
+            samples = int(position.get("samples_done", position["batches_done"] * batch))
+            self.batches_done = samples // batch
+            if samples % batch:
+                note(f"WARNING: batch size changed since the checkpoint: resuming at sample {samples} of the "
+                     f"epoch rounds down to batch {self.batches_done} ({samples % batch} samples repeated)")
             self.best.values = {k: dict(v) for k, v in state.get("best", {}).items()}
-            restore_rng(state["rng"])
+            self.pending_rng = state["rng"]  # restored right before the loop: nothing may draw after it
             note(f"Resumed from {resume_path}: iteration {self.iteration}, epoch {self.epoch} "
                      f"(+{self.batches_done} batches)")
         elif path.pretrain_path:
@@ -194,9 +203,15 @@ class Trainer:
             raise UserError(f"path.resume_path: the checkpoint was trained with network_g "
                             f"{saved.get('network_g')}, the options now say {current.get('network_g')}; "
                             "resume with the same network, or use pretrain_path to start a new run from it")
-        for key in _diff_keys(saved, current):
-            if not key.startswith(("path.resume_path:", "path.pretrain_path:")):
-                note(f"Option changed since the checkpoint: {key}")
+        old_type = ((saved.get("train") or {}).get("optim_g") or {}).get("type")
+        new_type = self.options.train.optim_g.type
+        if old_type != new_type:
+            raise UserError(f"path.resume_path: the checkpoint's optimizer is {old_type}, the options now say "
+                            f"{new_type}; its state cannot carry over. Keep {old_type}, or start a new run from "
+                            "the weights with pretrain_path")
+        for key, old, new in option_changes(saved, current):
+            if key not in ("path.resume_path", "path.pretrain_path"):
+                note(f"Option changed since the checkpoint: {format_change(key, old, new)}")
 
     # ---------------------------------------------------------------------------------------------- state
 
@@ -212,7 +227,7 @@ class Trainer:
             "iteration": self.iteration,
             "epoch": epoch,
             "data_position": {"epoch": epoch, "batches_done": done,
-                              "batch_size": self.options.train_set.batch_size_per_gpu},
+                              "samples_done": done * self.options.train_set.batch_size_per_gpu},
             "model": model.training_state(),
             "best": self.best.to_plain(),
             "options": self.options.to_dict(),
@@ -237,6 +252,7 @@ class Trainer:
         resume = self._resume_source()
         model = MODEL_REGISTRY.get(options.model_type)(options, self.device)
         self._restore(model, messages.append, resume)
+        self._compute_baselines(val_loaders, messages.append)  # decodes every validation image, up front
         return _Prepared(model, loader, sampler, val_loaders, resume is not None, messages)
 
     def run(self) -> TrainResult:
@@ -285,11 +301,13 @@ class Trainer:
         log.info(f"Training set: {len(loader.dataset)} images, {batches_per_epoch} batches of "
                  f"{options.train_set.batch_size_per_gpu} per epoch, {loader.num_workers} loader workers; "
                  f"total_iter {train.total_iter}")
-        self._log_baselines(log, val_loaders)
         last_metrics: Dict[str, Dict[str, float]] = {}
         step_times: List[float] = []
         self.stop.install()
         log.start_progress(train.total_iter, self.iteration)
+        if self.pending_rng is not None:
+            restore_rng(self.pending_rng)
+            self.pending_rng = None
         try:
             while self.iteration < train.total_iter and self.stop.requested is None:
                 sampler.set_position(self.epoch, self.batches_done * options.train_set.batch_size_per_gpu)
@@ -310,14 +328,15 @@ class Trainer:
             self.stop.restore()
             log.end_progress()
         interrupted = self.stop.requested is not None
-        if interrupted and self.iteration % options.logger.save_checkpoint_freq and \
+        if interrupted and self.iteration and self.iteration % options.logger.save_checkpoint_freq and \
                 self.iteration != train.total_iter:
             pt, _ = self.ckpt.save_interval(self._state(model, batches_per_epoch), model.deploy_state_dict(),
                                             self.iteration)
             log.info(f"{self.stop.requested}: stopped after iteration {self.iteration}; saved {pt}. "
                      f"Resume with path.resume_path: {pt} (or auto)")
         elif interrupted:
-            log.info(f"{self.stop.requested}: stopped after iteration {self.iteration} (checkpoint just saved)")
+            log.info(f"{self.stop.requested}: stopped after iteration {self.iteration}"
+                     + (" (checkpoint just saved)" if self.iteration else "; nothing to save yet"))
         else:
             log.info(f"Training finished at iteration {self.iteration}")
         if step_times:
@@ -396,23 +415,12 @@ class Trainer:
             lines.append(f"Final validation {name} @ iter {self.iteration}: " + ", ".join(parts))
         return lines
 
-    def _log_baselines(self, log: ExperimentLogger, val_loaders: Dict[str, Any]) -> None:
+    def _compute_baselines(self, val_loaders: Dict[str, Any], note: Callable[[str], None]) -> None:
         """Bicubic upsampling on the validation sets: the number a trained model has to beat."""
         if self.options.val is None or not self.options.val.metrics or self.options.scale == 1:
             return
         for phase, loader in val_loaders.items():
+            name = self.options.datasets[phase].name
             values = evaluate(lambda lq: bicubic_upsample(lq, self.options.scale), loader, self.options.val.metrics)
-            self.baselines[self.options.datasets[phase].name] = values
-            log.info(f"Bicubic baseline {self.options.datasets[phase].name}: {format_metrics(values)}")
-
-
-def _diff_keys(saved: Dict[str, Any], current: Dict[str, Any], prefix: str = "") -> List[str]:
-    out = []
-    for key in sorted(set(saved) | set(current)):
-        a, b = saved.get(key), current.get(key)
-        path = f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(_diff_keys(a, b, path + "."))
-        elif a != b:
-            out.append(f"{path}: {a!r} -> {b!r}")
-    return out
+            self.baselines[name] = values
+            note(f"Bicubic baseline {name}: {format_metrics(values)}")

@@ -28,9 +28,7 @@ from framework.checkpoint import (  # noqa: E402
     TRAINING_STATE, CheckpointError, atomic_save, check_training_state, is_state_dict, safe_load, verify,
 )
 from framework.cli import run_main  # noqa: E402
-
-ABSENT = object()  # an option only one checkpoint has
-
+from framework.options import format_change, option_changes  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------ loading
 
@@ -192,7 +190,7 @@ def format_training_state(info: Dict[str, Any]) -> List[str]:
                  f"optimizer {human_bytes(info['optimizer_bytes'])}"),
         ("iteration", info["iteration"]),
         ("epoch", f"{info['epoch']} (data position: epoch {pos.get('epoch')}, {pos.get('batches_done')} "
-                  f"batches done, batch size {pos.get('batch_size')})"),
+                  f"batches done, {pos.get('samples_done')} samples)"),
         ("best", best),
         ("saved", f"{info['saved_at']} by framework {info['framework_version']}, torch {info['torch_version']}"),
         ("name", cfg["name"]),
@@ -294,30 +292,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------ diff
 
 
-def flatten(value: Any, prefix: str = "") -> Dict[str, Any]:
-    """``{'a': {'b': 1}}`` -> ``{'a.b': 1}``; lists are values; an empty dict stays a value."""
-    if not isinstance(value, dict) or not value:
-        return {prefix: value}
-    out: Dict[str, Any] = {}
-    for key, item in value.items():
-        out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-    return out
-
-
-def option_changes(a: Dict[str, Any], b: Dict[str, Any]) -> List[Tuple[str, Any, Any]]:
-    flat_a, flat_b = flatten(a), flatten(b)
-    changes = []
-    for key in sorted(set(flat_a) | set(flat_b)):
-        va, vb = flat_a.get(key, ABSENT), flat_b.get(key, ABSENT)
-        if va is ABSENT or vb is ABSENT or va != vb:
-            changes.append((key, va, vb))
-    return changes
-
-
-def _show(value: Any) -> str:
-    return "(absent)" if value is ABSENT else repr(value)
-
-
 def cmd_diff(args: argparse.Namespace) -> int:
     a = load_training_state(args.a, "diff")
     b = load_training_state(args.b, "diff")
@@ -325,7 +299,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     print(f"epoch: {a.get('epoch')} -> {b.get('epoch')}")
     changes = option_changes(a["options"], b["options"])
     for key, va, vb in changes:
-        print(f"{key}: {_show(va)} -> {_show(vb)}")
+        print(format_change(key, va, vb))
     if not changes:
         print("options: identical")
     return 0

@@ -269,23 +269,29 @@ def test_orphan_temp_files_are_removed_at_start(workdir: Path) -> None:
 # ------------------------------------------------------------------------------------------------------- disk full
 
 
+# torch's zip writer reports a full disk as a RuntimeError from C++; Python's file layer as OSError(ENOSPC)
+_DISK_FULL = {"oserror": (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), "No space left on device"),
+              "torch": (RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0"),
+                        "unexpected pos")}
+
+
+@pytest.mark.parametrize("kind", sorted(_DISK_FULL))
 def test_enospc_keeps_earlier_checkpoints(workdir: Path, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture) -> None:
+                                          capsys: pytest.CaptureFixture, kind: str) -> None:
     opt = write_options(workdir, **{"train.total_iter": 8})
     real_save = torch.save
-    calls = {"n": 0}
+    error, reason = _DISK_FULL[kind]
 
     def failing_save(obj, f, *args, **kwargs):
-        calls["n"] += 1
         if isinstance(obj, dict) and obj.get("iteration") == 8:
             f.write(b"x" * 100)  # part of the file reached the disk, then the disk filled up
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            raise error
         return real_save(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(ckpt_mod.torch, "save", failing_save)
     assert train_in_process(opt) == 2
     err = capsys.readouterr().err
-    assert "No space left on device" in err and "MiB free" in err and "tiny_" in err
+    assert reason in err and "MiB free" in err and "tiny_" in err and "Traceback" not in err
     monkeypatch.setattr(ckpt_mod.torch, "save", real_save)
     for name in ("tiny_iter_4.pt", "tiny_iter_4.pth", "tiny_best.pth"):
         verify(str(workdir / "weights" / name))
@@ -482,3 +488,59 @@ def test_incomplete_training_state_is_rejected_and_auto_falls_back(workdir: Path
     assert train_in_process(opt, ["path.resume_path=auto", "train.total_iter=9"]) == 0
     log = "\n".join(p.read_text() for p in (workdir / "experiments" / "tiny").glob("train_*.log"))
     assert "Resumed from weights/tiny_iter_4.pt" in log
+
+
+def test_changed_lr_takes_effect_on_resume_and_optimizer_type_change_is_refused(
+        workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    opt = write_options(workdir, **{"train.total_iter": 4, "train.scheduler": None, "train.warmup_iter": 0})
+    assert train_in_process(opt) == 0
+    assert train_in_process(opt, ["path.resume_path=auto", "train.total_iter=6", "train.optim_g.lr=1e-5",
+                                  "train.optim_g.weight_decay=0.25"]) == 0
+    group = _load(workdir / "weights" / "tiny_iter_6.pt")["model"]["optimizer"]["param_groups"][0]
+    assert group["lr"] == pytest.approx(1e-5) and group["weight_decay"] == 0.25
+    capsys.readouterr()
+    before = _snapshot(workdir / "weights")
+    assert train_in_process(opt, ["path.resume_path=auto", "train.total_iter=8", "train.optim_g.type=SGD"]) == 2
+    err = capsys.readouterr().err
+    assert "optimizer is Adam" in err and "SGD" in err and "Traceback" not in err
+    assert _snapshot(workdir / "weights") == before
+
+
+def test_auto_resume_with_only_corrupt_checkpoints_stops(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    opt = write_options(workdir, **{"train.total_iter": 8})
+    assert train_in_process(opt) == 0
+    for path in (workdir / "weights").glob("tiny_iter_*.pt"):
+        path.write_bytes(path.read_bytes()[:500])
+    capsys.readouterr()
+    before = {**_snapshot(workdir / "weights"), **_snapshot(workdir / "experiments")}
+    assert train_in_process(opt, ["path.resume_path=auto"]) == 2
+    err = capsys.readouterr().err
+    assert "none of the 2 checkpoint(s)" in err and "Traceback" not in err
+    assert {**_snapshot(workdir / "weights"), **_snapshot(workdir / "experiments")} == before
+
+
+def test_exact_resume_with_dropout_uses_the_global_rng_exactly(workdir: Path) -> None:
+    """A network that draws from torch's global RNG (dropout) resumes bitwise too."""
+    from torch import nn
+
+    from framework.archs import MSRResNet
+    from framework.registry import ARCH_REGISTRY
+
+    if "DropoutNet" not in ARCH_REGISTRY:
+        @ARCH_REGISTRY.register()
+        class DropoutNet(MSRResNet):
+            def __init__(self, num_feat: int = 8, num_block: int = 1, upscale: int = 2) -> None:
+                super().__init__(num_feat=num_feat, num_block=num_block, upscale=upscale)
+                self.drop = nn.Dropout(0.3)
+
+            def forward(self, x):
+                return super().forward(self.drop(x))
+
+    common = {"train.total_iter": 9, "network_g": {"type": "DropoutNet"}, "logger.save_checkpoint_freq": 100}
+    full = write_options(workdir, "full", **common)
+    part = write_options(workdir, "part", **common)
+    assert train_in_process(full) == 0
+    assert train_in_process(part, ["train.total_iter=5"]) == 0
+    assert train_in_process(part, ["path.resume_path=auto"]) == 0
+    assert (workdir / "weights" / "full_iter_9.pth").read_bytes() == \
+        (workdir / "weights" / "part_iter_9.pth").read_bytes()

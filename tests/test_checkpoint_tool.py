@@ -140,7 +140,8 @@ def test_inspect_text(work: Path, cli) -> None:
     fields = {k: v.strip() for k, v in fields.items()}
     assert fields["iteration"] == "4"
     assert fields["epoch"].startswith(f"{state['epoch']} (data position: epoch {state['data_position']['epoch']}, "
-                                      f"{state['data_position']['batches_done']} batches done, batch size 2)")
+                                      f"{state['data_position']['batches_done']} batches done, "
+                                      f"{state['data_position']['samples_done']} samples)")
     psnr = state["best"]["psnr"]
     assert fields["best"] == f"psnr {psnr['value']:.4f} @ iter {psnr['iteration']}"
     assert fields["name"] == "tiny" and fields["scale"] == "2"

@@ -255,8 +255,9 @@ def test_set_position_yields_tail_of_epoch(skip) -> None:
 def test_enlarge_ratio() -> None:
     s = ResumableSampler(6, seed=0, enlarge_ratio=3)
     assert len(s) == s.per_epoch == 18
-    counts = Counter(i for _, i in _keys(s))
-    assert counts == {i: 3 for i in range(6)}
+    positions = [p for _, p in _keys(s)]
+    assert sorted(positions) == list(range(18))  # distinct positions: each repeat gets its own crop
+    assert Counter(p % 6 for p in positions) == {i: 3 for i in range(6)}  # each image three times
 
 
 class _CountingDataset(Dataset):
@@ -304,3 +305,15 @@ def test_validation_gt_remainder_is_cropped(tmp_path, helpers) -> None:
     helpers.save_image(helpers.random_image(12, 10, seed=2), tmp_path / "lq" / "a.png")
     s = PairedImageDataset(str(tmp_path / "gt"), str(tmp_path / "lq"), scale=SCALE)[0]
     assert s["gt"].shape == (3, 24, 20) and s["lq"].shape == (3, 12, 10)
+
+
+def test_enlarged_repeats_of_an_image_get_different_crops(tmp_path) -> None:
+    from framework.data.example_data import generate_example_data
+    from framework.data.datasets import PairedImageDataset
+
+    generate_example_data(tmp_path / "d", num_train=2, num_val=1, size=32, scale=2)
+    ds = PairedImageDataset(str(tmp_path / "d/train/HR"), str(tmp_path / "d/train/LR_x2"), scale=2, seed=0,
+                            train=True, gt_size=8)
+    first, repeat = ds[(0, 0)], ds[(0, 2)]  # position 2 is image 0 again (2 images)
+    assert first["name"] == repeat["name"]
+    assert not torch.equal(first["gt"], repeat["gt"])

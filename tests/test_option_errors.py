@@ -323,7 +323,7 @@ CASES: List[Any] = [
     pytest.param(Case(["device", "'cpu'", "gpu"], edit=at("device", "gpu")), id="type-device-choice"),
     # --- out of range
     pytest.param(Case(["scale", "at most 8"], edit=at("scale", 16), line=line_of(r"^scale:")), id="range-scale"),
-    pytest.param(Case(["train.ema_decay", "at most 1"], edit=at("train.ema_decay", 1.5)), id="range-ema_decay"),
+    pytest.param(Case(["train.ema_decay", "less than 1"], edit=at("train.ema_decay", 1.5)), id="range-ema_decay"),
     pytest.param(Case(["logger.print_freq", "at least 1"], edit=at("logger.print_freq", 0)), id="range-print_freq"),
     pytest.param(Case(["datasets.train.batch_size_per_gpu", "at least 1"],
                       edit=at("datasets.train.batch_size_per_gpu", 0)),

@@ -26,9 +26,11 @@ def resolve_workers(value, device: torch.device) -> int:
     return 0 if device.type == "cpu" else min(4, os.cpu_count() or 1)
 
 
-def _ignore_sigint(_worker_id: int) -> None:
-    """Ctrl-C reaches the whole process group: workers ignore it and the trainer stops them cleanly."""
+def _ignore_stop_signals(_worker_id: int) -> None:
+    """Ctrl-C, and the SIGTERM of schedulers (Slurm, systemd, timeout), reach the whole process group:
+    workers ignore them, the trainer saves and then stops them cleanly."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def build_train_loader(options: Options, dataset: Dataset, device: torch.device):
@@ -42,7 +44,8 @@ def build_train_loader(options: Options, dataset: Dataset, device: torch.device)
                         num_workers=workers, persistent_workers=workers > 0,
                         pin_memory=spec.pin_memory and device.type == "cuda",
                         prefetch_factor=2 if workers > 0 else None,
-                        worker_init_fn=_ignore_sigint if workers > 0 else None)
+                        worker_init_fn=_ignore_stop_signals if workers > 0 else None,
+                        generator=_own_generator(options))
     return loader, sampler
 
 
@@ -50,4 +53,11 @@ def build_val_loader(options: Options, phase: str, dataset: Dataset, device: tor
     spec = options.datasets[phase]
     workers = resolve_workers(spec.num_worker_per_gpu, device)
     return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=workers,
-                      persistent_workers=workers > 0, pin_memory=spec.pin_memory and device.type == "cuda")
+                      persistent_workers=workers > 0, pin_memory=spec.pin_memory and device.type == "cuda",
+                      generator=_own_generator(options))
+
+
+def _own_generator(options: Options) -> torch.Generator:
+    """Each loader iterator draws a worker base seed; from its own generator it leaves the global RNG (which
+    a model's dropout may use) exactly where an uninterrupted run has it."""
+    return torch.Generator().manual_seed(options.manual_seed)

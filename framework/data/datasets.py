@@ -1,7 +1,7 @@
 """Super-resolution datasets: GT/LQ pairs from two folders, or GT only with LQ made by bicubic downsampling.
 
-Indices may be plain ints (validation) or ``(epoch, index)`` keys from :class:`ResumableSampler`; the
-sample's randomness is seeded from (seed, epoch, index) alone.
+Indices may be plain ints (validation) or ``(epoch, position)`` keys from :class:`ResumableSampler`; the
+image is ``position % len``, and the sample's randomness is seeded from (seed, epoch, position) alone.
 """
 from __future__ import annotations
 
@@ -72,10 +72,11 @@ class _SRDataset(Dataset):
         return len(self.names())
 
     def __getitem__(self, key: Key) -> Dict[str, object]:
-        epoch, index = key if isinstance(key, tuple) else (0, key)
+        epoch, position = key if isinstance(key, tuple) else (0, key)
+        index = position % len(self)
         gt, lq, gt_path, lq_path = self.load_pair(index)
         if self.train:
-            gen = sample_generator(self.seed, epoch, index)
+            gen = sample_generator(self.seed, epoch, position)
             gt, lq = paired_random_crop(gt, lq, self.gt_size, self.scale, gen, gt_path)
             gt, lq = augment([gt, lq], self.use_hflip, self.use_rot, gen)
         return {"lq": lq, "gt": gt, "lq_path": lq_path, "gt_path": gt_path,
@@ -195,10 +196,11 @@ class BicubicSRDataset(_SRDataset):
         if not self.train:
             return super().__getitem__(key)
         # Crop GT first, then downsample only the crop: a fraction of the work of resizing the whole image.
-        epoch, index = key if isinstance(key, tuple) else (0, key)
+        epoch, position = key if isinstance(key, tuple) else (0, key)
+        index = position % len(self)
         gt_path = os.path.join(self.dataroot_gt, self.files[index])
         gt = mod_crop(read_image(gt_path), self.scale)
-        gen = sample_generator(self.seed, epoch, index)
+        gen = sample_generator(self.seed, epoch, position)
         lq_grid = gt[:, ::self.scale, ::self.scale]
         gt, _ = paired_random_crop(gt, lq_grid, self.gt_size, self.scale, gen, gt_path)
         (gt,) = augment([gt], self.use_hflip, self.use_rot, gen)

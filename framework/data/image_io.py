@@ -36,6 +36,8 @@ def read_image(path: str) -> torch.Tensor:
     except (RuntimeError, OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path}: cannot read image ({reason})") from None
+    if img.dtype != torch.uint8:  # 16-bit PNG: scale by its own range, not 255
+        return img.to(torch.float32).div_(float(torch.iinfo(img.dtype).max))
     return img.float().div_(255.0)
 
 

@@ -1,6 +1,7 @@
 """A sampler whose order depends only on (seed, epoch), and that can start in the middle of an epoch.
 
-It yields ``(epoch, index)`` keys: the dataset derives each sample's augmentation randomness from them, so
+It yields ``(epoch, position)`` keys, position in ``[0, num_samples * enlarge_ratio)``; the dataset loads image
+``position % num_samples`` and derives the sample's augmentation randomness from the key, so
 resuming mid-epoch skips the first samples without loading them and every later sample is bit-identical.
 """
 from __future__ import annotations
@@ -47,5 +48,5 @@ class ResumableSampler(Sampler):
             order = torch.arange(total)
         order = order[self.rank:self.per_epoch * self.num_replicas:self.num_replicas][self.skip:]
         epoch = self.epoch
-        for pos in (order % self.num_samples).tolist():
+        for pos in order.tolist():  # positions in the enlarged epoch: repeats of an image get their own crops
             yield epoch, pos

@@ -18,13 +18,13 @@ class ModelEMA:
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
+        self._ema_params = list(self.module.parameters())  # built once: update() runs every step
+        self._ema_buffers = list(self.module.buffers())
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        ema_params = list(self.module.parameters())
-        live_params = list(model.parameters())
-        torch._foreach_lerp_(ema_params, live_params, 1.0 - self.decay)
-        for ema_buf, buf in zip(self.module.buffers(), model.buffers()):
+        torch._foreach_lerp_(self._ema_params, list(model.parameters()), 1.0 - self.decay)
+        for ema_buf, buf in zip(self._ema_buffers, model.buffers()):
             ema_buf.copy_(buf)
 
     def state_dict(self) -> dict:

@@ -127,7 +127,12 @@ class SRModel:
         self.net_g.load_state_dict(state["net_g"])
         if self.ema is not None:
             self.ema.load_state_dict(state["net_g_ema"] if state.get("net_g_ema") is not None else state["net_g"])
+        # The saved statistics (Adam moments, step counts) continue; the hyperparameters are the ones the
+        # options give now, so a changed lr, betas or weight decay takes effect on resume as the log says.
+        current = [{k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, settings in zip(self.optimizer.param_groups, current):
+            group.update(settings)
         self.scheduler.load_state_dict(state["scheduler"])
 
     def load_pretrained(self, weights: Mapping[str, torch.Tensor], strict: bool) -> LoadReport:
