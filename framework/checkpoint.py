@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 import shutil
 import warnings
 import zipfile
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import torch
 
 from .errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one run per name is then the user's care
+    fcntl = None
 
 FORMAT_VERSION = 1
 TRAINING_STATE = "training_state"
@@ -311,6 +317,35 @@ class CheckpointManager:
         if removed:
             self.log(f"Removed {len(removed)} temp file(s) of an interrupted save: {', '.join(removed)}")
         return removed
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """One run per experiment: a second launch of the same name would archive the live run's files and
+        delete its in-flight temp files. The OS drops the lock when the process dies, even by kill -9."""
+        os.makedirs(self.root, exist_ok=True)
+        path = os.path.join(self.root, f".{self.name}.lock")
+        with open(path, "a+") as fh:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "another process"
+                    raise UserError(f"another run of '{self.name}' is using {self.root} (pid {holder}); wait for "
+                                    "it, stop it, or choose another name") from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            try:
+                yield
+            finally:
+                _remove_quietly(path)  # tidy weights/; a file left by kill -9 holds no lock and is reused
+
+    def newer_than(self, iteration: int) -> List[str]:
+        """Interval files (.pt and .pth) after ``iteration``: an abandoned branch when resuming from older."""
+        return [p for it, pt in self.interval_checkpoints() if it > iteration
+                for p in (pt, pt + "h") if os.path.exists(p)]
 
     # saving
     def save_interval(self, state: Mapping[str, Any], params: Mapping[str, torch.Tensor],

@@ -23,11 +23,17 @@ def archive_previous_run(exp_dir: str, weight_files: Sequence[str]) -> List[str]
         os.rename(exp_dir, target)
         messages.append(f"Experiment folder {exp_dir} already existed: moved to {target}")
     if weight_files:
-        root = os.path.dirname(weight_files[0])
         name = os.path.basename(exp_dir.rstrip(os.sep))
-        folder = _free_name(os.path.join(root, f"archived_{name}_{stamp}"))
-        os.makedirs(folder)
-        for path in weight_files:
-            os.rename(path, os.path.join(folder, os.path.basename(path)))
+        folder = move_into_archive(weight_files, name, stamp)
         messages.append(f"{len(weight_files)} earlier checkpoint file(s) of '{name}' moved to {folder}")
     return messages
+
+
+def move_into_archive(files: Sequence[str], name: str, stamp: str = "") -> str:
+    """Move ``files`` (all in one folder) into a new ``archived_<name>_<time>/`` beside them; returns it."""
+    root = os.path.dirname(files[0])
+    folder = _free_name(os.path.join(root, f"archived_{name}_{stamp or time.strftime('%Y%m%d_%H%M%S')}"))
+    os.makedirs(folder)
+    for path in files:
+        os.rename(path, os.path.join(folder, os.path.basename(path)))
+    return folder

@@ -26,7 +26,7 @@ from .logger import ExperimentLogger, format_metrics
 from .options import Options, format_change, option_changes, save_options
 from .registry import MODEL_REGISTRY
 from .rng import capture_rng, restore_rng, seed_everything
-from .run_folders import archive_previous_run
+from .run_folders import archive_previous_run, move_into_archive
 from .validation import evaluate
 
 
@@ -257,15 +257,21 @@ class Trainer:
 
     def run(self) -> TrainResult:
         ready = self._prepare()
-        self.ckpt.clean_orphans()
-        log = self._start_logging(ready.resuming, ready.messages)
-        try:
-            self._log_environment(log)
-            for message in ready.messages:
-                log.info(message)
-            return self._run(log, ready.model, ready.loader, ready.sampler, ready.val_loaders)
-        finally:
-            log.close()
+        with self.ckpt.lock():
+            self.ckpt.clean_orphans()
+            newer = self.ckpt.newer_than(self.iteration) if ready.resuming else []
+            if newer:  # resuming from an older checkpoint: the later ones are another history, keep them apart
+                folder = move_into_archive(newer, self.options.name)
+                ready.messages.append(f"Resuming from iteration {self.iteration}: {len(newer)} later checkpoint "
+                                      f"file(s) of the abandoned continuation moved to {folder}")
+            log = self._start_logging(ready.resuming, ready.messages)
+            try:
+                self._log_environment(log)
+                for message in ready.messages:
+                    log.info(message)
+                return self._run(log, ready.model, ready.loader, ready.sampler, ready.val_loaders)
+            finally:
+                log.close()
 
     def dry_run(self, out: Callable[[str], None] = print) -> None:
         """Build everything and push one training batch through the network (forward and loss); write nothing."""

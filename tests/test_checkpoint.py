@@ -544,3 +544,32 @@ def test_exact_resume_with_dropout_uses_the_global_rng_exactly(workdir: Path) ->
     assert train_in_process(part, ["path.resume_path=auto"]) == 0
     assert (workdir / "weights" / "full_iter_9.pth").read_bytes() == \
         (workdir / "weights" / "part_iter_9.pth").read_bytes()
+
+
+def test_a_second_run_of_the_same_name_is_refused_while_the_first_runs(workdir: Path) -> None:
+    opt = write_options(workdir, "busy", **{"train.total_iter": 100000, "val": None,
+                                           "logger.save_checkpoint_freq": 100000})
+    first = _popen(workdir, opt)
+    try:
+        for line in first.stdout:
+            if "Training set" in line:
+                break
+        second = run_train(workdir, ["-opt", str(opt)])
+        assert second.returncode == 2, second.stderr
+        assert "another run of 'busy'" in second.stderr and "Traceback" not in second.stderr
+        assert not list((workdir / "experiments").glob("busy_archived_*"))  # the live run was not archived
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    assert first.returncode == 0
+
+
+def test_resuming_from_an_older_checkpoint_moves_the_later_ones_aside(workdir: Path) -> None:
+    opt = write_options(workdir, **{"train.total_iter": 12, "val": None})
+    assert train_in_process(opt) == 0
+    later = (workdir / "weights" / "tiny_iter_12.pt").read_bytes()
+    assert train_in_process(opt, ["path.resume_path=weights/tiny_iter_4.pt", "train.total_iter=6"]) == 0
+    names = sorted(p.name for p in (workdir / "weights").iterdir() if p.is_file())
+    assert names == ["tiny_iter_4.pt", "tiny_iter_4.pth", "tiny_iter_6.pt", "tiny_iter_6.pth"]
+    archived = list((workdir / "weights").glob("archived_tiny_*/tiny_iter_12.pt"))
+    assert len(archived) == 1 and archived[0].read_bytes() == later

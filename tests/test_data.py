@@ -202,7 +202,8 @@ def test_bicubic_dataset_shapes(tmp_path, helpers) -> None:
     train = BicubicSRDataset(str(tmp_path / "hr"), scale=SCALE, seed=1, train=True, gt_size=8)
     t = train[(0, 1)]
     assert t["gt"].shape == (3, 8, 8) and t["lq"].shape == (3, 4, 4)
-    assert torch.allclose(t["lq"], bicubic_downsample(t["gt"], SCALE))
+    # LQ equals the crop of the whole-image downsampling (not a downsampling of the GT crop, whose borders
+    # differ): see test_bicubic_dataset_crops_match_downsampling_the_whole_image
     assert torch.equal(train[(0, 1)]["gt"], t["gt"])
     assert len(train) == 2 and t["name"] == "q"
 
@@ -317,3 +318,29 @@ def test_enlarged_repeats_of_an_image_get_different_crops(tmp_path) -> None:
     first, repeat = ds[(0, 0)], ds[(0, 2)]  # position 2 is image 0 again (2 images)
     assert first["name"] == repeat["name"]
     assert not torch.equal(first["gt"], repeat["gt"])
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_bicubic_dataset_crops_match_downsampling_the_whole_image(tmp_path, scale: int) -> None:
+    """Training LQ (downsampled crop + margin) == the crop of the whole-image downsampling validation uses."""
+    import os
+
+    from framework.data.datasets import BicubicSRDataset
+    from framework.data.degradations import bicubic_downsample
+    from framework.data.example_data import generate_example_data
+    from framework.data.image_io import read_image
+    from framework.data.transforms import mod_crop
+
+    generate_example_data(tmp_path / "e", num_train=2, num_val=1, size=64, scale=2)
+    root = str(tmp_path / "e/train/HR")
+    ds = BicubicSRDataset(root, scale=scale, seed=1, train=True, gt_size=8 * scale, use_hflip=False,
+                          use_rot=False)
+    for pos in range(12):
+        sample = ds[(0, pos)]
+        gt = mod_crop(read_image(os.path.join(root, ds.files[pos % 2])), scale)
+        full = bicubic_downsample(gt, scale)
+        hits = [(t, l) for t in range(full.shape[1] - 7) for l in range(full.shape[2] - 7)
+                if torch.equal(gt[:, t * scale:(t + 8) * scale, l * scale:(l + 8) * scale], sample["gt"])]
+        assert hits, "the GT crop is not aligned to the LQ grid"
+        t, l = hits[0]
+        assert torch.equal(full[:, t:t + 8, l:l + 8], sample["lq"])

@@ -16,7 +16,7 @@ from ..errors import UserError
 from ..registry import DATASET_REGISTRY
 from .degradations import bicubic_downsample
 from .image_io import image_size, images_by_stem, read_image
-from .transforms import augment, mod_crop, paired_random_crop
+from .transforms import augment, crop_origin, mod_crop, paired_random_crop
 
 Key = Union[int, Tuple[int, int]]
 
@@ -192,17 +192,27 @@ class BicubicSRDataset(_SRDataset):
         gt = mod_crop(read_image(gt_path), self.scale)
         return gt, bicubic_downsample(gt, self.scale), gt_path, gt_path
 
+    # LQ pixels a bicubic (antialiased) downsampling lets see beyond a window: 2 per side; one spare.
+    _MARGIN = 3
+
     def __getitem__(self, key: Key) -> Dict[str, object]:
         if not self.train:
             return super().__getitem__(key)
-        # Crop GT first, then downsample only the crop: a fraction of the work of resizing the whole image.
+        # Downsample only the crop plus a margin, then cut the margin off: the same LQ pixels as resizing the
+        # whole image (as validation does), for a fraction of the work.
         epoch, position = key if isinstance(key, tuple) else (0, key)
         index = position % len(self)
         gt_path = os.path.join(self.dataroot_gt, self.files[index])
         gt = mod_crop(read_image(gt_path), self.scale)
         gen = sample_generator(self.seed, epoch, position)
-        lq_grid = gt[:, ::self.scale, ::self.scale]
-        gt, _ = paired_random_crop(gt, lq_grid, self.gt_size, self.scale, gen, gt_path)
-        (gt,) = augment([gt], self.use_hflip, self.use_rot, gen)
-        return {"lq": bicubic_downsample(gt, self.scale), "gt": gt, "lq_path": gt_path, "gt_path": gt_path,
+        s, m, size = self.scale, self._MARGIN, self.gt_size // self.scale
+        h_lq, w_lq = gt.shape[1] // s, gt.shape[2] // s
+        top, left = crop_origin(h_lq, w_lq, size, gen, f"{gt_path}: image (at LQ size)")
+        gt_crop = gt[:, top * s:(top + size) * s, left * s:(left + size) * s]
+        t0, l0 = max(0, top - m), max(0, left - m)
+        t1, l1 = min(h_lq, top + size + m), min(w_lq, left + size + m)
+        window = bicubic_downsample(gt[:, t0 * s:t1 * s, l0 * s:l1 * s], s)
+        lq = window[:, top - t0:top - t0 + size, left - l0:left - l0 + size]
+        gt_crop, lq = augment([gt_crop, lq], self.use_hflip, self.use_rot, gen)
+        return {"lq": lq, "gt": gt_crop, "lq_path": gt_path, "gt_path": gt_path,
                 "name": os.path.splitext(self.files[index])[0]}

@@ -24,8 +24,18 @@ def list_images(folder: str) -> List[str]:
 
 
 def images_by_stem(folder: str) -> Dict[str, str]:
-    """``{'sub/0001': 'sub/0001.png'}``: the key pairs GT and LQ files regardless of extension."""
-    return {os.path.splitext(rel)[0]: rel for rel in list_images(folder)}
+    """``{'sub/0001': 'sub/0001.png'}``: the key pairs GT and LQ files regardless of extension.
+
+    Two files with one name (``x.png`` and ``x.jpg``) are an error: silently keeping one would drop data.
+    """
+    found: Dict[str, str] = {}
+    for rel in list_images(folder):
+        stem = os.path.splitext(rel)[0]
+        if stem in found:
+            raise UserError(f"{os.path.join(folder, rel)}: two images named '{stem}' ({found[stem]} and {rel}); "
+                            "keep one")
+        found[stem] = rel
+    return found
 
 
 def read_image(path: str) -> torch.Tensor:

@@ -21,14 +21,19 @@ def paired_random_crop(gt: torch.Tensor, lq: torch.Tensor, gt_size: int, scale: 
     if (h_gt, w_gt) != (h_lq * scale, w_lq * scale):
         raise UserError(f"{gt_path}: GT is {w_gt}x{h_gt} but LQ is {w_lq}x{h_lq}, which is not x{scale}; check "
                         "'scale' and the LQ folder")
-    if h_lq < lq_size or w_lq < lq_size:
-        raise UserError(f"{gt_path}: LQ image {w_lq}x{h_lq} is smaller than the crop {lq_size}x{lq_size} "
-                        f"(gt_size {gt_size} / scale {scale}); lower gt_size")
-    top = int(torch.randint(0, h_lq - lq_size + 1, (1,), generator=generator))
-    left = int(torch.randint(0, w_lq - lq_size + 1, (1,), generator=generator))
+    top, left = crop_origin(h_lq, w_lq, lq_size, generator, f"{gt_path}: LQ image")
     lq = lq[:, top:top + lq_size, left:left + lq_size]
     gt = gt[:, top * scale:(top + lq_size) * scale, left * scale:(left + lq_size) * scale]
     return gt, lq
+
+
+def crop_origin(height: int, width: int, size: int, generator: torch.Generator, what: str) -> Tuple[int, int]:
+    """A uniformly random (top, left) for a ``size`` square crop; too small an image is a user error."""
+    if height < size or width < size:
+        raise UserError(f"{what} {width}x{height} is smaller than the crop {size}x{size}; lower gt_size")
+    top = int(torch.randint(0, height - size + 1, (1,), generator=generator))
+    left = int(torch.randint(0, width - size + 1, (1,), generator=generator))
+    return top, left
 
 
 def augment(imgs: List[torch.Tensor], hflip: bool, rotation: bool, generator: torch.Generator) -> List[torch.Tensor]:
