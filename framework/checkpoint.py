@@ -15,6 +15,7 @@ import os
 import re
 from contextlib import contextmanager
 import shutil
+import time
 import warnings
 import zipfile
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
@@ -40,6 +41,23 @@ class CheckpointError(UserError):
 
 class CheckpointWriteError(UserError):
     """A save that failed (disk full, permissions); earlier checkpoints are untouched."""
+
+
+# ------------------------------------------------------------------------------------------------ format
+
+
+def training_state(*, iteration: int, epoch: int, data_position: Dict[str, int], model: Dict[str, Any],
+                   best: Dict[str, Any], options: Dict[str, Any], rng: Dict[str, Any]) -> Dict[str, Any]:
+    """The full-state ``.pt`` content: what the trainer collected, plus kind, format and versions.
+
+    Everything is plain Python and tensors, so ``torch.load(weights_only=True)`` reads it.
+    """
+    from . import __version__
+
+    return {"kind": TRAINING_STATE, "format_version": FORMAT_VERSION, "framework_version": __version__,
+            "torch_version": str(torch.__version__), "iteration": iteration, "epoch": epoch,
+            "data_position": data_position, "model": model, "best": best, "options": options, "rng": rng,
+            "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 # ------------------------------------------------------------------------------------------------ writing

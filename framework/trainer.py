@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from . import __version__
-from .checkpoint import FORMAT_VERSION, TRAINING_STATE, CheckpointManager, read_weights
+from .checkpoint import CheckpointManager, read_weights, training_state
 from .data.build import build_dataset, build_train_loader, build_val_loader, resolve_workers
 from .data.degradations import bicubic_upsample
 from .errors import UserError
@@ -216,24 +216,16 @@ class Trainer:
     # ---------------------------------------------------------------------------------------------- state
 
     def _state(self, model: Any, batches_per_epoch: int) -> Dict[str, Any]:
+        """Collect what a resume needs; the checkpoint module wraps it in the file format."""
         epoch, done = self.epoch, self.batches_done
         if done >= batches_per_epoch:
             epoch, done = epoch + 1, 0
-        return {
-            "kind": TRAINING_STATE,
-            "format_version": FORMAT_VERSION,
-            "framework_version": __version__,
-            "torch_version": str(torch.__version__),
-            "iteration": self.iteration,
-            "epoch": epoch,
-            "data_position": {"epoch": epoch, "batches_done": done,
-                              "samples_done": done * self.options.train_set.batch_size_per_gpu},
-            "model": model.training_state(),
-            "best": self.best.to_plain(),
-            "options": self.options.to_dict(),
-            "rng": capture_rng(),
-            "saved_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-        }
+        return training_state(
+            iteration=self.iteration, epoch=epoch,
+            data_position={"epoch": epoch, "batches_done": done,
+                           "samples_done": done * self.options.train_set.batch_size_per_gpu},
+            model=model.training_state(), best=self.best.to_plain(), options=self.options.to_dict(),
+            rng=capture_rng())
 
     # ------------------------------------------------------------------------------------------------ run
 
@@ -253,6 +245,10 @@ class Trainer:
         model = MODEL_REGISTRY.get(options.model_type)(options, self.device)
         self._restore(model, messages.append, resume)
         self._compute_baselines(val_loaders, messages.append)  # decodes every validation image, up front
+        if val_loaders and (options.val is None or not options.val.metrics):
+            messages.append(f"WARNING: validation sets {', '.join(val_loaders)} are given but "
+                            f"{'val is empty' if options.val is None else 'val.metrics is empty'}: no validation "
+                            "and no best model")
         return _Prepared(model, loader, sampler, val_loaders, resume is not None, messages)
 
     def run(self) -> TrainResult:

@@ -519,22 +519,23 @@ def test_auto_resume_with_only_corrupt_checkpoints_stops(workdir: Path, capsys: 
     assert {**_snapshot(workdir / "weights"), **_snapshot(workdir / "experiments")} == before
 
 
-def test_exact_resume_with_dropout_uses_the_global_rng_exactly(workdir: Path) -> None:
+def test_exact_resume_with_dropout_uses_the_global_rng_exactly(workdir: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A network that draws from torch's global RNG (dropout) resumes bitwise too."""
     from torch import nn
 
     from framework.archs import MSRResNet
     from framework.registry import ARCH_REGISTRY
 
-    if "DropoutNet" not in ARCH_REGISTRY:
-        @ARCH_REGISTRY.register()
-        class DropoutNet(MSRResNet):
-            def __init__(self, num_feat: int = 8, num_block: int = 1, upscale: int = 2) -> None:
-                super().__init__(num_feat=num_feat, num_block=num_block, upscale=upscale)
-                self.drop = nn.Dropout(0.3)
+    class DropoutNet(MSRResNet):
+        def __init__(self, num_feat: int = 8, num_block: int = 1, upscale: int = 2) -> None:
+            super().__init__(num_feat=num_feat, num_block=num_block, upscale=upscale)
+            self.drop = nn.Dropout(0.3)
 
-            def forward(self, x):
-                return super().forward(self.drop(x))
+        def forward(self, x):
+            return super().forward(self.drop(x))
+
+    monkeypatch.setitem(ARCH_REGISTRY._items, "DropoutNet", DropoutNet)  # registered for this test only
 
     common = {"train.total_iter": 9, "network_g": {"type": "DropoutNet"}, "logger.save_checkpoint_freq": 100}
     full = write_options(workdir, "full", **common)
