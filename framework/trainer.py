@@ -19,7 +19,7 @@ import yaml
 
 from . import __version__
 from .checkpoint import CheckpointManager, read_weights, training_state
-from .data.build import build_dataset, build_train_loader, build_val_loader, resolve_workers
+from .data.build import build_dataset, build_train_loader, build_val_loader, resolve_workers, usable_cores
 from .data.degradations import bicubic_upsample
 from .errors import UserError
 from .logger import ExperimentLogger, format_metrics
@@ -106,7 +106,7 @@ def configure_threads(options: Options, device: torch.device) -> None:
         torch.set_num_threads(options.num_threads)
     elif device.type == "cpu" and options.train_set is not None:
         workers = resolve_workers(options.train_set.num_worker_per_gpu, device)
-        cores = os.cpu_count() or 1
+        cores = usable_cores()
         torch.set_num_threads(max(1, cores - workers) if workers else cores)
 
 
@@ -156,7 +156,7 @@ class Trainer:
         if self.device.type == "cuda":
             log.info(f"device: cuda ({torch.cuda.get_device_name(0)}), {threads} CPU threads")
         else:
-            log.info(f"device: cpu ({os.cpu_count()} cores, {threads} torch threads)")
+            log.info(f"device: cpu ({usable_cores()} usable cores, {threads} torch threads)")
         log.info(f"options file: {self.options.source_file}; effective options:\n" +
                  yaml.safe_dump(self.options.to_dict(), sort_keys=False).rstrip())
 

@@ -23,7 +23,14 @@ def resolve_workers(value, device: torch.device) -> int:
     """``auto``: none on CPU (workers would compete with compute for the same cores), else up to 4."""
     if value != "auto":
         return int(value)
-    return 0 if device.type == "cpu" else min(4, os.cpu_count() or 1)
+    return 0 if device.type == "cpu" else min(4, usable_cores())
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (taskset, cgroups, Slurm), not all the machine has."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _ignore_stop_signals(_worker_id: int) -> None:

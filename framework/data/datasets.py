@@ -94,9 +94,10 @@ class PairedImageDataset(_SRDataset):
         super().__init__(scale, seed, train, gt_size, use_hflip, use_rot)
         self.dataroot_gt, self.dataroot_lq = dataroot_gt, dataroot_lq
         self.pairs = match_pairs(dataroot_gt, dataroot_lq, filename_tmpl)
+        self._names = [gt for gt, _ in self.pairs]  # once: __len__ and __getitem__ run for every sample
 
     def names(self) -> list:
-        return [gt for gt, _ in self.pairs]
+        return self._names
 
     def size_problems(self) -> List[str]:
         problems = []
