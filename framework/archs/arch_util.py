@@ -18,15 +18,15 @@ from ..errors import UserError
 
 __all__ = [
     "default_init_weights", "make_layer", "ResidualBlockNoBN", "Upsample", "pixel_unshuffle",
-    "check_int", "check_choice",
+    "check_sizes", "check_choice",
 ]
 
 
-def check_int(arch: str, name: str, value: Any, minimum: int = 1) -> int:
+def check_sizes(arch: str, minimum: int = 1, **sizes: Any) -> None:
     """Reject non-integer or too-small sizes up front, so a typo in YAML fails with a message, not a torch trace."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"{arch}: {name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise UserError(f"{arch}: {name} must be an integer >= {minimum}, got {value!r}")
 
 
 def check_choice(arch: str, name: str, value: Any, choices: Sequence[Any]) -> Any:

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..registry import ARCH_REGISTRY
-from .arch_util import ResidualBlockNoBN, Upsample, check_int, make_layer
+from .arch_util import ResidualBlockNoBN, Upsample, check_sizes, make_layer
 
 
 @ARCH_REGISTRY.register()
@@ -24,10 +24,8 @@ class EDSR(nn.Module):
                  ) -> None:
         super().__init__()
         name = type(self).__name__
-        check_int(name, "num_in_ch", num_in_ch)
-        check_int(name, "num_out_ch", num_out_ch)
-        check_int(name, "num_feat", num_feat)
-        check_int(name, "num_block", num_block, minimum=0)
+        check_sizes(name, num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat)
+        check_sizes(name, minimum=0, num_block=num_block)
         if isinstance(upscale, bool) or not isinstance(upscale, int) or not (
                 upscale == 3 or (upscale >= 2 and upscale & (upscale - 1) == 0)):
             raise UserError(f"{name}: upscale must be 3 or a power of 2 (2, 4, 8, ...), got {upscale!r}")

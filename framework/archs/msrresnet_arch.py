@@ -7,7 +7,7 @@ from torch.nn import functional as F
 
 from ..errors import UserError
 from ..registry import ARCH_REGISTRY
-from .arch_util import ResidualBlockNoBN, check_choice, check_int, default_init_weights, make_layer
+from .arch_util import ResidualBlockNoBN, check_choice, check_sizes, default_init_weights, make_layer
 
 
 @ARCH_REGISTRY.register()
@@ -21,10 +21,8 @@ class MSRResNet(nn.Module):
                  upscale: int = 4) -> None:
         super().__init__()
         name = type(self).__name__
-        check_int(name, "num_in_ch", num_in_ch)
-        check_int(name, "num_out_ch", num_out_ch)
-        check_int(name, "num_feat", num_feat)
-        check_int(name, "num_block", num_block, minimum=0)
+        check_sizes(name, num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat)
+        check_sizes(name, minimum=0, num_block=num_block)
         check_choice(name, "upscale", upscale, (2, 3, 4))
         if num_out_ch != num_in_ch:
             raise UserError(f"{name}: num_out_ch must equal num_in_ch (the upscaled input is added back), "

@@ -6,7 +6,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..registry import ARCH_REGISTRY
-from .arch_util import check_choice, check_int, default_init_weights, make_layer, pixel_unshuffle
+from .arch_util import check_choice, check_sizes, default_init_weights, make_layer, pixel_unshuffle
 
 
 class ResidualDenseBlock(nn.Module):
@@ -56,11 +56,8 @@ class RRDBNet(nn.Module):
                  num_grow_ch: int = 32) -> None:
         super().__init__()
         name = type(self).__name__
-        check_int(name, "num_in_ch", num_in_ch)
-        check_int(name, "num_out_ch", num_out_ch)
-        check_int(name, "num_feat", num_feat)
-        check_int(name, "num_block", num_block, minimum=0)
-        check_int(name, "num_grow_ch", num_grow_ch)
+        check_sizes(name, num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat, num_grow_ch=num_grow_ch)
+        check_sizes(name, minimum=0, num_block=num_block)
         check_choice(name, "scale", scale, (1, 2, 4))
         self.scale = scale
         self.unshuffle = {1: 4, 2: 2, 4: 1}[scale]

@@ -7,7 +7,7 @@ from torch.nn import functional as F
 
 from ..errors import UserError
 from ..registry import ARCH_REGISTRY
-from .arch_util import check_choice, check_int
+from .arch_util import check_choice, check_sizes
 
 
 @ARCH_REGISTRY.register()
@@ -24,11 +24,8 @@ class SRVGGNetCompact(nn.Module):
                  upscale: int = 4, act_type: str = "prelu") -> None:
         super().__init__()
         name = type(self).__name__
-        check_int(name, "num_in_ch", num_in_ch)
-        check_int(name, "num_out_ch", num_out_ch)
-        check_int(name, "num_feat", num_feat)
-        check_int(name, "num_conv", num_conv, minimum=0)
-        check_int(name, "upscale", upscale)
+        check_sizes(name, num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat, upscale=upscale)
+        check_sizes(name, minimum=0, num_conv=num_conv)
         check_choice(name, "act_type", act_type, ("prelu", "relu", "lrelu", "leakyrelu"))
         if num_out_ch != num_in_ch:
             raise UserError(f"{name}: num_out_ch must equal num_in_ch (the upscaled input is added back), "
