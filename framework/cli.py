@@ -11,7 +11,7 @@ import sys
 import traceback
 from typing import Callable, List, Optional, Sequence
 
-from .errors import UserError
+from .errors import UserError, user_message
 from .options import Options, load_options
 
 
@@ -49,7 +49,7 @@ def run_main(main: Callable[[List[str]], int], argv: Optional[Sequence[str]] = N
     except UserError as exc:
         if verbose:
             traceback.print_exc()
-        for line in str(exc).splitlines():
+        for line in user_message(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

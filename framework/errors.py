@@ -18,6 +18,15 @@ class UserError(Exception):
     exit_code = 2
 
 
+def user_message(exc: BaseException) -> str:
+    """The user's line of an error, also when a DataLoader worker re-raised it with its traceback as text."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        return last.split("Error: ", 1)[1] if "Error: " in last else last
+    return text
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``"; did you mean 'x'?"`` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)

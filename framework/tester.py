@@ -13,7 +13,7 @@ from typing import Callable, Dict, List
 import torch
 
 from .checkpoint import read_weights
-from .data.build import build_dataset, build_val_loader
+from .data.build import build_dataset, build_val_loader, close_loader
 from .data.degradations import bicubic_upsample
 from .errors import UserError
 from .options import Options
@@ -43,6 +43,15 @@ def run_test(options: Options, out: Callable[[str], None] = print,
                for phase in options.datasets if phase != "train"}
     if not loaders:
         raise UserError(f"{options.source_file}: datasets: no test set (add datasets.test_1 with type and folders)")
+    try:
+        return _evaluate_all(options, model, loaders, messages, out, dry_run)
+    finally:
+        for loader in loaders.values():
+            close_loader(loader)
+
+
+def _evaluate_all(options: Options, model, loaders: Dict, messages: List[str], out: Callable[[str], None],
+                  dry_run: bool) -> Dict[str, Dict[str, float]]:
     results_dir = os.path.join(options.path.results_root, options.name)
     if dry_run:
         for line in messages:

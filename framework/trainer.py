@@ -19,9 +19,10 @@ import yaml
 
 from . import __version__
 from .checkpoint import CheckpointManager, read_weights, training_state
-from .data.build import build_dataset, build_train_loader, build_val_loader, resolve_workers, usable_cores
+from .data.build import (build_dataset, build_train_loader, build_val_loader, close_loader, resolve_workers,
+                         usable_cores)
 from .data.degradations import bicubic_upsample
-from .errors import UserError
+from .errors import UserError, user_message
 from .logger import ExperimentLogger, format_metrics
 from .options import Options, format_change, option_changes, save_options
 from .registry import MODEL_REGISTRY
@@ -127,6 +128,7 @@ class Trainer:
         self.baselines: Dict[str, Dict[str, float]] = {}
         self.current_metrics: Dict[str, float] = {}
         self.pending_rng: Optional[Dict[str, Any]] = None
+        self.last_saved = 0
 
     # ------------------------------------------------------------------------------------------ start-up
 
@@ -253,6 +255,13 @@ class Trainer:
 
     def run(self) -> TrainResult:
         ready = self._prepare()
+        try:
+            return self._run_locked(ready)
+        finally:
+            for loader in (ready.loader, *ready.val_loaders.values()):
+                close_loader(loader)
+
+    def _run_locked(self, ready: "_Prepared") -> TrainResult:
         with self.ckpt.lock():
             self.ckpt.clean_orphans()
             newer = self.ckpt.newer_than(self.iteration) if ready.resuming else []
@@ -275,7 +284,10 @@ class Trainer:
         for message in ready.messages:
             out(message)
         model, spec = ready.model, self.options.train_set
-        batch = next(iter(ready.loader))
+        try:
+            batch = next(iter(ready.loader))
+        finally:
+            close_loader(ready.loader)
         start = time.perf_counter()
         with torch.no_grad():
             output = model.net_g(batch["lq"].to(self.device))
@@ -310,6 +322,7 @@ class Trainer:
         if self.pending_rng is not None:
             restore_rng(self.pending_rng)
             self.pending_rng = None
+        self.last_saved = self.iteration
         try:
             while self.iteration < train.total_iter and self.stop.requested is None:
                 sampler.set_position(self.epoch, self.batches_done * options.train_set.batch_size_per_gpu)
@@ -326,14 +339,19 @@ class Trainer:
                 else:
                     self.epoch += 1
                     self.batches_done = 0
+        except UserError as exc:  # e.g. an image that cannot be decoded: keep the progress, then stop
+            message = user_message(exc)
+            pt = self._save_progress(model, batches_per_epoch)
+            saved = f"; progress saved in {pt}" if pt else ""
+            log.warning(f"stopped at iteration {self.iteration}: {message}{saved}")
+            raise UserError(f"{message} (stopped at iteration {self.iteration}{saved}; fix it and resume "
+                            "with --auto-resume)") from None
         finally:
             self.stop.restore()
             log.end_progress()
         interrupted = self.stop.requested is not None
-        if interrupted and self.iteration and self.iteration % options.logger.save_checkpoint_freq and \
-                self.iteration != train.total_iter:
-            pt, _ = self.ckpt.save_interval(self._state(model, batches_per_epoch), model.deploy_state_dict(),
-                                            self.iteration)
+        pt = self._save_progress(model, batches_per_epoch) if interrupted else None
+        if pt:
             log.info(f"{self.stop.requested}: stopped after iteration {self.iteration}; saved {pt}. "
                      f"Resume with path.resume_path: {pt} (or auto)")
         elif interrupted:
@@ -377,7 +395,17 @@ class Trainer:
         if it % options.logger.save_checkpoint_freq == 0 or final:
             state = state or self._state(model, batches_per_epoch)
             pt, pth = self.ckpt.save_interval(state, model.deploy_state_dict(), it)
+            self.last_saved = it
             log.info(f"Saved checkpoint {pt} and {pth}")
+
+    def _save_progress(self, model: Any, batches_per_epoch: int) -> Optional[str]:
+        """A checkpoint of the last completed step, unless there is one already; returns its path."""
+        if self.iteration <= self.last_saved:
+            return None
+        pt, _ = self.ckpt.save_interval(self._state(model, batches_per_epoch), model.deploy_state_dict(),
+                                        self.iteration)
+        self.last_saved = self.iteration
+        return pt
 
     def _validate(self, log: ExperimentLogger, model: Any, val_loaders: Dict[str, Any],
                   last_metrics: Dict[str, Dict[str, float]]) -> bool:

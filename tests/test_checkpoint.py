@@ -414,8 +414,8 @@ def test_kill_9_at_random_moments_never_leaves_an_unloadable_checkpoint(workdir:
         names = os.listdir(weights)
         killed_mid_save += any(".tmp." in n for n in names)
         for name in names:
-            if ".tmp." not in name:
-                verify(str(weights / name))  # every file under a real name is complete
+            if name.endswith((".pt", ".pth")) and ".tmp." not in name:
+                verify(str(weights / name))  # every checkpoint under a real name is complete
         if any(n.endswith(".pt") for n in names):  # none yet if the very first save was hit
             manager = CheckpointManager(str(weights), "kill", log=lambda _m: None)
             assert manager.find_resumable() is not None
@@ -574,3 +574,22 @@ def test_resuming_from_an_older_checkpoint_moves_the_later_ones_aside(workdir: P
     assert names == ["tiny_iter_4.pt", "tiny_iter_4.pth", "tiny_iter_6.pt", "tiny_iter_6.pth"]
     archived = list((workdir / "weights").glob("archived_tiny_*/tiny_iter_12.pt"))
     assert len(archived) == 1 and archived[0].read_bytes() == later
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_image_that_fails_mid_run_saves_progress_and_exits_2(workdir: Path, capsys: pytest.CaptureFixture,
+                                                                  workers: int) -> None:
+    """The header checks pass (valid PNG header), the pixels do not decode: found only when the sample is
+    drawn. The run keeps its progress and says which file; with workers the message is not a traceback."""
+    bad = workdir / "data" / "train" / "HR" / "0003.png"
+    data = bad.read_bytes()
+    bad.write_bytes(data[:33] + b"\0" * (len(data) - 33))  # signature + IHDR intact, image data gone
+    opt = write_options(workdir, **{"train.total_iter": 40, "logger.save_checkpoint_freq": 1000, "val": None,
+                                    "datasets.train.num_worker_per_gpu": workers})
+    assert train_in_process(opt) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "0003.png" in lines[0] and "cannot read image" in lines[0], err
+    assert "Traceback" not in err and "progress saved in weights/tiny_iter_" in lines[0]
+    saved = list((workdir / "weights").glob("tiny_iter_*.pt"))
+    assert len(saved) == 1 and 0 < _load(saved[0])["iteration"] < 40

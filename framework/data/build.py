@@ -61,7 +61,18 @@ def build_val_loader(options: Options, phase: str, dataset: Dataset, device: tor
     workers = resolve_workers(spec.num_worker_per_gpu, device)
     return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=workers,
                       persistent_workers=workers > 0, pin_memory=spec.pin_memory and device.type == "cuda",
+                      worker_init_fn=_ignore_stop_signals if workers > 0 else None,
                       generator=_own_generator(options))
+
+
+def close_loader(loader: DataLoader) -> None:
+    """Stop a loader's worker processes now. They ignore SIGINT/SIGTERM (the trainer handles those), so the
+    interpreter's exit, which stops leftover workers with SIGTERM, could not; and an error's traceback can
+    keep the iterator alive past the run."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+    loader._iterator = None
 
 
 def _own_generator(options: Options) -> torch.Generator:
