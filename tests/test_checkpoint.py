@@ -391,7 +391,7 @@ def test_kill_9_at_random_moments_never_leaves_an_unloadable_checkpoint(workdir:
     """20 kills of a run that saves every iteration: half at random moments, half the instant a save's temp
     file appears (so saves really are hit). After each, every file under a real name verifies and auto-resume
     finds a checkpoint; a last run completes and leaves no temp files."""
-    opt = write_options(workdir, "kill", **{"train.total_iter": 50, "logger.save_checkpoint_freq": 1,
+    opt = write_options(workdir, "kill", **{"train.total_iter": 120, "logger.save_checkpoint_freq": 1,
                                            "logger.keep_last": 3, "val": None,
                                            "network_g.num_feat": 64, "network_g.num_block": 4})
     rng = random.Random(1234)
@@ -406,8 +406,8 @@ def test_kill_9_at_random_moments_never_leaves_an_unloadable_checkpoint(workdir:
             time.sleep(rng.uniform(0.0, 0.5))
         else:
             deadline = time.time() + 20
-            while time.time() < deadline and not (weights.exists() and
-                                                  any(".tmp." in n for n in os.listdir(weights))):
+            while time.time() < deadline and proc.poll() is None and not (
+                    weights.exists() and any(".tmp." in n for n in os.listdir(weights))):
                 time.sleep(0.002)
         proc.kill()
         proc.communicate()
@@ -422,9 +422,9 @@ def test_kill_9_at_random_moments_never_leaves_an_unloadable_checkpoint(workdir:
     assert killed_mid_save >= 5, killed_mid_save
     result = run_train(workdir, ["-opt", str(opt), "--auto-resume"])
     assert result.returncode == 0, result.stderr
-    assert "Training finished at iteration 50" in result.stdout
+    assert "Training finished at iteration 120" in result.stdout
     assert not [p for p in weights.iterdir() if ".tmp." in p.name]
-    assert _load(weights / "kill_iter_50.pt")["iteration"] == 50
+    assert _load(weights / "kill_iter_120.pt")["iteration"] == 120
 
 
 def test_tensorboard_continues_without_duplicated_points(workdir: Path) -> None:
