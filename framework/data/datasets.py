@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from ..errors import UserError
 from ..registry import DATASET_REGISTRY
 from .degradations import bicubic_downsample
-from .image_io import image_size, images_by_stem, read_image
+from .image_io import decode_file, image_size, images_by_stem, read_image, to_float
 from .transforms import augment, crop_origin, mod_crop, paired_random_crop
 
 Key = Union[int, Tuple[int, int]]
@@ -79,6 +79,7 @@ class _SRDataset(Dataset):
             gen = sample_generator(self.seed, epoch, position)
             gt, lq = paired_random_crop(gt, lq, self.gt_size, self.scale, gen, gt_path)
             gt, lq = augment([gt, lq], self.use_hflip, self.use_rot, gen)
+        gt, lq = to_float(gt), to_float(lq)  # after the crop: only the kept pixels are converted
         return {"lq": lq, "gt": gt, "lq_path": lq_path, "gt_path": gt_path,
                 "name": os.path.splitext(self.names()[index])[0]}
 
@@ -118,7 +119,7 @@ class PairedImageDataset(_SRDataset):
         gt_rel, lq_rel = self.pairs[index]
         gt_path = os.path.join(self.dataroot_gt, gt_rel)
         lq_path = os.path.join(self.dataroot_lq, lq_rel)
-        gt, lq = read_image(gt_path), read_image(lq_path)
+        gt, lq = decode_file(gt_path), decode_file(lq_path)
         (_, h_gt, w_gt), (_, h_lq, w_lq) = gt.shape, lq.shape
         if (h_gt // self.scale, w_gt // self.scale) != (h_lq, w_lq):
             raise UserError(f"{gt_path}: GT is {w_gt}x{h_gt} but LQ {lq_path} is {w_lq}x{h_lq}, which is not "
@@ -204,15 +205,15 @@ class BicubicSRDataset(_SRDataset):
         epoch, position = key if isinstance(key, tuple) else (0, key)
         index = position % len(self)
         gt_path = os.path.join(self.dataroot_gt, self.files[index])
-        gt = mod_crop(read_image(gt_path), self.scale)
+        gt = mod_crop(decode_file(gt_path), self.scale)
         gen = sample_generator(self.seed, epoch, position)
         s, m, size = self.scale, self._MARGIN, self.gt_size // self.scale
         h_lq, w_lq = gt.shape[1] // s, gt.shape[2] // s
         top, left = crop_origin(h_lq, w_lq, size, gen, f"{gt_path}: image (at LQ size)")
-        gt_crop = gt[:, top * s:(top + size) * s, left * s:(left + size) * s]
+        gt_crop = to_float(gt[:, top * s:(top + size) * s, left * s:(left + size) * s])
         t0, l0 = max(0, top - m), max(0, left - m)
         t1, l1 = min(h_lq, top + size + m), min(w_lq, left + size + m)
-        window = bicubic_downsample(gt[:, t0 * s:t1 * s, l0 * s:l1 * s], s)
+        window = bicubic_downsample(to_float(gt[:, t0 * s:t1 * s, l0 * s:l1 * s]), s)
         lq = window[:, top - t0:top - t0 + size, left - l0:left - l0 + size]
         gt_crop, lq = augment([gt_crop, lq], self.use_hflip, self.use_rot, gen)
         return {"lq": lq, "gt": gt_crop, "lq_path": gt_path, "gt_path": gt_path,

@@ -40,15 +40,25 @@ def images_by_stem(folder: str) -> Dict[str, str]:
 
 def read_image(path: str) -> torch.Tensor:
     """float32 (3, H, W) RGB in [0, 1]; a file that cannot be decoded is a user error naming it."""
+    return to_float(decode_file(path))
+
+
+def decode_file(path: str) -> torch.Tensor:
+    """The decoded integer image (uint8, or uint16 for 16-bit PNG), RGB (3, H, W): crop it before
+    :func:`to_float`, which then converts only the pixels kept."""
     try:
         data = read_file(path)
-        img = decode_image(data, mode=ImageReadMode.RGB)
+        return decode_image(data, mode=ImageReadMode.RGB)
     except (RuntimeError, OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path}: cannot read image ({reason})") from None
-    if img.dtype != torch.uint8:  # 16-bit PNG: scale by its own range, not 255
-        return img.to(torch.float32).div_(float(torch.iinfo(img.dtype).max))
-    return img.float().div_(255.0)
+
+
+def to_float(img: torch.Tensor) -> torch.Tensor:
+    """Integer image -> float32 in [0, 1], scaled by its own range (255, or 65535 for 16-bit PNG)."""
+    if img.is_floating_point():
+        return img
+    return img.to(torch.float32).div_(float(torch.iinfo(img.dtype).max))
 
 
 def write_image(img: torch.Tensor, path: str) -> None:
