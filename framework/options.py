@@ -20,17 +20,6 @@ from .registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_RE
 from .schema import (Component, Path_, Problem, YamlSource, build_component, build_section, build_value,
                      format_problems, opt, plain)
 
-# Keys that BasicSR (and its descendants) spell differently, mapped to ours, for "unknown key" hints.
-BASICSR_NAMES = {
-    "pretrain_network_g": "pretrain_path", "resume_state": "resume_path", "strict_load_g": "strict_load",
-    "param_key_g": "param_key", "num_gpu": "device", "models": "weights_root", "experiments_root": "experiments_root",
-}
-
-# Top-level keys BasicSR files carry that have no meaning here; accepted and ignored would hide typos, so
-# they are errors with a hint instead.
-_TOP_RENAMED = {"num_gpu": "device (auto, cpu or cuda)", "dist_params": "torchrun (no option needed)"}
-
-
 # The dataset classes get these from the framework (top-level `scale`, `manual_seed`, and the phase).
 DATASET_INJECTED = ("scale", "seed", "train")
 
@@ -56,6 +45,10 @@ LOADER_KEYS = tuple(f.name for f in dataclasses.fields(DatasetOptions) if f.name
 @dataclass(frozen=True, kw_only=True)
 class PathOptions:
     """Where weights come from and where results go."""
+
+    # BasicSR's spellings, common in copied files: named in the "unknown key" message (not a field).
+    RENAMED = {"pretrain_network_g": "pretrain_path", "resume_state": "resume_path",
+               "strict_load_g": "strict_load", "param_key_g": "param_key", "models": "weights_root"}
 
     pretrain_path: Optional[str] = opt(None, doc="Weights to start from (fine-tuning): a `.pth` (`params`, "
                                                  "`params_ema` or a bare state dict) or a `.pt`. Iteration 0, "
@@ -127,6 +120,9 @@ class LoggerOptions:
 @dataclass(frozen=True, kw_only=True)
 class Options:
     """The whole validated configuration; read-only."""
+
+    # Top-level BasicSR keys with no meaning here: accepting and ignoring them would hide typos.
+    RENAMED = {"num_gpu": "device (auto, cpu or cuda)", "dist_params": "torchrun (no option needed)"}
 
     name: str = opt(doc="Experiment name: names `experiments/<name>/` and `weights/<name>_*`. Letters, digits, "
                         "`_`, `-`, `.`.")
@@ -260,8 +256,7 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
         val_raw = dict(val_raw)
         metrics_raw = val_raw.pop("metrics")
         raw["val"] = val_raw
-    renamed = {k: v for k, v in _TOP_RENAMED.items()}
-    options = build_section(Options, raw, (), problems, renamed=renamed)
+    options = build_section(Options, raw, (), problems)
     if options is None:
         return None
     datasets = _build_datasets(datasets_raw, problems, require_train=require_train)
@@ -269,8 +264,6 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
     if options.val is not None:
         metrics = _build_metrics(metrics_raw, problems)
         replace["val"] = dataclasses.replace(options.val, metrics=MappingProxyType(metrics))
-    if options.path is not None:
-        _check_path_keys(raw.get("path"), problems)
     if require_train and options.train is None:
         problems.append(Problem(("train",), "missing required section for training (total_iter, optim_g, "
                                             "pixel_opt)"))
@@ -283,17 +276,6 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
                                                  f"{did_you_mean(options.model_type, MODEL_REGISTRY.names())}"
                                                  f" known: {', '.join(MODEL_REGISTRY.names())}"))
     return dataclasses.replace(options, **replace)
-
-
-def _check_path_keys(raw_path: Any, problems: List[Problem]) -> None:
-    """BasicSR's path keys are common in copied files: name ours instead of a bare 'unknown key'."""
-    if not isinstance(raw_path, dict):
-        return
-    for key in raw_path:
-        if key in BASICSR_NAMES and BASICSR_NAMES[key] != key:
-            for p in problems:
-                if p.path == ("path", key):
-                    p.message = f"unknown key '{key}'; this trainer calls it '{BASICSR_NAMES[key]}'"
 
 
 def _build_datasets(raw: Any, problems: List[Problem], *, require_train: bool) -> Dict[str, DatasetOptions]:

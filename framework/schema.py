@@ -319,12 +319,13 @@ def check_bounds(value: Any, meta: Mapping[str, Any], path: Path_, problems: Lis
         problems.append(Problem(path, f"must be less than {below}, got {value}"))
 
 
-def build_section(cls: type, raw: Any, path: Path_, problems: List[Problem],
-                  renamed: Mapping[str, str] = MappingProxyType({})) -> Any:
+def build_section(cls: type, raw: Any, path: Path_, problems: List[Problem]) -> Any:
     """Validate a mapping against dataclass ``cls`` and build it; unknown or missing keys become problems.
 
-    ``renamed`` maps keys other trainers use (BasicSR's ``pretrain_network_g``) to ours, for the hint.
+    ``cls.RENAMED`` (optional) maps keys other trainers use (BasicSR's ``pretrain_network_g``) to ours, for
+    the hint.
     """
+    renamed = getattr(cls, "RENAMED", {})
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
