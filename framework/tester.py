@@ -12,14 +12,13 @@ from typing import Callable, Dict, List
 
 import torch
 
-from .checkpoint import read_weights
 from .data.build import build_dataset, build_val_loader, close_loader
 from .data.degradations import bicubic_upsample
 from .errors import UserError
 from .options import Options
 from .registry import MODEL_REGISTRY
 from .run_folders import archive_previous_run
-from .trainer import select_device
+from .trainer import load_pretrained, select_device
 from .validation import evaluate
 
 
@@ -33,12 +32,7 @@ def run_test(options: Options, out: Callable[[str], None] = print,
     device = select_device(options)
     model = MODEL_REGISTRY.get(options.model_type)(options, device)
     messages: List[str] = []
-    weights = read_weights(options.path.pretrain_path, options.path.param_key, log=messages.append)
-    try:
-        report = model.load_pretrained(weights, strict=options.path.strict_load)
-    except UserError as exc:
-        raise UserError(f"path.pretrain_path: {options.path.pretrain_path}: {exc}") from None
-    messages += [f"WARNING: {line}" for line in report.lines()]
+    load_pretrained(model, options.path, messages.append)
     loaders = {phase: build_val_loader(options, phase, build_dataset(options, phase), device)
                for phase in options.datasets if phase != "train"}
     if not loaders:

@@ -24,7 +24,7 @@ from .data.build import (build_dataset, build_train_loader, build_val_loader, cl
 from .data.degradations import bicubic_upsample
 from .errors import UserError, user_message
 from .logger import ExperimentLogger, format_metrics
-from .options import Options, format_change, option_changes, save_options
+from .options import Options, PathOptions, format_change, option_changes, save_options
 from .registry import MODEL_REGISTRY
 from .rng import capture_rng, restore_rng, seed_everything
 from .run_folders import archive_previous_run, move_into_archive
@@ -92,6 +92,18 @@ class _StopRequest:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+def load_pretrained(model: Any, path: PathOptions, note: Callable[[str], None]) -> None:
+    """``path.pretrain_path`` into the model (fine-tuning, test.py); what could not be used is reported."""
+    weights = read_weights(path.pretrain_path, path.param_key, log=note)
+    try:
+        report = model.load_pretrained(weights, strict=path.strict_load)
+    except UserError as exc:
+        raise UserError(f"path.pretrain_path: {path.pretrain_path}: {exc}") from None
+    note(f"Loaded pretrained weights from {path.pretrain_path} (strict_load: {path.strict_load})")
+    for line in report.lines():
+        note(f"WARNING: pretrain: {line}")
 
 
 def select_device(options: Options) -> torch.device:
@@ -186,14 +198,7 @@ class Trainer:
             note(f"Resumed from {resume_path}: iteration {self.iteration}, epoch {self.epoch} "
                      f"(+{self.batches_done} batches)")
         elif path.pretrain_path:
-            weights = read_weights(path.pretrain_path, path.param_key, log=note)
-            try:
-                report = model.load_pretrained(weights, strict=path.strict_load)
-            except UserError as exc:
-                raise UserError(f"path.pretrain_path: {path.pretrain_path}: {exc}") from None
-            note(f"Loaded pretrained weights from {path.pretrain_path} (strict_load: {path.strict_load})")
-            for line in report.lines():
-                note(f"WARNING: pretrain: {line}")
+            load_pretrained(model, path, note)
         elif self.options.path.resume_path == "auto":
             note("resume_path: auto found no checkpoint of this experiment; starting from iteration 0")
 
