@@ -1,9 +1,11 @@
 """The checkpoint manager: file names, formats, atomic writes, retention, verification and safe loading.
 
-It knows files and state dicts, not training: the trainer collects a plain dict of state (``Trainer._state``)
-and hands it over; this module decides where and how it lands on disk, and what a valid one must hold.
+It knows files and state dicts, not the loop: :class:`CheckpointManager` collects the state from the stateful
+parts it tracks (model, loop position, best record, RNG, options), decides at each step what is written
+(interval, final, new best, stop request), and how it lands on disk; this module also says what a valid
+checkpoint must hold, and reads checkpoints and pretrained weights safely.
 
-Formats (design.md 4):
+Formats:
 - ``<name>_iter_<N>.pth`` / ``<name>_best.pth``: exactly ``{'params': state_dict}``, for deployment.
 - ``<name>_iter_<N>.pt`` / ``<name>_best.pt``: the full training state, a plain dict marked
   ``kind: 'training_state'`` with a format version.
@@ -11,25 +13,34 @@ Both load with ``torch.load(..., weights_only=True)``.
 """
 from __future__ import annotations
 
+import logging
 import os
+import pickle
+import pickletools
 import re
-from contextlib import contextmanager
 import shutil
 import time
 import warnings
 import zipfile
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
 
 import torch
 
 from .errors import UserError
+from .rng import capture_rng
+from .version import __version__
+
+logger = logging.getLogger(__name__)
 
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; one run per name is then the user's care
     fcntl = None
 
-FORMAT_VERSION = 1
+# 2: the model state grouped by kind (networks, ema, optimizers, schedulers, scalers); 1 is read and upgraded.
+FORMAT_VERSION = 2
 TRAINING_STATE = "training_state"
 _TMP_MARK = ".tmp."
 _SAFE_TORCH = (2, 10)  # the restricted unpickler had RCE flaws before (CVE-2025-32434, CVE-2026-24747)
@@ -48,12 +59,10 @@ class CheckpointWriteError(UserError):
 
 def training_state(*, iteration: int, epoch: int, data_position: Dict[str, int], model: Dict[str, Any],
                    best: Dict[str, Any], options: Dict[str, Any], rng: Dict[str, Any]) -> Dict[str, Any]:
-    """The full-state ``.pt`` content: what the trainer collected, plus kind, format and versions.
+    """The full-state ``.pt`` content: the collected parts, plus kind, format and versions.
 
     Everything is plain Python and tensors, so ``torch.load(weights_only=True)`` reads it.
     """
-    from . import __version__
-
     return {"kind": TRAINING_STATE, "format_version": FORMAT_VERSION, "framework_version": __version__,
             "torch_version": str(torch.__version__), "iteration": iteration, "epoch": epoch,
             "data_position": data_position, "model": model, "best": best, "options": options, "rng": rng,
@@ -69,13 +78,34 @@ def atomic_save(obj: Any, path: str) -> None:
     Temp file in the same folder, flush + fsync, ``os.replace``, fsync of the folder: a kill or power loss at
     any instant leaves a loadable file; a failed write (ENOSPC) removes its temp file and raises.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}{_TMP_MARK}{os.getpid()}")
-    try:
+    def write(tmp: str) -> None:
         with open(tmp, "wb") as fh:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+
+    _replace_atomically(path, write)
+
+
+def atomic_copy(source: str, path: str) -> None:
+    """``path`` becomes the finished file ``source`` (a hard link where the file system has them, else a
+    copy), with the same guarantees as :func:`atomic_save` and without serialising the state again."""
+    def link(tmp: str) -> None:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+
+    _replace_atomically(path, link)
+
+
+def _replace_atomically(path: str, make_temp: Callable[[str], None]) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}{_TMP_MARK}{os.getpid()}")
+    try:
+        make_temp(tmp)
         os.replace(tmp, path)
     except (OSError, RuntimeError) as exc:  # torch's zip writer reports a full disk as RuntimeError
         _remove_quietly(tmp)
@@ -140,15 +170,46 @@ def safe_load(path: str, *, key: str = "") -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the outcome is what counts
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - every reason a file cannot be read is the user's to see
-        message = str(exc)
-        detail = re.search(r"Unsupported (global|operand)[^\n.]*", message)
-        if detail is not None or "GLOBAL" in message:
+    except pickle.UnpicklingError as exc:  # the weights-only unpickler refused something
+        unsafe = unsafe_globals(path)
+        if unsafe:
             raise CheckpointError(f"{where}: refused: the file holds Python objects other than tensors and "
-                                  f"plain data ({detail.group(0) if detail else 'not weights-only'}); it may be "
-                                  f"malicious and was not unpickled") from None
-        first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
-        raise CheckpointError(f"{where}: not a readable PyTorch file ({first[:200]})") from None
+                                  f"plain data ({', '.join(unsafe[:3])}); it may be malicious and was not "
+                                  "unpickled") from None
+        raise CheckpointError(f"{where}: not a readable PyTorch file ({_first_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - every reason a file cannot be read is the user's to see
+        raise CheckpointError(f"{where}: not a readable PyTorch file ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    message = str(exc).strip()
+    return message.splitlines()[0][:200] if message else type(exc).__name__
+
+
+def unsafe_globals(path: str) -> List[str]:
+    """The globals (``module.name``) a file would make the unpickler import, which a weights-only load refuses.
+
+    torch answers for its zip format; a legacy raw pickle is read opcode by opcode (nothing is executed).
+    """
+    if zipfile.is_zipfile(path):
+        try:
+            return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        except Exception:  # noqa: BLE001 - a damaged archive: no answer, the caller reports it unreadable
+            return []
+    found: List[str] = []
+    strings: List[str] = []
+    try:
+        with open(path, "rb") as fh:
+            for opcode, arg, _pos in pickletools.genops(fh):
+                if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "STRING", "BINSTRING"):
+                    strings.append(str(arg))
+                elif opcode.name == "GLOBAL":
+                    found.append(str(arg).replace(" ", "."))
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # noqa: BLE001 - not a pickle at all
+        return found
+    return found
 
 
 def _check_zip(path: str, where: str) -> None:
@@ -172,7 +233,7 @@ def verify(path: str) -> Dict[str, Any]:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict, got {type(obj).__name__}")
     if path.endswith(".pt"):
-        check_training_state(obj, path)
+        obj = check_training_state(obj, path)
     elif "params" not in obj:
         raise CheckpointError(f"{path}: weights file without a 'params' entry (keys: {_keys(obj)})")
     elif not is_state_dict(obj["params"]):
@@ -180,7 +241,9 @@ def verify(path: str) -> Dict[str, Any]:
     return obj
 
 
-def check_training_state(obj: Any, path: str, key: str = "") -> None:
+def check_training_state(obj: Any, path: str, key: str = "") -> Dict[str, Any]:
+    """``obj`` if it is a full training state this trainer can resume from (a format-1 one is upgraded in
+    place), else a :class:`CheckpointError` that says what it is instead."""
     where = f"{key}: {path}" if key else path
     if not isinstance(obj, dict) or obj.get("kind") != TRAINING_STATE:
         if isinstance(obj, dict) and ("params" in obj or "params_ema" in obj or is_state_dict(obj)):
@@ -196,9 +259,20 @@ def check_training_state(obj: Any, path: str, key: str = "") -> None:
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{where}: checkpoint format {version} is newer than this trainer reads "
                               f"({FORMAT_VERSION}); update the framework")
+    if version == 1 and isinstance(obj.get("model"), dict):
+        obj["model"] = upgrade_model_state(obj["model"])
     missing = [name for name, ok in _TRAINING_STATE_SHAPE.items() if not ok(obj)]
     if missing:
         raise CheckpointError(f"{where}: incomplete training checkpoint (missing or invalid: {', '.join(missing)})")
+    return obj
+
+
+def upgrade_model_state(model: Dict[str, Any]) -> Dict[str, Any]:
+    """Format 1 (one network: ``net_g``, ``net_g_ema``, ``optimizer``, ``scheduler``) -> the grouped layout."""
+    ema = model.get("net_g_ema")
+    return {"networks": {"net_g": model.get("net_g")}, "ema": {"net_g": ema} if ema is not None else {},
+            "optimizers": {"optim_g": model.get("optimizer")}, "schedulers": {"optim_g": model.get("scheduler")},
+            "scalers": {}}
 
 
 def is_state_dict(value: Any) -> bool:
@@ -207,17 +281,24 @@ def is_state_dict(value: Any) -> bool:
                                                            for k, v in value.items())
 
 
+def _group(obj: Dict[str, Any], name: str, item_ok: Callable[[Any], bool], non_empty: bool = False) -> bool:
+    model = obj.get("model")
+    group = model.get(name) if isinstance(model, dict) else None
+    return isinstance(group, dict) and (bool(group) or not non_empty) and all(
+        isinstance(k, str) and item_ok(v) for k, v in group.items())
+
+
 # What resuming reads, so a checkpoint that would fail half-way through a resume is rejected up front.
-_TRAINING_STATE_SHAPE = {
+_TRAINING_STATE_SHAPE: Dict[str, Callable[[Dict[str, Any]], bool]] = {
     "iteration": lambda o: isinstance(o.get("iteration"), int),
     "epoch": lambda o: isinstance(o.get("epoch"), int),
     "data_position": lambda o: isinstance(o.get("data_position"), dict)
     and all(isinstance(o["data_position"].get(k), int) for k in ("epoch", "batches_done")),
-    "model.net_g": lambda o: isinstance(o.get("model"), dict) and is_state_dict(o["model"].get("net_g")),
-    "model.net_g_ema": lambda o: isinstance(o.get("model"), dict)
-    and (o["model"].get("net_g_ema") is None or is_state_dict(o["model"].get("net_g_ema"))),
-    "model.optimizer": lambda o: isinstance(o.get("model"), dict) and isinstance(o["model"].get("optimizer"), dict),
-    "model.scheduler": lambda o: isinstance(o.get("model"), dict) and isinstance(o["model"].get("scheduler"), dict),
+    "model.networks": lambda o: _group(o, "networks", is_state_dict, non_empty=True),
+    "model.ema": lambda o: _group(o, "ema", is_state_dict),
+    "model.optimizers": lambda o: _group(o, "optimizers", lambda v: isinstance(v, dict), non_empty=True),
+    "model.schedulers": lambda o: _group(o, "schedulers", lambda v: isinstance(v, dict)),
+    "model.scalers": lambda o: _group(o, "scalers", lambda v: isinstance(v, dict)),
     "best": lambda o: isinstance(o.get("best"), dict),
     "options": lambda o: isinstance(o.get("options"), dict),
     "rng": lambda o: isinstance(o.get("rng"), dict),
@@ -250,27 +331,30 @@ def strip_prefixes(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]
     return out
 
 
-def read_weights(path: str, param_key: str = "params",
-                 log: Callable[[str], None] = print) -> Dict[str, torch.Tensor]:
+def read_weights(path: str, param_key: str = "params", network: str = "net_g") -> Dict[str, torch.Tensor]:
     """Network weights from a `.pth` (``params``, ``params_ema``, bare state dict) or a full `.pt`."""
     obj = safe_load(path, key="path.pretrain_path")
     where = f"path.pretrain_path: {path}"
     if isinstance(obj, dict) and obj.get("kind") == TRAINING_STATE:
-        model = obj.get("model", {})
-        use_ema = param_key == "params_ema" and model.get("net_g_ema") is not None
-        state = model.get("net_g_ema") if use_ema else model.get("net_g")
-        log(f"Pretrained weights: {'EMA' if use_ema else 'network'} weights of the full checkpoint {path} "
-            f"(iteration {obj.get('iteration')})")
+        obj = check_training_state(obj, path, key="path.pretrain_path")
+        model = obj["model"]
+        use_ema = param_key == "params_ema" and network in model["ema"]
+        state = model["ema"][network] if use_ema else model["networks"].get(network)
+        if state is None:
+            raise CheckpointError(f"{where}: the checkpoint has no network '{network}' (it has: "
+                                  f"{_keys(model['networks'])})")
+        logger.info(f"Pretrained weights: {'EMA' if use_ema else 'network'} weights of the full checkpoint "
+                    f"{path} (iteration {obj.get('iteration')})")
     elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         state = obj
-        log(f"Pretrained weights: {path} is a bare state dict")
+        logger.info(f"Pretrained weights: {path} is a bare state dict")
     elif isinstance(obj, dict):
         nested = {k: v for k, v in obj.items() if isinstance(v, dict)}
         if param_key in nested:
             state = nested[param_key]
         elif len(nested) == 1:
             only = next(iter(nested))
-            log(f"Pretrained weights: {path} has no '{param_key}', using its only entry '{only}'")
+            logger.info(f"Pretrained weights: {path} has no '{param_key}', using its only entry '{only}'")
             state = nested[only]
         else:
             raise CheckpointError(f"{where}: no '{param_key}' entry (entries: {_keys(nested)}); set "
@@ -285,15 +369,34 @@ def read_weights(path: str, param_key: str = "params",
 # ------------------------------------------------------------------------------------------------ manager
 
 
+class Stateful(Protocol):
+    def state_dict(self) -> Dict[str, Any]: ...
+
+
+class DeployableModel(Stateful, Protocol):
+    def deploy_state_dict(self) -> Dict[str, torch.Tensor]: ...
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What one :meth:`CheckpointManager.after_step` call wrote: ``(pt, pth)`` pairs, or None."""
+
+    interval: Optional[Tuple[str, str]] = None
+    best: Optional[Tuple[str, str]] = None
+
+
 class CheckpointManager:
-    """Names, writes, finds, prunes and loads the checkpoints of one experiment in ``weights_root``."""
+    """Names, writes, finds, prunes and loads the checkpoints of one experiment in ``weights_root``, and
+    decides when to write them: every ``save_freq`` iterations, at the end, on a new best, on a stop request."""
 
     def __init__(self, weights_root: str, name: str, keep_last: Optional[int] = None,
-                 log: Callable[[str], None] = print) -> None:
+                 save_freq: Optional[int] = None) -> None:
         self.root = weights_root
         self.name = name
         self.keep_last = keep_last
-        self.log = log
+        self.save_freq = save_freq
+        self.last_saved = 0
+        self._parts: Optional[Dict[str, Any]] = None
 
     # names
     def path(self, tag: str, ext: str) -> str:
@@ -333,7 +436,7 @@ class CheckpointManager:
                 _remove_quietly(os.path.join(self.root, fname))
                 removed.append(fname)
         if removed:
-            self.log(f"Removed {len(removed)} temp file(s) of an interrupted save: {', '.join(removed)}")
+            logger.info(f"Removed {len(removed)} temp file(s) of an interrupted save: {', '.join(removed)}")
         return removed
 
     @contextmanager
@@ -365,25 +468,65 @@ class CheckpointManager:
         return [p for it, pt in self.interval_checkpoints() if it > iteration
                 for p in (pt, pt + "h") if os.path.exists(p)]
 
-    # saving
-    def save_interval(self, state: Mapping[str, Any], params: Mapping[str, torch.Tensor],
-                      iteration: int) -> Tuple[str, str]:
-        """Full state and weights at ``iteration``; then, only then, prune the oldest beyond ``keep_last``."""
-        os.makedirs(self.root, exist_ok=True)
-        pt, pth = self.iter_paths(iteration)
-        atomic_save(dict(state), pt)
-        atomic_save({"params": dict(params)}, pth)
-        self.prune()
-        return pt, pth
+    # the save policy
+    def track(self, *, model: DeployableModel, progress: Stateful, best: Stateful,
+              options: Dict[str, Any]) -> None:
+        """The stateful parts a checkpoint is collected from; ``progress`` says the iteration."""
+        self._parts = {"model": model, "progress": progress, "best": best, "options": options}
+        self.last_saved = int(progress.state_dict()["iteration"])
 
-    def save_best(self, state: Mapping[str, Any], params: Mapping[str, torch.Tensor]) -> Tuple[str, str]:
+    def collect(self) -> Dict[str, Any]:
+        """The full training state now (references to live tensors: write it before the next step)."""
+        if self._parts is None:
+            raise RuntimeError("CheckpointManager.track() was not called")
+        parts = self._parts
+        return training_state(**parts["progress"].state_dict(), model=parts["model"].state_dict(),
+                              best=parts["best"].state_dict(), options=parts["options"], rng=capture_rng())
+
+    def after_step(self, iteration: int, *, new_best: bool = False, final: bool = False) -> Saved:
+        """Write what this step calls for: the interval files (every ``save_freq`` and at the end) and the
+        best files; when both fall on one step the state is serialised once and the best names link to it."""
+        interval = final or bool(self.save_freq and iteration % self.save_freq == 0)
+        if not (interval or new_best):
+            return Saved()
+        state, params = self.collect(), self._params()
+        saved_interval = self._write(self.iter_paths(iteration), state, params) if interval else None
+        saved_best = None
+        if new_best:
+            saved_best = self.best_paths()
+            if saved_interval is not None:
+                for source, target in zip(saved_interval, saved_best):
+                    atomic_copy(source, target)
+            else:
+                self._write(saved_best, state, params)
+        if saved_interval is not None:
+            self.last_saved = iteration
+            self.prune()
+        return Saved(interval=saved_interval, best=saved_best)
+
+    def save_progress(self, iteration: int) -> Optional[str]:
+        """A stop request or an error mid-run: the last completed step, unless it is saved already."""
+        if iteration <= self.last_saved:
+            return None
+        pt, _ = self._write(self.iter_paths(iteration), self.collect(), self._params())
+        self.last_saved = iteration
+        self.prune()
+        return pt
+
+    def _params(self) -> Dict[str, torch.Tensor]:
+        assert self._parts is not None
+        return dict(self._parts["model"].deploy_state_dict())
+
+    def _write(self, paths: Tuple[str, str], state: Mapping[str, Any],
+               params: Mapping[str, torch.Tensor]) -> Tuple[str, str]:
         os.makedirs(self.root, exist_ok=True)
-        pt, pth = self.best_paths()
+        pt, pth = paths
         atomic_save(dict(state), pt)
         atomic_save({"params": dict(params)}, pth)
         return pt, pth
 
     def prune(self) -> List[str]:
+        """Delete interval checkpoints beyond the newest ``keep_last`` (only after a new one is written)."""
         if not self.keep_last:
             return []
         removed = []
@@ -403,7 +546,7 @@ class CheckpointManager:
             try:
                 return path, verify(path)
             except CheckpointError as exc:
-                self.log(f"Skipping {exc}")
+                logger.warning(f"Skipping {exc}")
         if candidates:
             raise CheckpointError(f"path.resume_path: auto: none of the {len(candidates)} checkpoint(s) of "
                                   f"'{self.name}' in {self.root} is valid (see above); move them aside to start "
@@ -412,6 +555,4 @@ class CheckpointManager:
 
     def load_resume(self, path: str) -> Dict[str, Any]:
         """The full state at ``path``, verified; a `.pth` or anything else gets a clear error."""
-        obj = safe_load(path, key="path.resume_path")
-        check_training_state(obj, path, key="path.resume_path")
-        return obj
+        return check_training_state(safe_load(path, key="path.resume_path"), path, key="path.resume_path")

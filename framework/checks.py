@@ -1,28 +1,56 @@
-"""Checks of what the options point at (folders, images, checkpoint files, devices), run before anything is
-written, so a wrong path fails in a second instead of after the model is built and folders are created."""
+"""Start-up: check what the options point at (device, output folders, weight files, data, the network) and
+build it, once. The datasets and the model built here are what the run uses, so a run scans each folder and
+builds each component once, and every problem is reported, with file and line, before anything is written."""
 from __future__ import annotations
 
 import os
-from typing import List
+from dataclasses import dataclass
+from typing import Dict, List, Optional
 
 import torch
+from torch.utils.data import Dataset
 
+from .data.build import build_dataset
+from .device import select_device
 from .errors import OptionError, UserError, building
+from .metrics import tensor_to_uint8
+from .models.base import Model
 from .options import Options
+from .registry import METRIC_REGISTRY, MODEL_REGISTRY
+from .rng import seed_everything
 from .schema import Problem
 
 
-def check_environment(options: Options, problems: List[Problem]) -> None:
+@dataclass
+class Built:
+    """What a run starts from: the device, the model on it, and every dataset of the options by phase."""
+
+    device: torch.device
+    model: Model
+    datasets: Dict[str, Dataset]
+
+    @property
+    def val_sets(self) -> Dict[str, Dataset]:
+        return {phase: ds for phase, ds in self.datasets.items() if phase != "train"}
+
+
+def check_and_build(options: Options) -> Built:
+    """Check and build everything; raises one :class:`UserError` listing every problem found."""
+    problems: List[Problem] = []
     _check_device(options, problems)
     _check_output_roots(options, problems)
-    _check_model(options, problems)
-    for phase, dataset in options.datasets.items():
-        _check_dataset(options, phase, problems)
-    for key in ("pretrain_path", "resume_path"):
-        value = getattr(options.path, key)
-        if value and not (key == "resume_path" and value == "auto"):
-            if not os.path.isfile(value):
-                problems.append(Problem(("path", key), f"file '{value}' does not exist"))
+    _check_weight_files(options, problems)
+    device = select_device(options) if not problems else torch.device("cpu")
+    seed_everything(options.manual_seed)  # the weights' initialisation: the first draw of the run
+    model = _build_model(options, device, problems)
+    datasets = {}
+    for phase in options.datasets:
+        dataset = _build_dataset(options, phase, problems)
+        if dataset is not None:
+            datasets[phase] = dataset
+    if problems or model is None:
+        raise options.error(problems)
+    return Built(device, model, datasets)
 
 
 def _check_device(options: Options, problems: List[Problem]) -> None:
@@ -31,48 +59,51 @@ def _check_device(options: Options, problems: List[Problem]) -> None:
                                              f"(torch {torch.__version__}); use device: auto or cpu"))
 
 
-def _check_dataset(options: Options, phase: str, problems: List[Problem]) -> None:
-    """Build the dataset (scans folders and pairs files, reads no pixels) and read its first sample."""
-    from .data.build import build_dataset
+def _check_weight_files(options: Options, problems: List[Problem]) -> None:
+    for key in ("pretrain_path", "resume_path"):
+        value = getattr(options.path, key)
+        if value and not (key == "resume_path" and value == "auto") and not os.path.isfile(value):
+            problems.append(Problem(("path", key), f"file '{value}' does not exist"))
+
+
+def _build_dataset(options: Options, phase: str, problems: List[Problem]) -> Optional[Dataset]:
+    """Build the dataset (scans folders and pairs files), check every image header, read its first sample."""
     try:
         dataset = build_dataset(options, phase)
         if hasattr(dataset, "verify_files"):
             dataset.verify_files()
-        sample = dataset[(0, 0)] if phase == "train" else dataset[0]
-        if phase != "train" and options.val is not None:
-            _check_metrics(options, sample, phase, problems)
-    except UserError as exc:
-        key, _, message = str(exc).partition(": ")
-        known = {"dataroot_gt", "dataroot_lq", "gt_size", "filename_tmpl"}
-        path = ("datasets", phase, key) if key in known else ("datasets", phase)
-        if "smaller than the" in str(exc):
-            path = ("datasets", phase, "gt_size")
-        problems.append(Problem(path, message if key in known else str(exc)))
-
-
-def _check_model(options: Options, problems: List[Problem]) -> None:
-    """Build network, loss, optimizer and schedule on the CPU and push a 16x16 input through the network:
-    argument combinations the schema cannot see (``upscale`` vs ``scale``, list lengths, a negative lr)
-    fail here, each at its own key."""
-    from .registry import MODEL_REGISTRY
-
-    try:
-        model = MODEL_REGISTRY.get(options.model_type)(options, torch.device("cpu"))
+        sample = dataset[(0, 0)] if phase == "train" else dataset[0]  # type: ignore[index]
     except OptionError as exc:
-        problems.append(Problem(exc.path, exc.detail))
-        return
+        problems.append(Problem(("datasets", phase) + tuple(exc.path), exc.detail))
+        return None
+    except UserError as exc:
+        problems.append(Problem(("datasets", phase), str(exc)))
+        return None
+    if phase != "train" and options.val is not None:
+        _check_metrics(options, sample, phase, problems)
+    return dataset
+
+
+def _build_model(options: Options, device: torch.device, problems: List[Problem]) -> Optional[Model]:
+    """Build the model and push a 16x16 input through its network: argument combinations the schema cannot
+    see (``upscale`` vs ``scale``, list lengths, a negative lr) fail here, each at its own key."""
+    try:
+        model: Model = MODEL_REGISTRY.get(options.model_type)(options, device)
+    except OptionError as exc:
+        problems.append(Problem(tuple(exc.path), exc.detail))
+        return None
     channels = int(options.network_g.kwargs.get("num_in_ch", 3))
     try:
-        with torch.no_grad():
-            out = model.net_g.eval()(torch.zeros(1, channels, 16, 16))
+        out = model.inference(torch.zeros(1, channels, 16, 16))
     except UserError as exc:
         problems.append(Problem(("network_g",), str(exc)))
-        return
+        return None
     expected = 16 * options.scale
     if tuple(out.shape[-2:]) != (expected, expected):
         problems.append(Problem(("network_g",), f"{options.network_g.type} turns 16x16 into "
                                                 f"{out.shape[-1]}x{out.shape[-2]}, but scale is {options.scale} "
                                                 f"(expected {expected}x{expected}); make its upscale match scale"))
+    return model
 
 
 def _check_output_roots(options: Options, problems: List[Problem]) -> None:
@@ -92,14 +123,12 @@ def _check_output_roots(options: Options, problems: List[Problem]) -> None:
 def _check_metrics(options: Options, sample: dict, phase: str, problems: List[Problem]) -> None:
     """Run each metric on the first validation image against itself: crop_border too large for the images
     and the like fail here rather than after the first training interval."""
-    from .metrics import tensor_to_uint8
-    from .registry import METRIC_REGISTRY
-
+    assert options.val is not None
     img = tensor_to_uint8(sample["gt"])
     for name, component in options.val.metrics.items():
         try:
             with building("val", "metrics", name, args=component.kwargs):
                 METRIC_REGISTRY.get(component.type)(img, img, **dict(component.kwargs))
         except OptionError as exc:
-            problems.append(Problem(exc.path, f"{exc.detail} (first image of datasets.{phase}: "
-                                              f"{img.shape[-1]}x{img.shape[-2]})"))
+            problems.append(Problem(tuple(exc.path), f"{exc.detail} (first image of datasets.{phase}: "
+                                                     f"{img.shape[-1]}x{img.shape[-2]})"))

@@ -1,4 +1,5 @@
-"""Command-line entry points shared by train.py and test.py: arguments, options, and exit codes.
+"""The command-line entry points: ``train.py`` and ``test.py`` are thin files that call :func:`train_main`
+and :func:`test_main` through :func:`run_main` (arguments, options, start-up checks, exit codes).
 
 Exit codes: 0 success, 2 a user error (options, paths, files; one line per problem, no traceback),
 1 an unexpected failure (with its traceback), 130 an aborted Ctrl-C.
@@ -11,8 +12,11 @@ import sys
 import traceback
 from typing import Callable, List, Optional, Sequence
 
+from .checks import check_and_build
 from .errors import UserError, user_message
 from .options import Options, load_options
+from .tester import check_test_options, run_test
+from .trainer import Trainer
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -75,3 +79,27 @@ def debug_options(options: Options) -> Options:
                                path=path)
 
 
+
+
+def train_main(argv: List[str]) -> int:
+    """``python train.py -opt x.yml``: load the options, check and build everything once, train."""
+    args = train_parser().parse_args(argv)
+    options = options_from_args(args, require_train=True)
+    trainer = Trainer(options, check_and_build(options), show_progress=not args.no_progress)
+    if args.dry_run:
+        trainer.dry_run()
+    else:
+        trainer.run()
+    return 0
+
+
+def test_main(argv: List[str]) -> int:
+    """``python test.py -opt x.yml``: the metrics of trained weights on every test set."""
+    parser = base_parser("Evaluate trained weights on the test sets of a YAML options file.")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate the options, load the weights and data, report, and write nothing")
+    args = parser.parse_args(argv)
+    options = options_from_args(args, require_train=False)
+    check_test_options(options)
+    run_test(options, check_and_build(options), dry_run=args.dry_run)
+    return 0

@@ -10,7 +10,7 @@ import typing
 from typing import List
 
 from .options import (DATASET_INJECTED, LOADER_KEYS, DatasetOptions, LoggerOptions, Options, PathOptions,
-                      TrainOptions, ValOptions, _import_builtin_components)
+                      TrainOptions, ValOptions)
 from .registry import DATASET_REGISTRY, Registry
 from .schema import Component, describe_annotation, signature_params
 
@@ -77,7 +77,6 @@ def _registered(registry: Registry, injected: tuple) -> List[str]:
 
 def options_reference() -> str:
     """Markdown tables of every option key, with type, default and meaning."""
-    _import_builtin_components()
     head = "| key | type | default | meaning |\n|---|---|---|---|"
     parts = [START, "", "### Top level", "", head, *_rows(Options, ""), "",
              "### `datasets.<phase>` (phase: `train`, `val`, `val_<x>`, `test_<x>`)", "",

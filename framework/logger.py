@@ -1,7 +1,10 @@
 """What a run tells the user: text log, progress bar, TensorBoard, and the archive of best models.
 
+Modules log through the standard library (``logging.getLogger(__name__)``, all under the ``framework``
+logger). Lines logged before the experiment log exists (start-up: checks, resume, baselines) are held by a
+standard buffering handler (:func:`held_startup_lines`) and replayed into the log once it is open.
 Everything lands in ``experiments/<name>/``. The logger writes; it does not decide what is best or when to
-save (the trainer does), and it knows nothing about checkpoint formats beyond copying a finished file.
+save, and it knows nothing about checkpoint formats beyond copying a finished file.
 """
 from __future__ import annotations
 
@@ -11,10 +14,52 @@ import os
 import shutil
 import sys
 import time
-from typing import Dict, Mapping, Optional
+from contextlib import contextmanager
+from logging.handlers import MemoryHandler
+from typing import Dict, Iterator, List, Mapping, Optional
 
 import torch
 from tqdm import tqdm
+
+FRAMEWORK_LOGGER = logging.getLogger("framework")
+FRAMEWORK_LOGGER.setLevel(logging.INFO)
+FRAMEWORK_LOGGER.propagate = False  # our handlers show every line once, whatever the root logger does
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """The message alone; warnings and errors say so."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return f"{record.levelname}: {message}" if record.levelno >= logging.WARNING else message
+
+
+@contextmanager
+def held_startup_lines() -> Iterator[MemoryHandler]:
+    """Hold the lines logged until the experiment log exists (see :meth:`ExperimentLogger.replay`). If
+    start-up fails instead, the held warnings go to stderr before the error (its "see above", e.g. why each
+    checkpoint was skipped); the information lines of a run that did not start are dropped."""
+    held = MemoryHandler(capacity=1 << 30, flushLevel=logging.CRITICAL + 1)  # never flushes by itself
+    FRAMEWORK_LOGGER.addHandler(held)
+    try:
+        yield held
+    except BaseException:
+        held.buffer[:] = [record for record in held.buffer if record.levelno >= logging.WARNING]
+        for line in held_messages(held):
+            print(line, file=sys.stderr)
+        raise
+    finally:
+        FRAMEWORK_LOGGER.removeHandler(held)
+        held.close()
+
+
+def held_messages(held: MemoryHandler) -> List[str]:
+    """The held lines as the console shows them (and no longer held)."""
+    FRAMEWORK_LOGGER.removeHandler(held)
+    formatter = _ConsoleFormatter()
+    lines = [formatter.format(record) for record in held.buffer]
+    held.buffer.clear()
+    return lines
 
 
 class _TqdmHandler(logging.Handler):
@@ -28,20 +73,21 @@ class ExperimentLogger:
     """Text log + console, a tqdm bar, TensorBoard scalars/images, and the best-model archive."""
 
     def __init__(self, exp_dir: str, name: str, *, use_tb: bool, resume_iter: int = 0,
-                 show_progress: bool = True) -> None:
+                 show_progress: bool = True, held: Optional[MemoryHandler] = None) -> None:
         self.exp_dir = exp_dir
         self.name = name
         os.makedirs(exp_dir, exist_ok=True)
         self.log_path = os.path.join(exp_dir, f"train_{name}_{time.strftime('%Y%m%d_%H%M%S')}.log")
-        self._logger = logging.getLogger(f"framework.{name}.{id(self)}")
-        self._logger.setLevel(logging.INFO)
-        self._logger.propagate = False
         file_handler = logging.FileHandler(self.log_path, encoding="utf-8")
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
         console = _TqdmHandler()
-        console.setFormatter(logging.Formatter("%(message)s"))
-        self._logger.addHandler(file_handler)
-        self._logger.addHandler(console)
+        console.setFormatter(_ConsoleFormatter())
+        self._handlers: List[logging.Handler] = [file_handler, console]
+        for handler in self._handlers:
+            FRAMEWORK_LOGGER.addHandler(handler)
+        self._held = held
+        if held is not None:  # from here on lines go to the log directly; the held ones wait for replay()
+            FRAMEWORK_LOGGER.removeHandler(held)
         self._tb = None
         if use_tb:
             from torch.utils.tensorboard import SummaryWriter
@@ -51,12 +97,14 @@ class ExperimentLogger:
         self._bar: Optional[tqdm] = None
         self.show_progress = show_progress
 
-    # text
-    def info(self, message: str) -> None:
-        self._logger.info(message)
-
-    def warning(self, message: str) -> None:
-        self._logger.warning(message)
+    def replay(self) -> None:
+        """Write the held start-up lines into this log (file and console), in the order they were logged."""
+        if self._held is None:
+            return
+        for record in self._held.buffer:
+            for handler in self._handlers:
+                handler.handle(record)
+        self._held.buffer.clear()
 
     # progress
     def start_progress(self, total: int, initial: int) -> None:
@@ -114,9 +162,10 @@ class ExperimentLogger:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
-        for handler in list(self._logger.handlers):
+        for handler in self._handlers:
+            FRAMEWORK_LOGGER.removeHandler(handler)
             handler.close()
-            self._logger.removeHandler(handler)
+        self._handlers = []
 
 
 def format_metrics(values: Dict[str, float]) -> str:

@@ -92,6 +92,9 @@ def calculate_psnr(img: torch.Tensor, img2: torch.Tensor, crop_border: int = 0,
     return 10.0 * math.log10(255.0 * 255.0 / mse)
 
 
+calculate_psnr.better = "higher"  # type: ignore[attr-defined]  # BasicSR's `better`; LPIPS/NIQE say lower
+
+
 def _gaussian_window(device: torch.device) -> torch.Tensor:
     """The 11x11 sigma-1.5 Gaussian (outer product of OpenCV's normalized 1-D kernel) as a conv2d weight."""
     half = _SSIM_WINDOW // 2
@@ -132,3 +135,6 @@ def calculate_ssim(img: torch.Tensor, img2: torch.Tensor, crop_border: int = 0,
         raise ValueError(f"calculate_ssim: needs at least {_SSIM_WINDOW}x{_SSIM_WINDOW} pixels after cropping, "
                          f"got {h}x{w}")
     return float(_ssim_per_channel(img, img2).mean().item())
+
+
+calculate_ssim.better = "higher"  # type: ignore[attr-defined]

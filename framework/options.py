@@ -14,11 +14,11 @@ from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple,
 
 import yaml
 
-from .errors import UserError
+from .errors import UserError, did_you_mean
 from .registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY,
                        OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY)
 from .schema import (Component, Path_, Problem, YamlSource, build_component, build_section, build_value,
-                     format_problems, opt, plain)
+                     coerce, format_problems, opt, plain)
 
 # The dataset classes get these from the framework (top-level `scale`, `manual_seed`, and the phase).
 DATASET_INJECTED = ("scale", "seed", "train")
@@ -100,8 +100,13 @@ class ValOptions:
     save_img: bool = opt(False, doc="Save validation outputs as PNG in `experiments/<name>/visualization/`.")
     metrics: Mapping[str, Component] = opt(MappingProxyType({}), doc="Named metrics, each `type` "
                                            "(calculate_psnr, calculate_ssim) plus `crop_border`, "
-                                           "`test_y_channel`. The first one decides the best model.",
+                                           "`test_y_channel`, and optionally `better: higher | lower` (BasicSR's "
+                                           "key; default: the metric's own direction). The first one decides "
+                                           "the best model.",
                                            registry=METRIC_REGISTRY, injected=("img", "img2"))
+    # Per metric name: whether higher values are better (from `better:`, else the registered metric's own).
+    higher_is_better: Mapping[str, bool] = dataclasses.field(default_factory=lambda: MappingProxyType({}),
+                                                             compare=False, metadata={"internal": True})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,6 +150,13 @@ class Options:
 
     # Not options: where this configuration came from, for messages and for saving it beside the results.
     source_file: str = dataclasses.field(default="", compare=False, metadata={"internal": True})
+    origin: Optional["OptionsOrigin"] = dataclasses.field(default=None, compare=False, metadata={"internal": True})
+
+    def error(self, problems: Sequence[Problem]) -> UserError:
+        """Problems found after loading (files, data, the built model), with file and line like key errors."""
+        if self.origin is None:
+            return UserError(format_problems(problems, None))
+        return UserError(format_problems(problems, self.origin.source, self.origin.overridden))
 
     @property
     def train_set(self) -> Optional[DatasetOptions]:
@@ -167,6 +179,14 @@ class Options:
                 value = {**plain(value), "metrics": {k: c.to_plain() for k, c in value.metrics.items()}}
             out[f.name] = plain(value)
         return out
+
+
+@dataclass(frozen=True)
+class OptionsOrigin:
+    """The parsed file (line numbers) and the ``--set`` overrides an :class:`Options` came from."""
+
+    source: YamlSource
+    overridden: Mapping[Path_, str]
 
 
 def dataset_to_plain(d: DatasetOptions) -> Dict[str, Any]:
@@ -225,10 +245,12 @@ def read_source(path: str) -> YamlSource:
     return YamlSource(text, path)
 
 
-def load_options(path: str, overrides: Sequence[str] = (), *, require_train: bool = True,
-                 extra_checks: bool = True) -> Options:
-    """Read, override, validate. Raises :class:`UserError` listing every problem found, one per line."""
-    _import_builtin_components()
+def load_options(path: str, overrides: Sequence[str] = (), *, require_train: bool = True) -> Options:
+    """Read, override and validate the keys; raises :class:`UserError` listing every problem, one per line.
+
+    Pure: it reads the one file and touches nothing else. What the options point at (folders, images,
+    checkpoints, the device) is checked when the run is built (:func:`framework.checks.check_and_build`).
+    """
     source = read_source(path)
     raw = source.data if source.data is not None else {}
     if not isinstance(raw, dict):
@@ -236,14 +258,9 @@ def load_options(path: str, overrides: Sequence[str] = (), *, require_train: boo
     origins = apply_overrides(raw, overrides)
     problems: List[Problem] = list(source.duplicates)
     options = validate(raw, problems, require_train=require_train)
-    if options is not None and not problems:
-        options = dataclasses.replace(options, source_file=path)
-        if extra_checks:
-            from .checks import check_environment  # files and devices; only once the keys are right
-            check_environment(options, problems)
-    if problems:
+    if options is None or problems:
         raise UserError(format_problems(problems, source, origins))
-    return options
+    return dataclasses.replace(options, source_file=path, origin=OptionsOrigin(source, MappingProxyType(origins)))
 
 
 def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: bool = True) -> Optional[Options]:
@@ -262,8 +279,9 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
     datasets = _build_datasets(datasets_raw, problems, require_train=require_train)
     replace: Dict[str, Any] = {"datasets": MappingProxyType(datasets)}
     if options.val is not None:
-        metrics = _build_metrics(metrics_raw, problems)
-        replace["val"] = dataclasses.replace(options.val, metrics=MappingProxyType(metrics))
+        metrics, higher = _build_metrics(metrics_raw, problems)
+        replace["val"] = dataclasses.replace(options.val, metrics=MappingProxyType(metrics),
+                                             higher_is_better=MappingProxyType(higher))
     if require_train and options.train is None:
         problems.append(Problem(("train",), "missing required section for training (total_iter, optim_g, "
                                             "pixel_opt)"))
@@ -271,7 +289,6 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
         problems.append(Problem(("name",), f"'{options.name}' is not a safe file name; use letters, digits, "
                                            "'_', '-' and '.' (it names folders and files)"))
     if options.model_type and options.model_type not in MODEL_REGISTRY:
-        from .errors import did_you_mean
         problems.append(Problem(("model_type",), f"model '{options.model_type}' is not registered"
                                                  f"{did_you_mean(options.model_type, MODEL_REGISTRY.names())}"
                                                  f" known: {', '.join(MODEL_REGISTRY.names())}"))
@@ -318,27 +335,28 @@ def _check_io_backend(value: Any, path: Path_, problems: List[Problem]) -> None:
         problems.append(Problem(path, f"only {{type: disk}} is supported, got {value!r}"))
 
 
-def _build_metrics(raw: Any, problems: List[Problem]) -> Dict[str, Component]:
+def _build_metrics(raw: Any, problems: List[Problem]) -> Tuple[Dict[str, Component], Dict[str, bool]]:
+    """The metric components, and per metric whether higher is better (``better:`` or the metric's own)."""
     path: Path_ = ("val", "metrics")
     if raw is None:
-        return {}
+        return {}, {}
     if not isinstance(raw, dict):
         problems.append(Problem(path, f"expected a mapping of metric names, got {raw!r}"))
-        return {}
+        return {}, {}
     meta = {f.name: f.metadata for f in dataclasses.fields(ValOptions)}["metrics"]
-    out = {}
+    out: Dict[str, Component] = {}
+    higher: Dict[str, bool] = {}
     for name, block in raw.items():
+        better = None
+        if isinstance(block, dict) and "better" in block:
+            block = dict(block)
+            better = coerce(block.pop("better"), Literal["higher", "lower"], path + (name, "better"), problems)
         component = build_value(block, Component, meta, path + (name,), problems)
         if component is not None:
-            out[str(name)] = component
-    return out
-
-
-def _import_builtin_components() -> None:
-    """Fill the registries (archs, datasets, losses, metrics, optimizers, schedulers, models)."""
-    from . import archs, losses, metrics, optim  # noqa: F401
-    from .data import datasets  # noqa: F401
-    from .models import sr_model  # noqa: F401
+            out[str(name)] = dataclasses.replace(component, better=better)
+            own = getattr(METRIC_REGISTRY.get(component.type), "better", "higher")
+            higher[str(name)] = (better or own) == "higher"
+    return out, higher
 
 
 def save_options(options: Options, path: str) -> None:

@@ -135,12 +135,15 @@ class Component:
 
     type: str
     kwargs: Mapping[str, Any]
+    # A metric's BasicSR ``better: higher | lower``, kept beside the arguments (None: not given).
+    better: Optional[str] = None
 
     def build(self, registry: Registry, **injected: Any) -> Any:
         return registry.get(self.type)(**dict(self.kwargs), **injected)
 
     def to_plain(self) -> Dict[str, Any]:
-        return {"type": self.type, **{k: plain(v) for k, v in self.kwargs.items()}}
+        extra = {"better": self.better} if self.better is not None else {}
+        return {"type": self.type, **{k: plain(v) for k, v in self.kwargs.items()}, **extra}
 
 
 def plain(value: Any) -> Any:
@@ -148,7 +151,8 @@ def plain(value: Any) -> Any:
     if isinstance(value, Component):
         return value.to_plain()
     if dataclasses.is_dataclass(value):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not f.metadata.get("internal")}
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -332,7 +336,7 @@ def build_section(cls: type, raw: Any, path: Path_, problems: List[Problem]) -> 
         problems.append(Problem(path, f"expected a mapping (key: value), got {_describe(raw)}"))
         raw = {}
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and not f.metadata.get("internal")}
     for key in raw:
         if key not in fields:
             if key in renamed:

@@ -11,41 +11,46 @@ import time
 from typing import Callable, Dict, List
 
 import torch
+from torch.utils.data import DataLoader
 
-from .data.build import build_dataset, build_val_loader, close_loader
-from .data.degradations import bicubic_upsample
+from .checks import Built
+from .data.build import build_val_loader, close_loader
 from .errors import UserError
+from .logger import held_messages, held_startup_lines
+from .models.base import Model, load_pretrained
 from .options import Options
-from .registry import MODEL_REGISTRY
 from .run_folders import archive_previous_run
-from .trainer import load_pretrained, select_device
-from .validation import evaluate
+from .validation import bicubic_baseline, evaluate
 
 
-def run_test(options: Options, out: Callable[[str], None] = print,
-             dry_run: bool = False) -> Dict[str, Dict[str, float]]:
-    """Metrics per test set (and the bicubic baseline for comparison when scale > 1)."""
+def check_test_options(options: Options) -> None:
+    """What test.py needs beyond training's options: weights to test and metrics to compute."""
     if not options.path.pretrain_path:
         raise UserError(f"{options.source_file}: path.pretrain_path: required by test.py (the weights to test)")
     if options.val is None or not options.val.metrics:
         raise UserError(f"{options.source_file}: val.metrics: required by test.py (which metrics to compute)")
-    device = select_device(options)
-    model = MODEL_REGISTRY.get(options.model_type)(options, device)
-    messages: List[str] = []
-    load_pretrained(model, options.path, messages.append)
-    loaders = {phase: build_val_loader(options, phase, build_dataset(options, phase), device)
-               for phase in options.datasets if phase != "train"}
-    if not loaders:
+    if not any(phase != "train" for phase in options.datasets):
         raise UserError(f"{options.source_file}: datasets: no test set (add datasets.test_1 with type and folders)")
+
+
+def run_test(options: Options, built: Built, out: Callable[[str], None] = print,
+             dry_run: bool = False) -> Dict[str, Dict[str, float]]:
+    """Metrics per test set (and the bicubic baseline for comparison when scale > 1)."""
+    check_test_options(options)
+    with held_startup_lines() as held:
+        load_pretrained(built.model, options.path)
+        messages = held_messages(held)
+    loaders = {phase: build_val_loader(options, phase, dataset, built.device)
+               for phase, dataset in built.val_sets.items()}
     try:
-        return _evaluate_all(options, model, loaders, messages, out, dry_run)
+        return _evaluate_all(options, built.model, loaders, messages, out, dry_run)
     finally:
         for loader in loaders.values():
             close_loader(loader)
 
 
-def _evaluate_all(options: Options, model, loaders: Dict, messages: List[str], out: Callable[[str], None],
-                  dry_run: bool) -> Dict[str, Dict[str, float]]:
+def _evaluate_all(options: Options, model: Model, loaders: Dict[str, DataLoader], messages: List[str],
+                  out: Callable[[str], None], dry_run: bool) -> Dict[str, Dict[str, float]]:
     results_dir = os.path.join(options.path.results_root, options.name)
     if dry_run:
         for line in messages:
@@ -55,18 +60,17 @@ def _evaluate_all(options: Options, model, loaders: Dict, messages: List[str], o
         out(f"dry run: weights {options.path.pretrain_path} fit {options.network_g.type}; would write "
             f"{results_dir}/; nothing was written")
         return {}
-    messages[:0] = archive_previous_run(results_dir, [])
+    assert options.val is not None
+    lines = archive_previous_run(results_dir, []) + messages
     os.makedirs(results_dir)
     results: Dict[str, Dict[str, float]] = {}
-    lines = list(messages)
     for phase, loader in loaders.items():
         name = options.datasets[phase].name
         save_dir = os.path.join(results_dir, "visualization", name) if options.val.save_img else None
         values = evaluate(model.inference, loader, options.val.metrics, save_dir)
         results[name] = values
         if options.scale > 1:
-            results[f"{name} (bicubic)"] = evaluate(lambda lq: bicubic_upsample(lq, options.scale), loader,
-                                                    options.val.metrics)
+            results[f"{name} (bicubic)"] = bicubic_baseline(loader, options.val.metrics, options.scale)
     lines += format_table(results, list(options.val.metrics))
     for line in lines:
         out(line)

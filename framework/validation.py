@@ -11,6 +11,7 @@ from typing import Callable, Dict, Mapping, Optional
 import torch
 from torch.utils.data import DataLoader
 
+from .data.degradations import bicubic_upsample
 from .data.image_io import write_image
 from .metrics import tensor_to_uint8
 from .registry import METRIC_REGISTRY
@@ -40,3 +41,8 @@ def evaluate(infer: Callable[[torch.Tensor], torch.Tensor], loader: DataLoader,
                 write_image(out_img, os.path.join(save_dir, f"{batch['name'][i]}{suffix}.png"))
             count += 1
     return {name: total / max(count, 1) for name, total in totals.items()}
+
+
+def bicubic_baseline(loader: DataLoader, metrics: Mapping[str, Component], scale: int) -> Dict[str, float]:
+    """The metrics of plain bicubic upsampling on a set: the number a trained model has to beat."""
+    return evaluate(lambda lq: bicubic_upsample(lq, scale), loader, metrics)

@@ -4,9 +4,7 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from framework.docs import END, START, options_reference  # noqa: E402
+from framework.docs import END, START, options_reference
 
 
 def main() -> int:

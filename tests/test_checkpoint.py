@@ -17,6 +17,7 @@ import torch
 from framework import checkpoint as ckpt_mod
 from framework.checkpoint import CheckpointError, CheckpointManager, atomic_save, verify
 from framework.options import load_options
+from framework.progress import BestRecord, TrainingProgress
 from framework.models.sr_model import SRModel
 
 from .tinyrun import REPO, TRAIN_PY, make_data, run_train, train_in_process, write_options
@@ -56,11 +57,12 @@ def test_formats_names_best_archive_and_final(workdir: Path) -> None:
         assert list(pth) == ["params"]
         assert all(isinstance(v, torch.Tensor) for v in pth["params"].values())
         pt = _load(weights / f"tiny_{tag}.pt")
-        assert pt["kind"] == "training_state" and pt["format_version"] == 1
+        assert pt["kind"] == "training_state" and pt["format_version"] == 2
         for key in ("iteration", "epoch", "data_position", "model", "best", "options", "rng",
                     "framework_version", "torch_version"):
             assert key in pt, key
-        assert set(pt["model"]) == {"net_g", "net_g_ema", "optimizer", "scheduler"}
+        assert set(pt["model"]) == {"networks", "ema", "optimizers", "schedulers", "scalers"}
+        assert set(pt["model"]["networks"]) == {"net_g"} and set(pt["model"]["optimizers"]) == {"optim_g"}
         assert pt["options"]["train"]["total_iter"] == 10
         assert set(pt["rng"]) >= {"python", "numpy", "torch"}
     assert _load(weights / "tiny_iter_10.pt")["iteration"] == 10
@@ -75,14 +77,15 @@ def test_formats_names_best_archive_and_final(workdir: Path) -> None:
 
 
 def test_full_state_is_about_three_times_the_weights_on_the_example_network(tmp_path: Path) -> None:
-    options = load_options(str(REPO / "options/train/example.yml"), extra_checks=False)
+    options = load_options(str(REPO / "options/train/example.yml"))
     model = SRModel(options, torch.device("cpu"))
     lq = torch.rand(2, 3, 16, 16)
-    model.train_step({"lq": lq, "gt": torch.rand(2, 3, 32, 32)})
-    manager = CheckpointManager(str(tmp_path), "ratio")
-    state = {"kind": "training_state", "format_version": 1, "iteration": 1, "model": model.training_state(),
-             "options": options.to_dict()}
-    pt, pth = manager.save_interval(state, model.deploy_state_dict(), 1)
+    model.train_step({"lq": lq, "gt": torch.rand(2, 3, 32, 32)}, 1)
+    progress = TrainingProgress(batch_size=2)
+    manager = CheckpointManager(str(tmp_path), "ratio", save_freq=1)
+    manager.track(model=model, progress=progress, best=BestRecord(), options=options.to_dict())
+    progress.step()
+    pt, pth = manager.after_step(1).interval
     ratio = os.path.getsize(pt) / os.path.getsize(pth)
     assert 2.8 <= ratio <= 3.2, ratio
 
@@ -106,9 +109,10 @@ def test_exact_resume_is_bitwise(workdir: Path, workers: int, ema: float, stop_a
     b = (workdir / "weights" / "part_iter_9.pth").read_bytes()
     assert a == b
     sa, sb = _load(workdir / "weights" / "full_iter_9.pt"), _load(workdir / "weights" / "part_iter_9.pt")
-    for key in ("net_g", "net_g_ema"):
-        if sa["model"][key] is not None:
-            assert all(torch.equal(sa["model"][key][k], sb["model"][key][k]) for k in sa["model"][key])
+    for group in ("networks", "ema"):
+        assert set(sa["model"][group]) == set(sb["model"][group])
+        for net, weights in sa["model"][group].items():
+            assert all(torch.equal(weights[k], sb["model"][group][net][k]) for k in weights)
     assert sa["best"] == sb["best"]
 
 
@@ -313,8 +317,8 @@ def test_finetune_from_prefixed_pth_and_from_pt(workdir: Path) -> None:
         assert train_in_process(ft) == 0
         state = _load(workdir / "weights" / f"{name}_iter_1.pt")
         assert state["iteration"] == 1
-        assert state["model"]["optimizer"]["state"][0]["step"].item() == 1  # a fresh optimizer
-        loaded = state["model"]["net_g"]
+        assert state["model"]["optimizers"]["optim_g"]["state"][0]["step"].item() == 1  # a fresh optimizer
+        loaded = state["model"]["networks"]["net_g"]
         assert all(torch.equal(loaded[k], params[k]) for k in params)  # lr 0: still the pretrained weights
 
 
@@ -417,7 +421,7 @@ def test_kill_9_at_random_moments_never_leaves_an_unloadable_checkpoint(workdir:
             if name.endswith((".pt", ".pth")) and ".tmp." not in name:
                 verify(str(weights / name))  # every checkpoint under a real name is complete
         if any(n.endswith(".pt") for n in names):  # none yet if the very first save was hit
-            manager = CheckpointManager(str(weights), "kill", log=lambda _m: None)
+            manager = CheckpointManager(str(weights), "kill")
             assert manager.find_resumable() is not None
     assert killed_mid_save >= 5, killed_mid_save
     result = run_train(workdir, ["-opt", str(opt), "--auto-resume"])
@@ -483,7 +487,7 @@ def test_incomplete_training_state_is_rejected_and_auto_falls_back(workdir: Path
     state = _load(newest)
     del state["model"]
     torch.save(state, newest)
-    with pytest.raises(CheckpointError, match="missing or invalid: model.net_g"):
+    with pytest.raises(CheckpointError, match="missing or invalid: model.networks"):
         verify(str(newest))
     assert train_in_process(opt, ["path.resume_path=auto", "train.total_iter=9"]) == 0
     log = "\n".join(p.read_text() for p in (workdir / "experiments" / "tiny").glob("train_*.log"))
@@ -496,7 +500,7 @@ def test_changed_lr_takes_effect_on_resume_and_optimizer_type_change_is_refused(
     assert train_in_process(opt) == 0
     assert train_in_process(opt, ["path.resume_path=auto", "train.total_iter=6", "train.optim_g.lr=1e-5",
                                   "train.optim_g.weight_decay=0.25"]) == 0
-    group = _load(workdir / "weights" / "tiny_iter_6.pt")["model"]["optimizer"]["param_groups"][0]
+    group = _load(workdir / "weights" / "tiny_iter_6.pt")["model"]["optimizers"]["optim_g"]["param_groups"][0]
     assert group["lr"] == pytest.approx(1e-5) and group["weight_decay"] == 0.25
     capsys.readouterr()
     before = _snapshot(workdir / "weights")

@@ -6,7 +6,6 @@ lines through ``main`` in-process, where a subprocess would add nothing but star
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pickle
@@ -111,10 +110,8 @@ def _user_error(result: subprocess.CompletedProcess) -> List[str]:
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("checkpoint_tool", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     from framework.cli import run_main
+    from framework.tools import checkpoint_tool as module
 
     def run(*argv) -> int:
         return run_main(module.main, [str(a) for a in argv])
@@ -149,8 +146,8 @@ def test_inspect_text(work: Path, cli) -> None:
     assert fields["optimizer"] == "Adam, lr 0.001"
     assert fields["total_iter"] == "4"
     assert fields["EMA weights"].startswith("no")
-    n_params = sum(t.numel() for t in state["model"]["net_g"].values())
-    assert fields["parameters"].startswith(f"{n_params:,} in {len(state['model']['net_g'])} tensors (float32)")
+    n_params = sum(t.numel() for t in state["model"]["networks"]["net_g"].values())
+    assert fields["parameters"].startswith(f"{n_params:,} in {len(state['model']['networks']['net_g'])} tensors (float32)")
     assert f"({(work / A).stat().st_size:,} bytes)" in fields["size"]
     assert state["torch_version"] in fields["saved"] and state["saved_at"] in fields["saved"]
 
@@ -158,12 +155,12 @@ def test_inspect_text(work: Path, cli) -> None:
 def test_inspect_json(work: Path, cli) -> None:
     info = json.loads(_ok(cli["inspect_json"]))
     state = _load(work / B)
-    assert info["kind"] == "training_state" and info["format_version"] == 1
+    assert info["kind"] == "training_state" and info["format_version"] == 2
     assert (info["iteration"], info["epoch"]) == (state["iteration"], state["epoch"])
     assert info["data_position"] == state["data_position"]
     assert info["best"] == state["best"]
     assert info["file_bytes"] == (work / B).stat().st_size
-    net = state["model"]["net_g"]
+    net = state["model"]["networks"]["net_g"]
     assert info["weights_bytes"] == sum(t.numel() * t.element_size() for t in net.values())
     assert info["parameters"] == sum(t.numel() for t in net.values())
     assert info["ema"] is True and info["ema_weights_bytes"] == info["weights_bytes"]
@@ -226,15 +223,15 @@ def test_export_defaults_to_ema_weights_like_the_trainer(work: Path, tool, capsy
     state = _load(work / B)
     assert list(exported) == ["params"]
     assert all(torch.equal(exported["params"][k], v) for k, v in trainer["params"].items())
-    assert all(torch.equal(exported["params"][k], v) for k, v in state["model"]["net_g_ema"].items())
-    assert not all(torch.equal(exported["params"][k], v) for k, v in state["model"]["net_g"].items())
+    assert all(torch.equal(exported["params"][k], v) for k, v in state["model"]["ema"]["net_g"].items())
+    assert not all(torch.equal(exported["params"][k], v) for k, v in state["model"]["networks"]["net_g"].items())
 
 
 def test_export_no_ema_and_force(work: Path, tool, capsys) -> None:
     out = _ok(_in_process(tool, capsys, "export", work / B, "--no-ema", "-o", work / "old.pth", "--force"))
     assert out.startswith(f"wrote {work / 'old.pth'}: network weights (net_g)")
     exported = _load(work / "old.pth")
-    net_g = _load(work / B)["model"]["net_g"]
+    net_g = _load(work / B)["model"]["networks"]["net_g"]
     assert list(exported) == ["params"]
     assert list(exported["params"]) == list(net_g)
     assert all(torch.equal(exported["params"][k], v) for k, v in net_g.items())
@@ -276,7 +273,7 @@ def test_error_paths_give_one_line_and_exit_2(work: Path, tmp_path: Path, tool, 
         ("export", work / A, "-o", tmp_path / "w.pt"): "must end with .pth",
         ("export", work / A, "-o", tmp_path / "missing" / "w.pth"): "does not exist",
         ("diff", work / A, work / "weights/tiny_iter_4.pth"): "not a full training checkpoint",
-        ("inspect", malformed): "incomplete training checkpoint (missing or invalid: epoch, data_position, model.net_g",
+        ("inspect", malformed): "incomplete training checkpoint (missing or invalid: epoch, data_position, model.networks",
         ("inspect", tmp_path / "folder.pt"): "is a folder",
         ("inspect", tmp_path / "nothing.pt"): "file not found",
     }

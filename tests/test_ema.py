@@ -89,7 +89,7 @@ def test_state_dict_round_trip() -> None:
 def _model(options_file, ema_decay: float) -> SRModel:
     path = options_file(train={"ema_decay": ema_decay, "warmup_iter": 0, "scheduler": ...,
                                "optim_g": {"type": "Adam", "lr": 1e-2, "betas": [0.9, 0.99]}})
-    options = load_options(path, [], require_train=True, extra_checks=False)
+    options = load_options(path, [], require_train=True)
     torch.manual_seed(0)
     return SRModel(options, torch.device("cpu"))
 
@@ -102,32 +102,33 @@ def _batch(seed: int):
 def test_srmodel_deploys_ema_weights(options_file) -> None:
     decay = 0.9
     model = _model(options_file, decay)
-    assert model.ema is not None and model.ema.decay == decay
+    ema = model.emas["net_g"]
+    assert ema.decay == decay
     expected = {k: v.clone() for k, v in model.net_g.state_dict().items()}
     for step in range(3):
-        model.train_step(_batch(step))
+        model.train_step(_batch(step), step + 1)
         live = model.net_g.state_dict()
         expected = {k: decay * expected[k] + (1 - decay) * live[k] for k in expected}
     deploy = model.deploy_state_dict()
     assert set(deploy) == set(model.net_g.state_dict())
     for k, v in deploy.items():
         torch.testing.assert_close(v, expected[k], rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(v, model.ema.state_dict()[k], rtol=0, atol=0)
+        torch.testing.assert_close(v, ema.state_dict()[k], rtol=0, atol=0)
     assert any(not torch.allclose(deploy[k], model.net_g.state_dict()[k]) for k in deploy)
-    assert model.deploy_net is model.ema.module
+    assert model.deploy_net is ema.module
     # inference measures the EMA network
     lq = _batch(9)["lq"]
-    torch.testing.assert_close(model.inference(lq), model.ema.module(lq))
+    torch.testing.assert_close(model.inference(lq), ema.module(lq))
     # the training state carries both
-    state = model.training_state()
-    assert state["net_g_ema"] is not None and set(state["net_g_ema"]) == set(state["net_g"])
+    state = model.state_dict()
+    assert set(state["ema"]["net_g"]) == set(state["networks"]["net_g"])
 
 
 def test_srmodel_without_ema_deploys_net_g(options_file) -> None:
     model = _model(options_file, 0.0)
-    assert model.ema is None
-    model.train_step(_batch(0))
+    assert not model.emas
+    model.train_step(_batch(0), 1)
     deploy = model.deploy_state_dict()
     for k, v in model.net_g.state_dict().items():
         assert torch.equal(deploy[k], v)
-    assert model.training_state()["net_g_ema"] is None
+    assert model.state_dict()["ema"] == {}

@@ -1,7 +1,6 @@
 """The synthetic example data set: deterministic, complete-or-absent, and worth super-resolving."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -197,13 +196,6 @@ def test_bad_parameters_raise(tmp_path: Path, bad: dict) -> None:
     assert not (tmp_path / "example").exists()
 
 
-def _load_cli():
-    spec = importlib.util.spec_from_file_location("make_example_data", REPO / "scripts" / "make_example_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cli_runs_from_a_checkout(tmp_path: Path) -> None:
     # One real subprocess (importing torch costs seconds), from elsewhere, to prove the script finds the package.
     args = ["--root", str(tmp_path / "cli"), "--num-train", "2", "--num-val", "1", "--size", "32"]
@@ -214,7 +206,8 @@ def test_cli_runs_from_a_checkout(tmp_path: Path) -> None:
 
 
 def test_cli_fast_path_and_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    cli = _load_cli()
+    from framework.tools import make_example_data as cli
+
     args = ["--root", str(tmp_path / "cli"), "--num-train", "2", "--num-val", "1", "--size", "32"]
     assert cli.main(args) == 0
     assert cli.main(args) == 0

@@ -12,7 +12,6 @@ mutation, and ``weights/`` and ``experiments/`` with a sentinel file each. A few
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import re
 import shutil
@@ -26,7 +25,8 @@ import pytest
 import torch
 import yaml
 
-from framework.cli import run_main
+from framework import cli
+from framework.cli import run_main, train_main
 from framework.data.example_data import generate_example_data
 
 from .tinyrun import BASE, REPO, TRAIN_PY, train_in_process
@@ -38,14 +38,6 @@ Snapshot = Dict[str, Tuple[bool, int, int]]
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _load_script(path: Path, module_name: str):
-    spec = importlib.util.spec_from_file_location(module_name, str(path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TRAIN_MODULE = _load_script(Path(TRAIN_PY), "train_entry_option_errors")
 
 
 def base_options() -> Dict[str, Any]:
@@ -500,7 +492,7 @@ def test_bad_options_exit_2_and_write_nothing(case: Case, tmp_path: Path, data_r
     monkeypatch.chdir(work)
     before = snapshot(work)
     capsys.readouterr()
-    rc = run_main(TRAIN_MODULE.main, ["-opt", opt_arg, *case.args, "--no-progress"])
+    rc = run_main(train_main, ["-opt", opt_arg, *case.args, "--no-progress"])
     out, err = capsys.readouterr()
     label = request.node.callspec.id
     assert_user_error(rc, err, case.expect, label)
@@ -526,7 +518,7 @@ def test_yaml_5e3_and_1e_4_are_numbers_dry_run_passes(tmp_path: Path, data_root:
     (work / OPT_FILE).write_text(text)
     monkeypatch.chdir(work)
     before = snapshot(work)
-    rc = run_main(TRAIN_MODULE.main, ["-opt", OPT_FILE, "--dry-run", "--no-progress"])
+    rc = run_main(train_main, ["-opt", OPT_FILE, "--dry-run", "--no-progress"])
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert "nothing was written" in out
@@ -583,7 +575,7 @@ def test_argparse_errors_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.chdir(tmp_path)
     for argv, word in (([], "-opt"), (["-opt", "x.yml", "--auto_resume"], "--auto_resume")):
         with pytest.raises(SystemExit) as info:
-            run_main(TRAIN_MODULE.main, argv)
+            run_main(train_main, argv)
         err = capsys.readouterr().err
         assert info.value.code == 2
         assert "Traceback" not in err and word in err and "error:" in err
@@ -617,7 +609,7 @@ def _fake_pretrained_weights(rel: str, require_train: bool) -> None:
     from framework.models.sr_model import build_network
     from framework.options import load_options
 
-    options = load_options(str(REPO / rel), require_train=require_train, extra_checks=False)
+    options = load_options(str(REPO / rel), require_train=require_train)
     weights = options.path.pretrain_path
     if weights and not os.path.exists(weights):
         os.makedirs(os.path.dirname(weights) or ".", exist_ok=True)
@@ -630,11 +622,9 @@ def test_shipped_option_files_pass_dry_run(rel: str, example_datasets: Path, tmp
     """Every shipped option file passes ``--dry-run`` (train.py, or test.py for options/test/), writing nothing."""
     is_test = Path(rel).parts[:2] == ("options", "test")
     if is_test:
-        if not (REPO / "test.py").is_file():
-            pytest.skip(f"{rel} is an option file of test.py and there is no test.py at the repository root")
-        module, extra = _load_script(REPO / "test.py", "test_entry_option_errors"), []
+        main, extra = cli.test_main, []
     else:
-        module, extra = TRAIN_MODULE, ["--no-progress"]
+        main, extra = train_main, ["--no-progress"]
     work = tmp_path / "work"
     work.mkdir()
     (work / "datasets").symlink_to(example_datasets, target_is_directory=True)
@@ -646,7 +636,7 @@ def test_shipped_option_files_pass_dry_run(rel: str, example_datasets: Path, tmp
         _fake_pretrained_weights(rel, require_train=False)
     before = snapshot(work)
     capsys.readouterr()
-    rc = run_main(module.main, ["-opt", str(REPO / rel), "--dry-run", *extra])
+    rc = run_main(main, ["-opt", str(REPO / rel), "--dry-run", *extra])
     out, err = capsys.readouterr()
     assert rc == 0, f"{rel}: exit code {rc}\n{err}"
     assert "Traceback" not in err

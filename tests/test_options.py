@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from framework.errors import UserError
+from framework.checks import check_and_build
 from framework.options import DatasetOptions, Options, load_options
 from framework.schema import Component
 
@@ -18,10 +19,13 @@ EXAMPLE_YML = REPO_ROOT / "options" / "train" / "example.yml"
 
 
 
-def _load(path, overrides=(), **kw):
+def _load(path, overrides=(), *, built: bool = False, **kw):
+    """load_options; with ``built``, also the start-up checks of what the options point at."""
     kw.setdefault("require_train", True)
-    kw.setdefault("extra_checks", False)
-    return load_options(str(path), list(overrides), **kw)
+    options = load_options(str(path), list(overrides), **kw)
+    if built:
+        check_and_build(options)
+    return options
 
 
 def _error(path, overrides=(), **kw) -> str:
@@ -216,19 +220,19 @@ def test_missing_train_section_required(options_file, helpers) -> None:
 # ------------------------------------------------------------------------------------------ extra checks
 
 
-def test_extra_checks_accept_real_data(options_file, example_data, helpers) -> None:
+def test_startup_checks_accept_real_data(options_file, example_data, helpers) -> None:
     path = options_file(raw=helpers.tiny_raw(example_data["root"]))
-    o = _load(path, extra_checks=True)
+    o = _load(path, built=True)
     assert o.datasets["train"].dataset.kwargs["dataroot_gt"] == str(example_data["train_hr"])
 
 
-def test_extra_checks_report_missing_folder_with_line(options_file, example_data, tmp_path, helpers) -> None:
+def test_startup_checks_report_missing_folder_with_line(options_file, example_data, tmp_path, helpers) -> None:
     raw = helpers.tiny_raw(example_data["root"])
     missing = str(tmp_path / "nowhere" / "HR")
     raw["datasets"]["val"]["dataroot_gt"] = missing
     path = options_file(raw=raw)
     _load(path)  # the keys are fine
-    message = _error(path, extra_checks=True)
+    message = _error(path, built=True)
     line = _line_of(path, re.escape(missing))
     assert f"{path}:{line}: datasets.val.dataroot_gt:" in message
     assert missing in message
@@ -252,5 +256,5 @@ def test_non_number_optimizer_argument_rejected(options_file, key, value) -> Non
 
 def test_network_upscale_must_match_scale(options_file, example_data, helpers) -> None:
     path = options_file(raw=helpers.tiny_raw(example_data["root"]), network_g={"upscale": 3})
-    message = _error(path, extra_checks=True)
+    message = _error(path, built=True)
     assert "network_g" in message and "scale" in message

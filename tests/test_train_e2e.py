@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import glob
-import importlib.util
 import json
 import math
 import os
@@ -13,20 +12,13 @@ import pytest
 import torch
 import yaml
 
-from framework.cli import run_main
+from framework.cli import run_main, train_main
 from framework.data.example_data import generate_example_data
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NAME = "e2e"
 VAL_NAME = "example_val"
 TOTAL = 6
-
-
-def _train_module():
-    spec = importlib.util.spec_from_file_location("_train_entry_point", REPO_ROOT / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _snapshot(root: Path) -> Dict[str, bytes]:
@@ -37,7 +29,6 @@ def _snapshot(root: Path) -> Dict[str, bytes]:
 def runs(tmp_path_factory: pytest.TempPathFactory, helpers):
     """Two identical runs of ``train.py -opt opt.yml --no-progress`` in a fresh folder (the cwd)."""
     work = tmp_path_factory.mktemp("e2e")
-    train = _train_module()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
         generate_example_data(Path("datasets") / "example", num_train=4, num_val=2, size=32, scale=2)
@@ -49,9 +40,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory, helpers):
         argv = ["-opt", os.path.relpath(opt, work), "--no-progress"]
         threads = torch.get_num_threads()
         try:
-            rc1 = run_main(train.main, argv)
+            rc1 = run_main(train_main, argv)
             first = {"weights": _snapshot(work / "weights"), "experiment": _snapshot(work / "experiments" / NAME)}
-            rc2 = run_main(train.main, argv)
+            rc2 = run_main(train_main, argv)
         finally:
             torch.set_num_threads(threads)  # the trainer sets one thread per core
     return {"work": work, "rc": (rc1, rc2), "first": first, "raw": raw}
@@ -96,14 +87,14 @@ def test_pt_is_full_training_state(runs) -> None:
         assert state["iteration"] == iteration
         assert {"framework_version", "torch_version", "epoch", "data_position", "model", "best", "options",
                 "rng", "saved_at"} <= set(state)
-        assert {"net_g", "net_g_ema", "optimizer", "scheduler"} <= set(state["model"])
-        assert state["model"]["optimizer"]["state"]  # Adam moments, after `iteration` steps
-        assert state["model"]["scheduler"]["last_epoch"] == iteration
+        assert set(state["model"]) == {"networks", "ema", "optimizers", "schedulers", "scalers"}
+        assert state["model"]["optimizers"]["optim_g"]["state"]  # Adam moments, after `iteration` steps
+        assert state["model"]["schedulers"]["optim_g"]["last_epoch"] == iteration
         # 4 images, batch 2: 2 batches per epoch, so 3 and 6 iterations are 1.5 and 3 epochs
         assert state["data_position"]["epoch"] * 2 + state["data_position"]["batches_done"] == iteration
         assert state["options"] == saved_options
         pth = torch.load(_weights(runs) / f"{NAME}_{tag}.pth", weights_only=True)["params"]
-        for k, v in state["model"]["net_g"].items():
+        for k, v in state["model"]["networks"]["net_g"].items():
             assert torch.equal(pth[k], v)  # no EMA: the export is the network itself
     best = torch.load(_weights(runs) / f"{NAME}_best.pt", weights_only=True)
     assert best["kind"] == "training_state" and best["iteration"] in (3, 6)
@@ -201,7 +192,7 @@ def test_rerun_is_deterministic(runs) -> None:
 def test_option_error_exits_2_and_writes_nothing(tmp_path, monkeypatch, capsys, helpers) -> None:
     monkeypatch.chdir(tmp_path)
     opt = helpers.write_yaml(tmp_path / "opt.yml", helpers.tiny_raw("datasets/example", name=NAME))
-    rc = run_main(_train_module().main, ["-opt", "opt.yml", "--no-progress", "--set", "train.ema_decy=0.9"])
+    rc = run_main(train_main, ["-opt", "opt.yml", "--no-progress", "--set", "train.ema_decy=0.9"])
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert any("train.ema_decy" in line and "did you mean 'ema_decay'" in line for line in err)

@@ -66,14 +66,9 @@ def run_train(cwd: Path, args: List[str], timeout: float = 120, env: Optional[di
 
 def train_in_process(options_path: Path, overrides: List[str] = ()) -> int:
     """train.py's main in this process (fast; no interpreter start-up)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("train_entry", TRAIN_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    from framework.cli import run_main
+    from framework.cli import run_main, train_main
 
     args = ["-opt", str(options_path), "--no-progress"]
     for item in overrides:
         args += ["--set", item]
-    return run_main(module.main, args)
+    return run_main(train_main, args)

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import UserError
+from ..errors import OptionError, UserError
 from ..registry import DATASET_REGISTRY
 from .degradations import bicubic_downsample
 from .image_io import decode_file, image_size, images_by_stem, read_image, to_float
-from .transforms import augment, crop_origin, mod_crop, paired_random_crop
+from .transforms import augment, crop_origin, mod_crop, paired_random_crop, pair_scale_problem
 
 Key = Union[int, Tuple[int, int]]
 
@@ -29,7 +29,7 @@ def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
 
 def _check_folder(folder: str, key: str) -> None:
     if not os.path.isdir(folder):
-        raise UserError(f"{key}: folder '{folder}' does not exist")
+        raise OptionError((key,), f"folder '{folder}' does not exist")
 
 
 class _SRDataset(Dataset):
@@ -42,15 +42,16 @@ class _SRDataset(Dataset):
         self.use_hflip = use_hflip
         self.use_rot = use_rot
         if train and gt_size is None:
-            raise UserError("gt_size: required for a training set (the size of the random GT crop)")
+            raise OptionError(("gt_size",), "required for a training set (the size of the random GT crop)")
         if gt_size is not None and (gt_size < scale or gt_size % scale):
-            raise UserError(f"gt_size: {gt_size} is not a positive multiple of scale {scale}")
+            raise OptionError(("gt_size",), f"{gt_size} is not a positive multiple of scale {scale}")
 
     def names(self) -> list:
         raise NotImplementedError
 
-    def size_problems(self) -> List[str]:
-        """Problems of image sizes, from the file headers of every image (no decoding)."""
+    def size_problems(self) -> List[Tuple[str, str]]:
+        """``[(key, problem)]`` of image sizes, from the file headers of every image (no decoding); the key is
+        the option to fix (``gt_size``), or empty for the data itself."""
         raise NotImplementedError
 
     def verify_files(self) -> None:
@@ -58,11 +59,12 @@ class _SRDataset(Dataset):
         problems = self.size_problems()
         if problems:
             more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-            raise UserError("; ".join(problems[:3]) + more)
+            key = problems[0][0]
+            raise OptionError((key,) if key else (), "; ".join(text for _, text in problems[:3]) + more)
 
-    def _crop_fits(self, path: str, width: int, height: int, needed: int) -> Optional[str]:
+    def _crop_fits(self, path: str, width: int, height: int, needed: int) -> Optional[Tuple[str, str]]:
         if self.train and (width < needed or height < needed):
-            return f"{path}: {width}x{height} is smaller than the crop {needed}x{needed}; lower gt_size"
+            return "gt_size", f"{path}: {width}x{height} is smaller than the crop {needed}x{needed}; lower gt_size"
         return None
 
     def load_pair(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, str, str]:
@@ -100,19 +102,19 @@ class PairedImageDataset(_SRDataset):
     def names(self) -> list:
         return self._names
 
-    def size_problems(self) -> List[str]:
-        problems = []
+    def size_problems(self) -> List[Tuple[str, str]]:
+        problems: List[Tuple[str, str]] = []
         for gt_rel, lq_rel in self.pairs:
             gt_path, lq_path = os.path.join(self.dataroot_gt, gt_rel), os.path.join(self.dataroot_lq, lq_rel)
-            (w_gt, h_gt), (w_lq, h_lq) = image_size(gt_path), image_size(lq_path)
-            if (w_gt // self.scale, h_gt // self.scale) != (w_lq, h_lq):
-                problems.append(f"{gt_path}: GT is {w_gt}x{h_gt} but LQ is {w_lq}x{h_lq}, which is not "
-                                f"x{self.scale}")
+            lq_wh = image_size(lq_path)
+            mismatch = pair_scale_problem(gt_path, image_size(gt_path), lq_wh, self.scale)
+            if mismatch:
+                problems.append(("", mismatch))
             elif self.gt_size:
-                issue = self._crop_fits(lq_path, w_lq, h_lq, self.gt_size // self.scale)
+                issue = self._crop_fits(lq_path, *lq_wh, self.gt_size // self.scale)
                 if issue:
-                    problems.append(issue.replace("the crop", f"the LQ crop (gt_size {self.gt_size} / scale "
-                                                              f"{self.scale} =)"))
+                    problems.append((issue[0], issue[1].replace(
+                        "the crop", f"the LQ crop (gt_size {self.gt_size} / scale {self.scale} =)")))
         return problems
 
     def load_pair(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, str, str]:
@@ -121,9 +123,9 @@ class PairedImageDataset(_SRDataset):
         lq_path = os.path.join(self.dataroot_lq, lq_rel)
         gt, lq = decode_file(gt_path), decode_file(lq_path)
         (_, h_gt, w_gt), (_, h_lq, w_lq) = gt.shape, lq.shape
-        if (h_gt // self.scale, w_gt // self.scale) != (h_lq, w_lq):
-            raise UserError(f"{gt_path}: GT is {w_gt}x{h_gt} but LQ {lq_path} is {w_lq}x{h_lq}, which is not "
-                            f"x{self.scale}; check 'scale' and the LQ folder")
+        mismatch = pair_scale_problem(gt_path, (w_gt, h_gt), (w_lq, h_lq), self.scale, lq_path)
+        if mismatch:
+            raise UserError(mismatch)
         return gt[:, :h_lq * self.scale, :w_lq * self.scale], lq, gt_path, lq_path
 
 
@@ -134,12 +136,12 @@ def match_pairs(dataroot_gt: str, dataroot_lq: str, filename_tmpl: str = "{}") -
     try:
         filename_tmpl.format("x")
     except (ValueError, IndexError, KeyError) as exc:
-        raise UserError(f"filename_tmpl: '{filename_tmpl}' is not a valid template with one {{}} for the GT "
-                        f"name ({exc})") from None
+        raise OptionError(("filename_tmpl",), f"'{filename_tmpl}' is not a valid template with one {{}} for the "
+                          f"GT name ({exc})") from None
     gt_files = images_by_stem(dataroot_gt)
     lq_files = images_by_stem(dataroot_lq)
     if not gt_files:
-        raise UserError(f"dataroot_gt: no PNG/JPEG images in '{dataroot_gt}'")
+        raise OptionError(("dataroot_gt",), f"no PNG/JPEG images in '{dataroot_gt}'")
     pairs, missing = [], []
     for stem, gt_rel in gt_files.items():
         lq_stem = os.path.join(os.path.dirname(stem), filename_tmpl.format(os.path.basename(stem)))
@@ -154,7 +156,7 @@ def match_pairs(dataroot_gt: str, dataroot_lq: str, filename_tmpl: str = "{}") -
             parts.append(f"{len(missing)} GT file(s) without LQ in '{dataroot_lq}': {_few(missing)}")
         if lq_files:
             parts.append(f"{len(lq_files)} LQ file(s) without GT in '{dataroot_gt}': {_few(sorted(lq_files.values()))}")
-        raise UserError("dataroot_lq: unmatched pairs: " + "; ".join(parts))
+        raise OptionError(("dataroot_lq",), "unmatched pairs: " + "; ".join(parts))
     return pairs
 
 
@@ -173,12 +175,12 @@ class BicubicSRDataset(_SRDataset):
         self.dataroot_gt = dataroot_gt
         self.files = sorted(images_by_stem(dataroot_gt).values())
         if not self.files:
-            raise UserError(f"dataroot_gt: no PNG/JPEG images in '{dataroot_gt}'")
+            raise OptionError(("dataroot_gt",), f"no PNG/JPEG images in '{dataroot_gt}'")
 
     def names(self) -> list:
         return self.files
 
-    def size_problems(self) -> List[str]:
+    def size_problems(self) -> List[Tuple[str, str]]:
         problems = []
         for rel in self.files:
             path = os.path.join(self.dataroot_gt, rel)

@@ -5,7 +5,7 @@ depends only on (seed, epoch, index): not on worker count, worker order or how m
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -17,14 +17,26 @@ def paired_random_crop(gt: torch.Tensor, lq: torch.Tensor, gt_size: int, scale: 
     """Crop ``gt_size`` from GT and the matching ``gt_size // scale`` from LQ, aligned on the LQ grid."""
     lq_size = gt_size // scale
     _, h_lq, w_lq = lq.shape
-    _, h_gt, w_gt = gt.shape
-    if (h_gt, w_gt) != (h_lq * scale, w_lq * scale):
-        raise UserError(f"{gt_path}: GT is {w_gt}x{h_gt} but LQ is {w_lq}x{h_lq}, which is not x{scale}; check "
-                        "'scale' and the LQ folder")
+    problem = pair_scale_problem(gt_path, (gt.shape[2], gt.shape[1]), (w_lq, h_lq), scale)
+    if problem:
+        raise UserError(problem)
     top, left = crop_origin(h_lq, w_lq, lq_size, generator, f"{gt_path}: LQ image")
     lq = lq[:, top:top + lq_size, left:left + lq_size]
     gt = gt[:, top * scale:(top + lq_size) * scale, left * scale:(left + lq_size) * scale]
     return gt, lq
+
+
+def pair_scale_problem(gt_path: str, gt_wh: Tuple[int, int], lq_wh: Tuple[int, int], scale: int,
+                       lq_path: str = "") -> Optional[str]:
+    """Why a GT/LQ pair is not ``scale`` apart (GT may exceed ``scale`` x LQ by less than ``scale``), or None.
+
+    One check for the header scan, the decoded pair and the crop, so all three say the same thing."""
+    (w_gt, h_gt), (w_lq, h_lq) = gt_wh, lq_wh
+    if (w_gt // scale, h_gt // scale) == (w_lq, h_lq):
+        return None
+    lq = f"LQ {lq_path} is" if lq_path else "LQ is"
+    return (f"{gt_path}: GT is {w_gt}x{h_gt} but {lq} {w_lq}x{h_lq}, which is not x{scale}; check 'scale' and "
+            "the LQ folder")
 
 
 def crop_origin(height: int, width: int, size: int, generator: torch.Generator, what: str) -> Tuple[int, int]:

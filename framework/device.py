@@ -1,0 +1,41 @@
+"""Which device a run uses and how many CPU threads torch gets beside the data-loader workers."""
+from __future__ import annotations
+
+import os
+from typing import Literal, Union
+
+import torch
+
+from .options import Options
+
+
+def select_device(options: Options) -> torch.device:
+    """``device: auto`` is CUDA when available; the option checks already refused ``cuda`` without one."""
+    if options.device == "cuda" or (options.device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (taskset, cgroups, Slurm), not all the machine has."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def resolve_workers(value: Union[int, Literal["auto"]], device: torch.device) -> int:
+    """``auto``: none on CPU (workers would compete with compute for the same cores), else up to 4."""
+    if value != "auto":
+        return int(value)
+    return 0 if device.type == "cpu" else min(4, usable_cores())
+
+
+def configure_threads(options: Options, device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop sizes: the fastest kernels are worth finding once
+    if options.num_threads:
+        torch.set_num_threads(options.num_threads)
+    elif device.type == "cpu" and options.train_set is not None:
+        workers = resolve_workers(options.train_set.num_worker_per_gpu, device)
+        cores = usable_cores()
+        torch.set_num_threads(max(1, cores - workers) if workers else cores)

@@ -1,0 +1,225 @@
+"""The model contract: everything the trainer, the option checks, ``--dry-run`` and test.py may ask of a model.
+
+A model owns named networks (``net_g``, later ``net_d``), their EMA copies, named optimizers (``optim_g``,
+``optim_d``) with their schedules and, with mixed precision, gradient scalers. Callers see only
+:class:`Model`; :class:`BaseModel` implements the parts that do not depend on the training logic (state,
+pretrained weights, inference, dry run), so a new model writes its constructor and :meth:`train_step`.
+
+The full training state is one plain dict (``state_dict``), grouped by kind so the checkpoint module can
+check its shape without knowing the model::
+
+    {"networks": {"net_g": ...}, "ema": {"net_g": ...}, "optimizers": {"optim_g": ...},
+     "schedulers": {"optim_g": ...}, "scalers": {}}
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Tuple, runtime_checkable
+
+import torch
+from torch import nn
+
+from ..checkpoint import read_weights
+from ..errors import UserError
+from ..options import PathOptions
+from .ema import ModelEMA
+
+logger = logging.getLogger(__name__)
+
+Batch = Mapping[str, Any]
+STATE_GROUPS = ("networks", "ema", "optimizers", "schedulers", "scalers")
+
+
+@dataclass
+class LoadReport:
+    """What a non-strict weight load could not use; logged so a silent partial load cannot happen."""
+
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+    mismatched: List[str] = field(default_factory=list)
+
+    def lines(self) -> List[str]:
+        out = []
+        for label, keys in (("missing", self.missing), ("unexpected", self.unexpected),
+                            ("shape-mismatched (skipped)", self.mismatched)):
+            if keys:
+                shown = ", ".join(keys[:8]) + (f", ... ({len(keys) - 8} more)" if len(keys) > 8 else "")
+                out.append(f"{len(keys)} {label} key(s): {shown}")
+        return out
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """One training batch pushed through the training forward pass and the losses, without an update."""
+
+    input_shape: Tuple[int, ...]
+    output_shape: Tuple[int, ...]
+    losses: Dict[str, float]
+    forward_ms: float
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What every registered model provides; ``MODEL_REGISTRY.get(type)(options, device)`` builds one."""
+
+    device: torch.device
+
+    def networks(self) -> Dict[str, nn.Module]:
+        """The named networks it trains (``net_g``, ``net_d``), for reports and parameter counts."""
+
+    def train_step(self, batch: Batch, iteration: int) -> Dict[str, torch.Tensor]:
+        """One optimisation step for training iteration ``iteration`` (1-based); named, detached losses."""
+
+    def learning_rates(self) -> Dict[str, float]:
+        """The learning rate each optimizer ran the last step at (first entry: the one to show)."""
+
+    def inference(self, lq: torch.Tensor) -> torch.Tensor:
+        """The deploy network's output (EMA weights when EMA is on), in eval mode, without gradients."""
+
+    def deploy_state_dict(self) -> Dict[str, torch.Tensor]:
+        """The weights a ``.pth`` holds: the deploy network's."""
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The full training state, grouped as in the module docstring (references: snapshot before async use)."""
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue exactly from :meth:`state_dict`'s output."""
+
+    def load_pretrained(self, weights: Mapping[str, torch.Tensor], *, strict: bool,
+                        network: str = "net_g") -> LoadReport:
+        """Weights into one network (and its EMA copy); without ``strict``, what does not fit is reported."""
+
+    def dry_run(self, batch: Batch) -> DryRun:
+        """The training forward pass and losses on ``batch``, with no update and no gradients."""
+
+
+class BaseModel:
+    """The generic half of :class:`Model`; subclasses fill the dicts and write ``forward_losses``/``train_step``."""
+
+    deploy_network = "net_g"
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.nets: Dict[str, nn.Module] = {}
+        self.emas: Dict[str, ModelEMA] = {}
+        self.optimizers: Dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: Dict[str, Any] = {}
+        self.scalers: Dict[str, Any] = {}
+        self._step_lrs: Dict[str, float] = {}
+
+    # ------------------------------------------------------------------------------------- for subclasses
+
+    def forward_losses(self, batch: Batch) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """The training forward pass: the output and the named losses (not yet backpropagated)."""
+        raise NotImplementedError
+
+    def train_step(self, batch: Batch, iteration: int) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def note_learning_rates(self) -> None:
+        """Call right before the optimizer steps: the optimizers then already hold the next iteration's rate."""
+        self._step_lrs = {name: float(opt.param_groups[0]["lr"]) for name, opt in self.optimizers.items()}
+
+    # ---------------------------------------------------------------------------------------------- queries
+
+    def networks(self) -> Dict[str, nn.Module]:
+        return dict(self.nets)
+
+    def learning_rates(self) -> Dict[str, float]:
+        return dict(self._step_lrs) or {name: float(opt.param_groups[0]["lr"])
+                                        for name, opt in self.optimizers.items()}
+
+    @property
+    def deploy_net(self) -> nn.Module:
+        """The weights validation measures and `.pth` files hold: EMA when enabled."""
+        ema = self.emas.get(self.deploy_network)
+        return ema.module if ema is not None else self.nets[self.deploy_network]
+
+    @torch.no_grad()
+    def inference(self, lq: torch.Tensor) -> torch.Tensor:
+        net = self.deploy_net
+        was_training = net.training
+        net.eval()
+        try:
+            return net(lq.to(self.device))
+        finally:
+            net.train(was_training)
+
+    def deploy_state_dict(self) -> Dict[str, torch.Tensor]:
+        return self.deploy_net.state_dict()
+
+    def dry_run(self, batch: Batch) -> DryRun:
+        start = time.perf_counter()
+        with torch.no_grad():
+            output, losses = self.forward_losses(batch)
+        elapsed = (time.perf_counter() - start) * 1000
+        return DryRun(tuple(batch["lq"].shape), tuple(output.shape), {k: float(v) for k, v in losses.items()},
+                      elapsed)
+
+    # ------------------------------------------------------------------------------------------------ state
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {
+            "networks": {name: net.state_dict() for name, net in self.nets.items()},
+            "ema": {name: ema.state_dict() for name, ema in self.emas.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
+            "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for name, net in self.nets.items():
+            net.load_state_dict(state["networks"][name])
+        for name, ema in self.emas.items():  # EMA switched on since the checkpoint: it starts from the network
+            ema.load_state_dict(state["ema"].get(name) or state["networks"][name])
+        for name, optimizer in self.optimizers.items():
+            # The saved statistics (Adam moments, step counts) continue; the hyperparameters are the ones the
+            # options give now, so a changed lr, betas or weight decay takes effect on resume as the log says.
+            current = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+            optimizer.load_state_dict(state["optimizers"][name])
+            for group, settings in zip(optimizer.param_groups, current):
+                group.update(settings)
+        for name, scheduler in self.schedulers.items():
+            scheduler.load_state_dict(state["schedulers"][name])
+        for name, scaler in self.scalers.items():
+            if name in state.get("scalers", {}):
+                scaler.load_state_dict(state["scalers"][name])
+
+    def load_pretrained(self, weights: Mapping[str, torch.Tensor], *, strict: bool,
+                        network: str = "net_g") -> LoadReport:
+        net = self.nets[network]
+        own = net.state_dict()
+        report = LoadReport(missing=[k for k in own if k not in weights],
+                            unexpected=[k for k in weights if k not in own],
+                            mismatched=[f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in weights.items()
+                                        if k in own and v.shape != own[k].shape])
+        usable = {k: v for k, v in weights.items() if k in own and v.shape == own[k].shape}
+        if strict and report.lines():
+            key = network.replace("net_", "network_")
+            raise UserError(f"the weights do not fit {key}: " + "; ".join(report.lines()) +
+                            f" (fix {key}, or set path.strict_load: false to load what fits)")
+        net.load_state_dict(usable, strict=strict)
+        if network in self.emas:
+            self.emas[network].load_state_dict(net.state_dict())
+        return report
+
+
+def load_pretrained(model: Model, path: PathOptions, network: str = "net_g") -> None:
+    """``path.pretrain_path`` into one network of the model (fine-tuning, test.py), with the load report."""
+    assert path.pretrain_path is not None
+    weights = read_weights(path.pretrain_path, path.param_key)
+    try:
+        report = model.load_pretrained(weights, strict=path.strict_load, network=network)
+    except UserError as exc:
+        raise UserError(f"path.pretrain_path: {path.pretrain_path}: {exc}") from None
+    logger.info(f"Loaded pretrained weights from {path.pretrain_path} (strict_load: {path.strict_load})")
+    for line in report.lines():
+        logger.warning(f"pretrain: {line}")
+
+
+def parameter_count(model: Model, network: Optional[str] = None) -> int:
+    nets = model.networks()
+    chosen = [nets[network]] if network else list(nets.values())
+    return sum(p.numel() for net in chosen for p in net.parameters())

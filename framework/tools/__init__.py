@@ -1,0 +1,1 @@
+"""The logic of the command-line tools in ``scripts/`` (which are thin wrappers), importable and testable."""
