@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; one run per name is then the user's care
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 # 2: the model state grouped by kind (networks, ema, optimizers, schedulers, scalers); 1 is read and upgraded.
 FORMAT_VERSION = 2
@@ -495,7 +495,7 @@ class CheckpointManager:
         if new_best:
             saved_best = self.best_paths()
             if saved_interval is not None:
-                for source, target in zip(saved_interval, saved_best):
+                for source, target in zip(saved_interval, saved_best, strict=True):
                     atomic_copy(source, target)
             else:
                 self._write(saved_best, state, params)

@@ -72,7 +72,7 @@ def _build_dataset(options: Options, phase: str, problems: List[Problem]) -> Opt
         dataset = build_dataset(options, phase)
         if hasattr(dataset, "verify_files"):
             dataset.verify_files()
-        sample = dataset[(0, 0)] if phase == "train" else dataset[0]  # type: ignore[index]
+        sample = dataset[(0, 0)] if phase == "train" else dataset[0]
     except OptionError as exc:
         problems.append(Problem(("datasets", phase) + tuple(exc.path), exc.detail))
         return None

@@ -71,6 +71,7 @@ def options_from_args(args: argparse.Namespace, *, require_train: bool) -> Optio
 
 def debug_options(options: Options) -> Options:
     """``--debug``: the same run in miniature, under another name, so nothing real is touched."""
+    assert options.train is not None  # train.py's options (require_train)
     train = dataclasses.replace(options.train, total_iter=min(options.train.total_iter, 8))
     logger = dataclasses.replace(options.logger, print_freq=1, save_checkpoint_freq=4, use_tb_logger=False)
     val = dataclasses.replace(options.val, val_freq=4) if options.val is not None else None

@@ -19,7 +19,7 @@ END = "<!-- options:end -->"
 
 
 def _default(f: dataclasses.Field) -> str:
-    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
         return "**required**"
     value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore
     if dataclasses.is_dataclass(value) or hasattr(value, "items"):

@@ -92,7 +92,7 @@ def calculate_psnr(img: torch.Tensor, img2: torch.Tensor, crop_border: int = 0,
     return 10.0 * math.log10(255.0 * 255.0 / mse)
 
 
-calculate_psnr.better = "higher"  # type: ignore[attr-defined]  # BasicSR's `better`; LPIPS/NIQE say lower
+calculate_psnr.better = "higher"  # BasicSR's `better`; LPIPS/NIQE would say lower
 
 
 def _gaussian_window(device: torch.device) -> torch.Tensor:
@@ -137,4 +137,4 @@ def calculate_ssim(img: torch.Tensor, img2: torch.Tensor, crop_border: int = 0,
     return float(_ssim_per_channel(img, img2).mean().item())
 
 
-calculate_ssim.better = "higher"  # type: ignore[attr-defined]
+calculate_ssim.better = "higher"

@@ -37,7 +37,7 @@ class IterationLR(LRScheduler):
     def get_lr(self) -> List[float]:  # type: ignore[override]
         steps = self.last_epoch
         warm = min(1.0, (steps + 1) / self.warmup_iter) if self.warmup_iter > 0 else 1.0
-        return [warm * self.lr_at(base, steps) for base in self.base_lrs]
+        return [warm * self.lr_at(float(base), steps) for base in self.base_lrs]
 
     _get_closed_form_lr = get_lr
 
@@ -49,7 +49,7 @@ class IterationLR(LRScheduler):
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         self.last_epoch = int(state_dict["last_epoch"])
         self._step_count = int(state_dict.get("_step_count", self.last_epoch + 1))
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 

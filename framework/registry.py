@@ -11,11 +11,11 @@ and then write ``network_g: {type: MyNet, ...}`` in their options file.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterator, Optional, TypeVar
 
 from .errors import UserError, did_you_mean
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Callable[..., Any])  # classes and functions
 
 
 class Registry:

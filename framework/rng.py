@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from typing import Any, Dict
+from typing import Any, Dict, Tuple, cast
 
 import numpy as np
 import torch
@@ -16,7 +16,8 @@ def seed_everything(seed: int) -> None:
 
 def capture_rng() -> Dict[str, Any]:
     """Python, numpy, torch CPU and CUDA states; numpy's array becomes a tensor (no numpy pickles)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    legacy = cast(Tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    kind, keys, pos, has_gauss, cached = legacy
     state: Dict[str, Any] = {
         "python": random.getstate(),
         "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),

@@ -240,7 +240,7 @@ def _coerce(value: Any, ann: Any, path: Path_, problems: List[Problem]) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise Invalid(f"expected a list of {len(args)} items, got {len(value)}")
-            return tuple(coerce(v, a, path + (i,), problems) for i, (v, a) in enumerate(zip(value, args)))
+            return tuple(coerce(v, a, path + (i,), problems) for i, (v, a) in enumerate(zip(value, args, strict=True)))
         item = args[0] if args else Any
         return tuple(coerce(v, item, path + (i,), problems) for i, v in enumerate(value))
     if origin in (dict, abc.Mapping) or ann is dict:
@@ -349,7 +349,7 @@ def build_section(cls: type, raw: Any, path: Path_, problems: List[Problem]) -> 
     values: Dict[str, Any] = {}
     for name, f in fields.items():
         if name not in raw:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 problems.append(Problem(path + (name,), "missing required key" +
                                         (f" ({f.metadata.get('hint')})" if f.metadata.get("hint") else "")))
                 values[name] = None
@@ -369,7 +369,7 @@ def build_value(value: Any, ann: Any, meta: Mapping[str, Any], path: Path_, prob
     if base is Component:
         return build_component(value, meta["registry"], meta.get("injected", ()), path, problems)
     if dataclasses.is_dataclass(base):
-        return build_section(base, value, path, problems)
+        return build_section(typing.cast(type, base), value, path, problems)
     result = coerce(value, ann, path, problems)
     check_bounds(result, meta, path, problems)
     return result

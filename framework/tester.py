@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .checks import Built
-from .data.build import build_val_loader, close_loader
+from .data.build import build_val_loader, close_loader, num_samples
 from .errors import UserError
 from .logger import held_messages, held_startup_lines
 from .models.base import Model, load_pretrained
@@ -56,7 +56,7 @@ def _evaluate_all(options: Options, model: Model, loaders: Dict[str, DataLoader]
         for line in messages:
             out(line)
         for phase, loader in loaders.items():
-            out(f"test set {options.datasets[phase].name}: {len(loader.dataset)} images")
+            out(f"test set {options.datasets[phase].name}: {num_samples(loader.dataset)} images")
         out(f"dry run: weights {options.path.pretrain_path} fit {options.network_g.type}; would write "
             f"{results_dir}/; nothing was written")
         return {}

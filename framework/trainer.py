@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import CheckpointManager
 from .checks import Built
-from .data.build import build_train_loader, build_val_loader, close_loader
+from .data.build import build_train_loader, build_val_loader, close_loader, num_samples
 from .data.sampler import ResumableSampler
 from .device import configure_threads, usable_cores
 from .errors import UserError, user_message
@@ -256,11 +256,11 @@ class Trainer:
             out(f"network {name} ({type(net).__name__}): {parameter_count(self.model, name):,} parameters on "
                 f"{self.device}")
         losses = ", ".join(f"{k} {v:.4g}" for k, v in report.losses.items())
-        out(f"train set: {len(ready.loader.dataset)} images, {len(ready.loader)} batches of "  # type: ignore
+        out(f"train set: {num_samples(ready.loader.dataset)} images, {len(ready.loader)} batches of "
             f"{spec.batch_size_per_gpu} per epoch; one batch {report.input_shape} -> {report.output_shape} "
             f"(gt {tuple(batch['gt'].shape)}), {losses}, forward {report.forward_ms:.0f} ms")
         for phase, loader in ready.val_loaders.items():
-            out(f"validation set {self.options.datasets[phase].name}: {len(loader.dataset)} images")  # type: ignore
+            out(f"validation set {self.options.datasets[phase].name}: {num_samples(loader.dataset)} images")
         if ready.resuming:
             out(f"would resume at iteration {self.iteration}")
         out(f"would write: {self.exp_dir}/ and {self.ckpt.path('iter_<N>', 'pt')} / .pth "
@@ -271,7 +271,8 @@ class Trainer:
         options, train, progress = self.options, self.options.train, self.progress
         assert train is not None
         save_options(options, os.path.join(self.exp_dir, f"options_{options.name}.yml"))
-        logger.info(f"Training set: {len(ready.loader.dataset)} images, {progress.batches_per_epoch} batches of "  # type: ignore
+        images = num_samples(ready.loader.dataset)
+        logger.info(f"Training set: {images} images, {progress.batches_per_epoch} batches of "
                     f"{progress.batch_size} per epoch, {ready.loader.num_workers} loader workers; "
                     f"total_iter {train.total_iter}")
         last_metrics: Dict[str, Dict[str, float]] = {}

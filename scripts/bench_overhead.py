@@ -27,7 +27,8 @@ in hand to the optimizer and scheduler step done) and the rest (waiting for data
 
 Every variant (malloc setting x worker count) runs in its own fresh Python process, which alternates the two
 loops (bare, framework, framework, bare, ...) ``--repeats`` times each, so drift from other processes on the
-machine hits both; on Linux it also reports how much of the machine's CPU other processes took meanwhile. The ``tuned`` malloc variant sets ``GLIBC_TUNABLES`` (design.md section 8) for its process.
+machine hits both; on Linux it also reports how much of the machine's CPU other processes took meanwhile.
+The ``tuned`` malloc variant sets ``GLIBC_TUNABLES`` (the README's speed notes) for its process.
 The ratio framework/bare is given per repeat pair, with the spread; timings on a shared machine are noisy.
 """
 from __future__ import annotations
@@ -199,6 +200,7 @@ def run_bare(spec: Dict[str, Any]) -> Dict[str, Any]:
 
 def run_framework(spec: Dict[str, Any], index: int) -> Dict[str, Any]:
     import torch
+    from framework.checks import check_and_build
     from framework.options import load_options
     from framework.trainer import Trainer
 
@@ -215,12 +217,12 @@ def run_framework(spec: Dict[str, Any], index: int) -> Dict[str, Any]:
         f"path.experiments_root={out}/experiments", f"path.weights_root={out}/weights",
     ]
     options = load_options(str(EXAMPLE_YML), overrides)
-    trainer = Trainer(options, show_progress=False)
+    trainer = Trainer(options, check_and_build(options), show_progress=False)
     starts: List[float] = []
     ends: List[float] = []
     threads_seen: List[int] = []
     snaps: List[Optional[List[int]]] = []
-    after_step, prepare = trainer._after_step, trainer._prepare
+    after_step, train_step = trainer._after_step, trainer.model.train_step
 
     def timed_after_step(*args: Any, **kwargs: Any) -> Any:
         ends.append(time.perf_counter())
@@ -228,19 +230,14 @@ def run_framework(spec: Dict[str, Any], index: int) -> Dict[str, Any]:
             snaps.append(_cpu_snapshot())
         return after_step(*args, **kwargs)
 
-    def timed_prepare() -> Any:
-        ready = prepare()
-        train_step = ready.model.train_step
+    def timed_train_step(batch: Any, iteration: int) -> Any:
+        starts.append(time.perf_counter())
+        if len(starts) == 1:
+            threads_seen.append(torch.get_num_threads())
+        return train_step(batch, iteration)
 
-        def timed_train_step(batch: Any) -> Any:
-            starts.append(time.perf_counter())
-            if len(starts) == 1:
-                threads_seen.append(torch.get_num_threads())
-            return train_step(batch)
-        ready.model.train_step = timed_train_step
-        return ready
-
-    trainer._after_step, trainer._prepare = timed_after_step, timed_prepare  # instance attributes: no edits
+    # instance attributes: the classes are not edited
+    trainer._after_step, trainer.model.train_step = timed_after_step, timed_train_step  # type: ignore
     with contextlib.redirect_stdout(io.StringIO()):  # the trainer's console log lines
         trainer.run()
     finish = time.perf_counter()
@@ -356,7 +353,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="torch threads for both loops (default: the trainer's own choice, cores minus "
                              "workers, or all cores with no workers)")
     parser.add_argument("--malloc", choices=("plain", "tuned", "both"), default="plain",
-                        help="glibc malloc settings: as is, GLIBC_TUNABLES of design.md section 8, or both "
+                        help="glibc malloc settings: as is, GLIBC_TUNABLES as in the README's speed notes, or both "
                              "(default: %(default)s; 'tuned' needs glibc)")
     parser.add_argument("--data-root", default=None,
                         help="an existing example data set (default: generate one in a temporary folder)")
@@ -441,8 +438,8 @@ def report(variants: List[Dict[str, Any]], args: argparse.Namespace) -> None:
     print("-" * len(header))
     for v in variants:
         b, f = v["stats"]["bare"], v["stats"]["framework"]
-        it_ratio = [fr["iter_ms"] / br["iter_ms"] for br, fr in zip(b, f)]
-        wall_ratio = [fr["wall_s"] / br["wall_s"] for br, fr in zip(b, f)]
+        it_ratio = [fr["iter_ms"] / br["iter_ms"] for br, fr in zip(b, f, strict=False)]
+        wall_ratio = [fr["wall_s"] / br["wall_s"] for br, fr in zip(b, f, strict=False)]
         print(f"{v['malloc']:8} {v['workers']:>2} {v['threads']:>3} | "
               f"{_spread([r['iter_ms'] for r in b], '{:.1f}'):>22} | "
               f"{_spread([r['iter_ms'] for r in f], '{:.1f}'):>22} | "

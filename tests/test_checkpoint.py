@@ -1,7 +1,8 @@
-"""The checkpoint contract (issue 3): formats, names, exact resume, crash safety, verification, safe loading."""
+"""The checkpoint contract: formats, names, exact resume, crash safety, verification, safe loading."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import pickle
 import random
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from framework import checkpoint as ckpt_mod
 from framework.checkpoint import CheckpointError, CheckpointManager, atomic_save, verify
@@ -597,3 +599,32 @@ def test_an_image_that_fails_mid_run_saves_progress_and_exits_2(workdir: Path, c
     assert "Traceback" not in err and "progress saved in weights/tiny_iter_" in lines[0]
     saved = list((workdir / "weights").glob("tiny_iter_*.pt"))
     assert len(saved) == 1 and 0 < _load(saved[0])["iteration"] < 40
+
+
+def test_a_new_best_on_an_interval_step_is_serialised_once(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    saves: list = []
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, f, *a, **k: saves.append(obj) or real_save(obj, f, *a, **k))
+    opt = write_options(workdir, **{"train.total_iter": 4, "val.val_freq": 4, "logger.save_checkpoint_freq": 4})
+    assert train_in_process(opt) == 0
+    weights = workdir / "weights"
+    assert len(saves) == 2  # iter_4.pt and iter_4.pth; the best files are the same bytes under a second name
+    for ext in ("pt", "pth"):
+        assert (weights / f"tiny_best.{ext}").read_bytes() == (weights / f"tiny_iter_4.{ext}").read_bytes()
+        assert os.path.samefile(weights / f"tiny_best.{ext}", weights / f"tiny_iter_4.{ext}")  # a hard link
+    assert _load(weights / "tiny_best.pt")["best"]["psnr"]["iteration"] == 4
+
+
+@pytest.mark.parametrize("better", ["higher", "lower"])
+def test_metric_direction_decides_the_best_model(workdir: Path, better: str) -> None:
+    opt = write_options(workdir, **{"train.total_iter": 8, "val.val_freq": 2,
+                                    "val.metrics": {"psnr": {"type": "calculate_psnr", "better": better}}})
+    assert train_in_process(opt) == 0
+    best = _load(workdir / "weights" / "tiny_best.pt")
+    history = json.loads((workdir / "experiments" / "tiny" / "best_model" / "best_records.json").read_text())
+    values = [entry["metrics"]["psnr"] for entry in history["history"]]
+    assert len(values) >= 2 and values == sorted(values, reverse=(better == "lower"))
+    assert len(set(values)) == len(values)
+    assert best["best"]["psnr"]["value"] == pytest.approx(values[-1])
+    saved = yaml.safe_load((workdir / "experiments" / "tiny" / "options_tiny.yml").read_text())
+    assert saved["val"]["metrics"]["psnr"]["better"] == better

@@ -147,7 +147,8 @@ def test_inspect_text(work: Path, cli) -> None:
     assert fields["total_iter"] == "4"
     assert fields["EMA weights"].startswith("no")
     n_params = sum(t.numel() for t in state["model"]["networks"]["net_g"].values())
-    assert fields["parameters"].startswith(f"{n_params:,} in {len(state['model']['networks']['net_g'])} tensors (float32)")
+    tensors = len(state["model"]["networks"]["net_g"])
+    assert fields["parameters"].startswith(f"{n_params:,} in {tensors} tensors (float32)")
     assert f"({(work / A).stat().st_size:,} bytes)" in fields["size"]
     assert state["torch_version"] in fields["saved"] and state["saved_at"] in fields["saved"]
 
@@ -273,7 +274,8 @@ def test_error_paths_give_one_line_and_exit_2(work: Path, tmp_path: Path, tool, 
         ("export", work / A, "-o", tmp_path / "w.pt"): "must end with .pth",
         ("export", work / A, "-o", tmp_path / "missing" / "w.pth"): "does not exist",
         ("diff", work / A, work / "weights/tiny_iter_4.pth"): "not a full training checkpoint",
-        ("inspect", malformed): "incomplete training checkpoint (missing or invalid: epoch, data_position, model.networks",
+        ("inspect", malformed):
+            "incomplete training checkpoint (missing or invalid: epoch, data_position, model.networks",
         ("inspect", tmp_path / "folder.pt"): "is a folder",
         ("inspect", tmp_path / "nothing.pt"): "file not found",
     }

@@ -339,8 +339,8 @@ def test_bicubic_dataset_crops_match_downsampling_the_whole_image(tmp_path, scal
         sample = ds[(0, pos)]
         gt = mod_crop(read_image(os.path.join(root, ds.files[pos % 2])), scale)
         full = bicubic_downsample(gt, scale)
-        hits = [(t, l) for t in range(full.shape[1] - 7) for l in range(full.shape[2] - 7)
-                if torch.equal(gt[:, t * scale:(t + 8) * scale, l * scale:(l + 8) * scale], sample["gt"])]
+        hits = [(t, x) for t in range(full.shape[1] - 7) for x in range(full.shape[2] - 7)
+                if torch.equal(gt[:, t * scale:(t + 8) * scale, x * scale:(x + 8) * scale], sample["gt"])]
         assert hits, "the GT crop is not aligned to the LQ grid"
-        t, l = hits[0]
-        assert torch.equal(full[:, t:t + 8, l:l + 8], sample["lq"])
+        t, x = hits[0]
+        assert torch.equal(full[:, t:t + 8, x:x + 8], sample["lq"])

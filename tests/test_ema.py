@@ -50,7 +50,7 @@ def test_copy_is_frozen_independent_and_in_eval_mode() -> None:
     assert all(not p.requires_grad for p in ema.module.parameters())
     assert all(p.requires_grad for p in net.parameters())  # the live network is untouched
     assert not ema.module.training
-    for p, q in zip(ema.module.parameters(), net.parameters()):
+    for p, q in zip(ema.module.parameters(), net.parameters(), strict=False):
         assert p.data_ptr() != q.data_ptr()
         assert torch.equal(p, q)  # starts as a copy
     # a training step on the live net leaves no grad on the copy
@@ -67,7 +67,7 @@ def test_buffers_are_copied_not_averaged() -> None:
     bn = net[1]
     assert bn.num_batches_tracked.item() == 3
     ema.update(net)
-    for (name, b_ema), (_, b_live) in zip(ema.module.named_buffers(), net.named_buffers()):
+    for (name, b_ema), (_, b_live) in zip(ema.module.named_buffers(), net.named_buffers(), strict=False):
         assert torch.equal(b_ema, b_live), name
         assert b_ema.data_ptr() != b_live.data_ptr(), name
 

@@ -44,7 +44,7 @@ def test_warmup_linear_and_reaches_base_lr_exactly_at_step_w(warmup) -> None:
         assert lr == pytest.approx(BASE_LR * min(1.0, k / warmup), rel=1e-12, abs=0)
     assert lrs[warmup - 1] == BASE_LR  # exactly, not approximately
     assert all(lr == BASE_LR for lr in lrs[warmup - 1:])
-    assert all(a < b for a, b in zip(lrs[:warmup - 1], lrs[1:warmup]))
+    assert all(a < b for a, b in zip(lrs[:warmup - 1], lrs[1:warmup], strict=False))
 
 
 @pytest.mark.parametrize("warmup", [0, -1])
@@ -109,7 +109,7 @@ def test_cosine_single_period_like_example_yml() -> None:
     assert lrs[0] == pytest.approx(1e-3 * 0.5)  # warm-up, step 1 of 2
     assert lrs[1] == pytest.approx(_cosine(1e-3, 1e-4, 1.0, 1 / 8))  # step W: the scheduled rate exactly
     assert lrs[8:] == [1e-4, 1e-4]
-    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:]))
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:], strict=False))
 
 
 def test_cosine_rejects_mismatched_lists() -> None:

@@ -57,7 +57,8 @@ def write_options(folder: Path, name: str = "tiny", **changes: Any) -> Path:
     return path
 
 
-def run_train(cwd: Path, args: List[str], timeout: float = 120, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+def run_train(cwd: Path, args: List[str], timeout: float = 120,
+              env: Optional[dict] = None) -> subprocess.CompletedProcess:
     """train.py in a real subprocess (for signals and exit codes)."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run([sys.executable, TRAIN_PY, *args, "--no-progress"], cwd=cwd, capture_output=True,

@@ -6,7 +6,7 @@ published pretrained weights load with ``strict=True``.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence, Type, Union
+from typing import Any, Iterable, List, Sequence, Type, Union
 
 import torch
 from torch import nn
@@ -91,7 +91,7 @@ class Upsample(nn.Sequential):
     """
 
     def __init__(self, scale: int, num_feat: int) -> None:
-        layers = []
+        layers: List[nn.Module] = []
         if scale >= 1 and (scale & (scale - 1)) == 0:
             for _ in range(int(math.log2(scale))):
                 layers.append(nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import signal
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sized, Tuple, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -19,6 +19,11 @@ def build_dataset(options: Options, phase: str) -> Dataset:
     assert spec.dataset is not None
     return spec.dataset.build(DATASET_REGISTRY, scale=options.scale, seed=options.manual_seed,
                               train=phase == "train")
+
+
+def num_samples(dataset: Dataset) -> int:
+    """``len`` of a map-style dataset (torch's ``Dataset`` type does not declare it)."""
+    return len(cast(Sized, dataset))
 
 
 def _ignore_stop_signals(_worker_id: int) -> None:
@@ -45,7 +50,7 @@ def _loader(options: Options, phase: str, dataset: Dataset, device: torch.device
 def build_train_loader(options: Options, dataset: Dataset,
                        device: torch.device) -> Tuple[DataLoader, ResumableSampler]:
     spec = options.datasets["train"]
-    sampler = ResumableSampler(len(dataset), options.manual_seed, spec.dataset_enlarge_ratio, shuffle=True)
+    sampler = ResumableSampler(num_samples(dataset), options.manual_seed, spec.dataset_enlarge_ratio, shuffle=True)
     if sampler.per_epoch < spec.batch_size_per_gpu:
         raise UserError(f"datasets.train.batch_size_per_gpu: {spec.batch_size_per_gpu} is larger than the "
                         f"{sampler.per_epoch} samples of an epoch; lower it or raise dataset_enlarge_ratio")

@@ -78,6 +78,7 @@ class _SRDataset(Dataset):
         index = position % len(self)
         gt, lq, gt_path, lq_path = self.load_pair(index)
         if self.train:
+            assert self.gt_size is not None  # required for training (checked in __init__)
             gen = sample_generator(self.seed, epoch, position)
             gt, lq = paired_random_crop(gt, lq, self.gt_size, self.scale, gen, gt_path)
             gt, lq = augment([gt, lq], self.use_hflip, self.use_rot, gen)
@@ -209,6 +210,7 @@ class BicubicSRDataset(_SRDataset):
         gt_path = os.path.join(self.dataroot_gt, self.files[index])
         gt = mod_crop(decode_file(gt_path), self.scale)
         gen = sample_generator(self.seed, epoch, position)
+        assert self.gt_size is not None  # required for training (checked in __init__)
         s, m, size = self.scale, self._MARGIN, self.gt_size // self.scale
         h_lq, w_lq = gt.shape[1] // s, gt.shape[2] // s
         top, left = crop_origin(h_lq, w_lq, size, gen, f"{gt_path}: image (at LQ size)")

@@ -179,7 +179,7 @@ class BaseModel:
             # options give now, so a changed lr, betas or weight decay takes effect on resume as the log says.
             current = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
             optimizer.load_state_dict(state["optimizers"][name])
-            for group, settings in zip(optimizer.param_groups, current):
+            for group, settings in zip(optimizer.param_groups, current, strict=True):
                 group.update(settings)
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][name])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from typing import List
 
 import torch
 from torch import nn
@@ -18,13 +19,14 @@ class ModelEMA:
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
-        self._ema_params = list(self.module.parameters())  # built once: update() runs every step
+        self._ema_params: List[torch.Tensor] = list(self.module.parameters())  # built once: update() runs every step
         self._ema_buffers = list(self.module.buffers())
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        torch._foreach_lerp_(self._ema_params, list(model.parameters()), 1.0 - self.decay)
-        for ema_buf, buf in zip(self._ema_buffers, model.buffers()):
+        live: List[torch.Tensor] = list(model.parameters())
+        torch._foreach_lerp_(self._ema_params, live, 1.0 - self.decay)
+        for ema_buf, buf in zip(self._ema_buffers, model.buffers(), strict=True):
             ema_buf.copy_(buf)
 
     def state_dict(self) -> dict:
