@@ -1,9 +1,12 @@
 """Never overwrite a previous run: a fresh run whose name already has results moves them aside first."""
 from __future__ import annotations
 
+import logging
 import os
 import time
-from typing import List, Sequence
+from typing import Sequence
+
+logger = logging.getLogger(__name__)
 
 
 def _free_name(path: str) -> str:
@@ -13,20 +16,18 @@ def _free_name(path: str) -> str:
     return candidate
 
 
-def archive_previous_run(exp_dir: str, weight_files: Sequence[str]) -> List[str]:
+def archive_previous_run(exp_dir: str, weight_files: Sequence[str] = ()) -> None:
     """Rename ``experiments/<name>`` to ``<name>_archived_<time>`` and move ``weights/<name>_*`` files into
-    ``weights/archived_<name>_<time>/``. Returns log lines saying what moved where; deletes nothing."""
+    ``weights/archived_<name>_<time>/``; the log says what moved where; nothing is deleted."""
     stamp = time.strftime("%Y%m%d_%H%M%S")
-    messages = []
     if os.path.exists(exp_dir):
         target = _free_name(f"{exp_dir.rstrip(os.sep)}_archived_{stamp}")
         os.rename(exp_dir, target)
-        messages.append(f"Experiment folder {exp_dir} already existed: moved to {target}")
+        logger.info(f"Experiment folder {exp_dir} already existed: moved to {target}")
     if weight_files:
         name = os.path.basename(exp_dir.rstrip(os.sep))
         folder = move_into_archive(weight_files, name, stamp)
-        messages.append(f"{len(weight_files)} earlier checkpoint file(s) of '{name}' moved to {folder}")
-    return messages
+        logger.info(f"{len(weight_files)} earlier checkpoint file(s) of '{name}' moved to {folder}")
 
 
 def move_into_archive(files: Sequence[str], name: str, stamp: str = "") -> str:

@@ -61,7 +61,9 @@ def _evaluate_all(options: Options, model: Model, loaders: Dict[str, DataLoader]
             f"{results_dir}/; nothing was written")
         return {}
     assert options.val is not None
-    lines = archive_previous_run(results_dir, []) + messages
+    with held_startup_lines() as held:
+        archive_previous_run(results_dir)
+        lines = held_messages(held) + messages
     os.makedirs(results_dir)
     results: Dict[str, Dict[str, float]] = {}
     for phase, loader in loaders.items():

@@ -223,8 +223,7 @@ class Trainer:
                         logger.info(f"Resuming from iteration {self.iteration}: {len(newer)} later checkpoint "
                                     f"file(s) of the abandoned continuation moved to {folder}")
                     if not ready.resuming:
-                        for line in archive_previous_run(self.exp_dir, self.ckpt.existing()):
-                            logger.info(line)
+                        archive_previous_run(self.exp_dir, self.ckpt.existing())
                     log = ExperimentLogger(self.exp_dir, self.options.name,
                                            use_tb=self.options.logger.use_tb_logger,
                                            resume_iter=self.iteration if ready.resuming else 0,
