@@ -1,6 +1,6 @@
 """Shared helpers for the tests: tiny option files, tiny image folders, tiny generated data sets.
 
-The plain helper functions are reached through the ``helpers`` fixture (``helpers.tiny_raw(...)``), so the
+The plain helper functions are reached through the ``helpers`` fixture (``helpers.tiny_options(...)``), so the
 tests work whether or not ``tests/`` is a package.
 """
 from __future__ import annotations
@@ -15,6 +15,8 @@ import pytest
 import torch
 import yaml
 from torchvision.io import write_jpeg, write_png
+
+from .tinyrun import tiny_options
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_YML = REPO_ROOT / "options" / "train" / "example.yml"
@@ -38,30 +40,6 @@ def deep_update(base: Dict[str, Any], changes: Mapping[str, Any]) -> Dict[str, A
     return base
 
 
-def tiny_raw(data_root: Optional[os.PathLike] = None, name: str = "tiny") -> Dict[str, Any]:
-    """example.yml shrunk to a few-second CPU run: tiny MSRResNet, small crops, few iterations.
-
-    ``data_root`` is a folder laid out like ``generate_example_data`` writes it (train/HR, train/LR_x2, ...).
-    """
-    raw = example_raw()
-    root = Path(data_root) if data_root is not None else Path("datasets/example")
-    deep_update(raw, {
-        "name": name,
-        "device": "cpu",
-        "datasets": {
-            "train": {"dataroot_gt": str(root / "train" / "HR"), "dataroot_lq": str(root / "train" / "LR_x2"),
-                      "gt_size": 16, "batch_size_per_gpu": 2, "dataset_enlarge_ratio": 1},
-            "val": {"dataroot_gt": str(root / "val" / "HR"), "dataroot_lq": str(root / "val" / "LR_x2")},
-        },
-        "network_g": {"type": "MSRResNet", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_block": 1,
-                      "upscale": 2},
-        "train": {"total_iter": 6, "warmup_iter": 0, "scheduler": {"periods": [6]}},
-        "val": {"val_freq": 3},
-        "logger": {"print_freq": 2, "save_checkpoint_freq": 3, "use_tb_logger": True},
-    })
-    return raw
-
-
 def write_yaml(path: os.PathLike, raw: Mapping[str, Any]) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,11 +51,12 @@ def write_yaml(path: os.PathLike, raw: Mapping[str, Any]) -> str:
 def options_file(tmp_path: Path) -> Callable[..., str]:
     """``options_file(raw=None, filename='opt.yml', **changes)`` -> path of a YAML options file in tmp_path.
 
-    Without ``raw``, starts from the tiny configuration (:func:`tiny_raw`, data under tmp_path/data).
+    Without ``raw``, starts from the tiny configuration (:func:`tests.tinyrun.tiny_options`, data under
+    tmp_path/data).
     """
 
     def _write(raw: Optional[Mapping[str, Any]] = None, filename: str = "opt.yml", **changes: Any) -> str:
-        base = copy.deepcopy(dict(raw)) if raw is not None else tiny_raw(tmp_path / "data")
+        base = copy.deepcopy(dict(raw)) if raw is not None else tiny_options(tmp_path / "data")
         deep_update(base, changes)
         return write_yaml(tmp_path / filename, base)
 
@@ -137,6 +116,6 @@ def example_data(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
 def helpers() -> SimpleNamespace:
     """The plain helper functions and constants of this module."""
     return SimpleNamespace(REPO_ROOT=REPO_ROOT, EXAMPLE_YML=EXAMPLE_YML, example_raw=example_raw,
-                           deep_update=deep_update, tiny_raw=tiny_raw, write_yaml=write_yaml,
+                           deep_update=deep_update, tiny_options=tiny_options, write_yaml=write_yaml,
                            random_image=random_image, nearest_upsample=nearest_upsample, save_image=save_image,
                            make_paired_folders=make_paired_folders)

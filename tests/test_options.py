@@ -160,11 +160,11 @@ def test_several_errors_reported_at_once(options_file) -> None:
 
 def test_overrides_numbers(options_file) -> None:
     path = options_file()
-    o = _load(path, ["train.total_iter=5e3", "train.optim_g.lr=1e-4", "train.scheduler.eta_min=1e-7",
+    o = _load(path, ["train.total_iter=5e3", "train.optim_g.lr=1e-4", "train.scheduler.gamma=1e-1",
                      "logger.keep_last=2"])
     assert o.train.total_iter == 5000 and type(o.train.total_iter) is int
     assert o.train.optim_g.kwargs["lr"] == 1e-4 and isinstance(o.train.optim_g.kwargs["lr"], float)
-    assert o.train.scheduler.kwargs["eta_min"] == 1e-7
+    assert o.train.scheduler.kwargs["gamma"] == 0.1 and isinstance(o.train.scheduler.kwargs["gamma"], float)
     assert o.logger.keep_last == 2
     # strings like 1e-4 in the file itself (YAML 1.1 reads them as strings) are numbers too
     path2 = options_file(filename="b.yml", train={"optim_g": {"lr": "2e-4"}, "ema_decay": "9.99e-1"})
@@ -209,7 +209,7 @@ def test_unknown_arch_kwarg_rejected_with_accepted_list(options_file) -> None:
 
 
 def test_missing_train_section_required(options_file, helpers) -> None:
-    raw = helpers.tiny_raw()
+    raw = helpers.tiny_options()
     del raw["train"]
     path = options_file(raw=raw)
     assert "train: missing required section" in _error(path)
@@ -221,13 +221,13 @@ def test_missing_train_section_required(options_file, helpers) -> None:
 
 
 def test_startup_checks_accept_real_data(options_file, example_data, helpers) -> None:
-    path = options_file(raw=helpers.tiny_raw(example_data["root"]))
+    path = options_file(raw=helpers.tiny_options(example_data["root"]))
     o = _load(path, built=True)
     assert o.datasets["train"].dataset.kwargs["dataroot_gt"] == str(example_data["train_hr"])
 
 
 def test_startup_checks_report_missing_folder_with_line(options_file, example_data, tmp_path, helpers) -> None:
-    raw = helpers.tiny_raw(example_data["root"])
+    raw = helpers.tiny_options(example_data["root"])
     missing = str(tmp_path / "nowhere" / "HR")
     raw["datasets"]["val"]["dataroot_gt"] = missing
     path = options_file(raw=raw)
@@ -255,6 +255,6 @@ def test_non_number_optimizer_argument_rejected(options_file, key, value) -> Non
 
 
 def test_network_upscale_must_match_scale(options_file, example_data, helpers) -> None:
-    path = options_file(raw=helpers.tiny_raw(example_data["root"]), network_g={"upscale": 3})
+    path = options_file(raw=helpers.tiny_options(example_data["root"]), network_g={"upscale": 3})
     message = _error(path, built=True)
     assert "network_g" in message and "scale" in message

@@ -32,7 +32,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory, helpers):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
         generate_example_data(Path("datasets") / "example", num_train=4, num_val=2, size=32, scale=2)
-        raw = helpers.tiny_raw("datasets/example", name=NAME)
+        raw = helpers.tiny_options("datasets/example", name=NAME)
+        raw["logger"].update(save_checkpoint_freq=3, use_tb_logger=True)
+        raw["val"].update(val_freq=3, metrics=helpers.example_raw()["val"]["metrics"])  # psnr and ssim
+        raw["datasets"]["val"]["name"] = VAL_NAME
         raw["train"]["total_iter"] = TOTAL
         raw["train"]["scheduler"] = {"type": "CosineAnnealingRestartLR", "periods": [TOTAL],
                                      "restart_weights": [1], "eta_min": 1e-5}
@@ -191,7 +194,7 @@ def test_rerun_is_deterministic(runs) -> None:
 
 def test_option_error_exits_2_and_writes_nothing(tmp_path, monkeypatch, capsys, helpers) -> None:
     monkeypatch.chdir(tmp_path)
-    opt = helpers.write_yaml(tmp_path / "opt.yml", helpers.tiny_raw("datasets/example", name=NAME))
+    opt = helpers.write_yaml(tmp_path / "opt.yml", helpers.tiny_options("datasets/example", name=NAME))
     rc = run_main(train_main, ["-opt", "opt.yml", "--no-progress", "--set", "train.ema_decy=0.9"])
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()

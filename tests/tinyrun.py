@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import yaml
 
@@ -35,14 +35,25 @@ BASE: Dict[str, Any] = {
 }
 
 
+def tiny_options(data_root: Union[str, os.PathLike] = "data", name: str = "tiny") -> Dict[str, Any]:
+    """The one tiny configuration the tests start from (a fresh deep copy), with data under ``data_root`` laid
+    out as ``generate_example_data`` writes it (train/HR, train/LR_x2, val/HR, val/LR_x2)."""
+    opt = copy.deepcopy(BASE)
+    opt["name"] = name
+    root = Path(data_root)
+    for phase in ("train", "val"):
+        opt["datasets"][phase]["dataroot_gt"] = str(root / phase / "HR")
+        opt["datasets"][phase]["dataroot_lq"] = str(root / phase / "LR_x2")
+    return opt
+
+
 def make_data(root: Path) -> None:
     generate_example_data(root / "data", num_train=5, num_val=2, size=32, scale=2)
 
 
 def write_options(folder: Path, name: str = "tiny", **changes: Any) -> Path:
     """``changes`` use dotted keys: ``write_options(p, **{'train.total_iter': 5})``; the value ``...`` deletes."""
-    opt = copy.deepcopy(BASE)
-    opt["name"] = name
+    opt = tiny_options(name=name)
     for dotted, value in changes.items():
         node = opt
         parts = dotted.split(".")
