@@ -65,6 +65,7 @@ def test_debug_runs_8_iterations_under_debug_name_and_leaves_real_results_alone(
     assert state["iteration"] == 8 and state["options"]["name"] == "debug_dbg"
     exp = workdir / "experiments" / "debug_dbg"
     assert exp.is_dir() and not (exp / "tb_logger").exists()
+    assert not (exp / "visualization").exists()  # val.save_img is off (the default)
     log = _log(workdir, "debug_dbg")
     logged = [int(m) for m in re.findall(r"\[epoch \d+ iter (\d+)\]", log)]
     assert logged == list(range(1, 9)), logged
