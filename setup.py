@@ -23,5 +23,5 @@ setup(
         "tqdm>=4.60",
         "tensorboard>=2.12",
     ],
-    extras_require={"dev": ["pytest>=7.0", "pytest-timeout>=2.1"]},
+    extras_require={"dev": ["pytest>=7.0", "pytest-timeout>=2.3"]},
 )
