@@ -23,5 +23,5 @@ setup(
         "tqdm>=4.60",
         "tensorboard>=2.12",
     ],
-    extras_require={"dev": ["pytest>=7.0", "ruff>=0.17,<0.18", "mypy>=2.4,<2.5"]},
+    extras_require={"dev": ["pytest>=7.0", "pytest-timeout>=2.3", "ruff>=0.17,<0.18", "mypy>=2.4,<2.5"]},
 )

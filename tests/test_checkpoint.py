@@ -7,8 +7,6 @@ import os
 import pickle
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +20,8 @@ from framework.options import load_options
 from framework.progress import BestRecord, TrainingProgress
 from framework.models.sr_model import SRModel
 
-from .tinyrun import REPO, TRAIN_PY, make_data, run_train, train_in_process, write_options
+from .childproc import Child
+from .tinyrun import REPO, make_data, run_train, train_in_process, write_options
 
 
 @pytest.fixture()
@@ -191,8 +190,14 @@ class _EvilReduce:
         return (os.system, (f"touch {self.marker}",))
 
 
-@pytest.mark.parametrize("kind", ["truncated", "flipped", "empty", "text", "malicious", "malicious_zip", "pth"])
-@pytest.mark.parametrize("key", ["resume_path", "pretrain_path"])
+# Every bad file for both keys, except a .pth for pretrain_path: that is the right kind of file there.
+_BAD_CASES = [pytest.param(kind, key, id=f"{kind}-{key}")
+              for key in ("resume_path", "pretrain_path")
+              for kind in ("truncated", "flipped", "empty", "text", "malicious", "malicious_zip", "pth")
+              if not (kind == "pth" and key == "pretrain_path")]
+
+
+@pytest.mark.parametrize("kind,key", _BAD_CASES)
 def test_bad_checkpoint_gives_one_line_and_exit_2(workdir: Path, capsys: pytest.CaptureFixture,
                                                   kind: str, key: str) -> None:
     opt = write_options(workdir, **{"train.total_iter": 4})
@@ -203,8 +208,6 @@ def test_bad_checkpoint_gives_one_line_and_exit_2(workdir: Path, capsys: pytest.
     marker = workdir / "PWNED"
     variants = _corrupt_variants(workdir / "weights" / "tiny_iter_4.pt", bad_dir, marker)
     variants["pth"] = workdir / "weights" / "tiny_iter_4.pth"
-    if kind == "pth" and key == "pretrain_path":
-        pytest.skip("a .pth is the right kind for pretrain_path")
     before = {**_snapshot(workdir / "weights"), **_snapshot(workdir / "experiments")}
     code = train_in_process(opt, [f"path.{key}={variants[kind]}"])
     err = capsys.readouterr().err
@@ -351,21 +354,20 @@ def test_strict_load_mismatch_is_a_user_error(workdir: Path, capsys: pytest.Capt
 # ------------------------------------------------------------------------------------------- signals and kill -9
 
 
-def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+def _wait_for(path: Path, text: str, child: Child, timeout: float = 60) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if path.exists() and text in path.read_text():
             return
-        if proc.poll() is not None:
-            raise AssertionError(f"process ended early: {proc.stderr.read() if proc.stderr else ''}")
+        if child.proc.poll() is not None:
+            raise AssertionError(f"process ended early: {child.output('stderr')}")
         time.sleep(0.05)
     raise AssertionError(f"'{text}' did not appear in {path}")
 
 
-def _popen(workdir: Path, opt: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, TRAIN_PY, "-opt", str(opt), "--no-progress", *extra], cwd=workdir,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+def _popen(workdir: Path, opt: Path, *extra: str) -> Child:
+    """train.py in a subprocess whose output is read with deadlines (tests/childproc.py)."""
+    return Child.train(workdir, "-opt", str(opt), *extra)
 
 
 def test_sigterm_saves_and_resume_is_exact(workdir: Path) -> None:
@@ -374,15 +376,15 @@ def test_sigterm_saves_and_resume_is_exact(workdir: Path) -> None:
     ref = write_options(workdir, "ref", **common)
     assert train_in_process(ref) == 0
     opt = write_options(workdir, "sig", **common)
-    proc = _popen(workdir, opt)
-    deadline = time.time() + 60
-    while time.time() < deadline and not list((workdir / "experiments" / "sig").glob("train_*.log")):
-        time.sleep(0.05)
-    log = next((workdir / "experiments" / "sig").glob("train_*.log"))
-    _wait_for(log, "iter 20]", proc)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    with _popen(workdir, opt) as child:
+        deadline = time.time() + 60
+        while time.time() < deadline and not list((workdir / "experiments" / "sig").glob("train_*.log")):
+            time.sleep(0.05)
+        log = next((workdir / "experiments" / "sig").glob("train_*.log"))
+        _wait_for(log, "iter 20]", child)
+        child.proc.send_signal(signal.SIGTERM)
+        rc, out, err = child.finish(timeout=60)
+    assert rc == 0, err
     assert "SIGTERM: stopped after iteration" in out
     saved = [p for p in (workdir / "weights").glob("sig_iter_*.pt")]
     assert len(saved) == 1
@@ -404,19 +406,16 @@ def test_kill_9_at_random_moments_never_leaves_an_unloadable_checkpoint(workdir:
     weights = workdir / "weights"
     killed_mid_save = 0
     for attempt in range(20):
-        proc = _popen(workdir, opt, "--auto-resume")
-        for line in proc.stdout:  # unbuffered: the loop starts right after this line
-            if "Training set" in line:
-                break
-        if attempt % 2:
-            time.sleep(rng.uniform(0.0, 0.5))
-        else:
-            deadline = time.time() + 20
-            while time.time() < deadline and proc.poll() is None and not (
-                    weights.exists() and any(".tmp." in n for n in os.listdir(weights))):
-                time.sleep(0.002)
-        proc.kill()
-        proc.communicate()
+        with _popen(workdir, opt, "--auto-resume") as child:
+            child.wait_for("Training set")  # unbuffered: the loop starts right after this line
+            if attempt % 2:
+                time.sleep(rng.uniform(0.0, 0.5))
+            else:
+                deadline = time.time() + 20
+                while time.time() < deadline and child.proc.poll() is None and not (
+                        weights.exists() and any(".tmp." in n for n in os.listdir(weights))):
+                    time.sleep(0.002)
+            child.kill()
         names = os.listdir(weights)
         killed_mid_save += any(".tmp." in n for n in names)
         for name in names:
@@ -447,28 +446,6 @@ def test_tensorboard_continues_without_duplicated_points(workdir: Path) -> None:
         steps = [event.step for event in acc.Scalars(tag)]
         assert steps == sorted(set(steps)), (tag, steps)
         assert steps[-1] == 8
-
-
-def test_second_sigint_aborts_at_once(workdir: Path) -> None:
-    opt = write_options(workdir, "abort", **{"train.total_iter": 100000, "val": None,
-                                            "logger.save_checkpoint_freq": 100000,
-                                            "network_g.num_feat": 64, "network_g.num_block": 8,
-                                            "datasets.train.gt_size": 32})
-    proc = _popen(workdir, opt)
-    for line in proc.stdout:
-        if "Training set" in line:
-            break
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    for line in proc.stderr:  # wait until the first one has been handled, so the two are not merged
-        if "finishing the current step" in line:
-            break
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, (out, err)
-    assert "aborted" in err and "Traceback" not in err
-    weights = workdir / "weights"
-    assert not weights.exists() or not [p for p in weights.iterdir() if ".tmp." in p.name]
 
 
 def test_resume_wins_over_pretrain_and_the_log_says_so(workdir: Path) -> None:
@@ -556,19 +533,17 @@ def test_exact_resume_with_dropout_uses_the_global_rng_exactly(workdir: Path,
 def test_a_second_run_of_the_same_name_is_refused_while_the_first_runs(workdir: Path) -> None:
     opt = write_options(workdir, "busy", **{"train.total_iter": 100000, "val": None,
                                            "logger.save_checkpoint_freq": 100000})
-    first = _popen(workdir, opt)
-    try:
-        for line in first.stdout:
-            if "Training set" in line:
-                break
-        second = run_train(workdir, ["-opt", str(opt)])
-        assert second.returncode == 2, second.stderr
-        assert "another run of 'busy'" in second.stderr and "Traceback" not in second.stderr
-        assert not list((workdir / "experiments").glob("busy_archived_*"))  # the live run was not archived
-    finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=60)
-    assert first.returncode == 0
+    with _popen(workdir, opt) as first:
+        first.wait_for("Training set")
+        try:
+            second = run_train(workdir, ["-opt", str(opt)])
+            assert second.returncode == 2, second.stderr
+            assert "another run of 'busy'" in second.stderr and "Traceback" not in second.stderr
+            assert not list((workdir / "experiments").glob("busy_archived_*"))  # the live run was not archived
+        finally:
+            first.proc.send_signal(signal.SIGTERM)
+            rc, _out, err = first.finish(timeout=60)
+    assert rc == 0, err
 
 
 def test_resuming_from_an_older_checkpoint_moves_the_later_ones_aside(workdir: Path) -> None:

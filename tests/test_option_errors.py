@@ -478,11 +478,6 @@ def _write_case(work: Path, case: Case, pth: Optional[Path]) -> Tuple[str, str]:
     return (case.opt_arg or OPT_FILE), text
 
 
-def test_case_count() -> None:
-    ids = [p.id for p in CASES]
-    assert len(ids) == len(set(ids)) and len(ids) >= 40
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_bad_options_exit_2_and_write_nothing(case: Case, tmp_path: Path, data_root: Path, request,
                                               monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:

@@ -238,12 +238,6 @@ def test_startup_checks_report_missing_folder_with_line(options_file, example_da
     assert missing in message
 
 
-def test_example_raw_helper_matches_file(helpers) -> None:
-    # the helpers build on example.yml's structure; guard against it changing shape unnoticed
-    raw = helpers.example_raw()
-    assert {"name", "scale", "datasets", "network_g", "train", "val", "logger"} <= set(raw)
-
-
 # ------------------------------------------------------------------------------------------ known bugs
 
 
