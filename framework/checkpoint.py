@@ -13,6 +13,7 @@ Both load with ``torch.load(..., weights_only=True)``.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pickle
@@ -24,7 +25,7 @@ import warnings
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 import torch
 
@@ -73,51 +74,68 @@ def training_state(*, iteration: int, epoch: int, data_position: Dict[str, int],
 
 
 def atomic_save(obj: Any, path: str) -> None:
-    """Write ``obj`` with torch.save so that ``path`` is either the old file or the complete new one.
+    """Write ``obj`` with torch.save so that ``path`` is either the old file or the complete new one."""
+    atomic_save_all([(obj, path)])
 
-    Temp file in the same folder, flush + fsync, ``os.replace``, fsync of the folder: a kill or power loss at
-    any instant leaves a loadable file; a failed write (ENOSPC) removes its temp file and raises.
+
+def atomic_save_all(items: Sequence[Tuple[Any, str]]) -> None:
+    """Write each ``(obj, path)`` so that every path is either its old file or its complete new one, and a
+    failed write (a full disk) changes none of them: a ``.pt`` and its ``.pth`` are replaced together.
+
+    Temp files in the same folder, flush + fsync, then ``os.replace`` of each, then fsync of the folder: a kill
+    or power loss at any instant leaves loadable files; a failed write removes its temp files and raises.
     """
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
+    _replace_all([(path, functools.partial(_save_temp, obj)) for obj, path in items])
+
+
+def atomic_copy_all(pairs: Sequence[Tuple[str, str]]) -> None:
+    """Each ``(source, path)``: ``path`` becomes the finished file ``source`` (a hard link where the file
+    system has them, else a copy), all or none, without serialising the state again."""
+    _replace_all([(path, functools.partial(_link_temp, source)) for source, path in pairs])
+
+
+def _save_temp(obj: Any, tmp: str) -> None:
+    with open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _link_temp(source: str, tmp: str) -> None:
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
 
-    _replace_atomically(path, write)
 
-
-def atomic_copy(source: str, path: str) -> None:
-    """``path`` becomes the finished file ``source`` (a hard link where the file system has them, else a
-    copy), with the same guarantees as :func:`atomic_save` and without serialising the state again."""
-    def link(tmp: str) -> None:
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-
-    _replace_atomically(path, link)
-
-
-def _replace_atomically(path: str, make_temp: Callable[[str], None]) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}{_TMP_MARK}{os.getpid()}")
+def _replace_all(targets: Sequence[Tuple[str, Callable[[str], None]]]) -> None:
+    """Make every temp file first; only when all exist, rename each over its path."""
+    temps: List[str] = []
+    path = ""
     try:
-        make_temp(tmp)
-        os.replace(tmp, path)
+        for path, make_temp in targets:
+            folder = os.path.dirname(os.path.abspath(path))
+            temps.append(os.path.join(folder, f".{os.path.basename(path)}{_TMP_MARK}{os.getpid()}"))
+            make_temp(temps[-1])
+        for (path, _make), tmp in zip(targets, temps, strict=True):
+            os.replace(tmp, path)
     except (OSError, RuntimeError) as exc:  # torch's zip writer reports a full disk as RuntimeError
-        _remove_quietly(tmp)
+        for tmp in temps:
+            _remove_quietly(tmp)
+        folder = os.path.dirname(os.path.abspath(path))
         free = shutil.disk_usage(folder).free if os.path.isdir(folder) else 0
         errno_ = getattr(exc, "errno", None)
         reason = os.strerror(errno_) if errno_ else str(exc).strip().splitlines()[0]
         raise CheckpointWriteError(f"{path}: checkpoint not written: {reason} ({free / 2**20:.1f} MiB free "
                                    f"in {folder}); earlier checkpoints are intact") from None
     except BaseException:
-        _remove_quietly(tmp)
+        for tmp in temps:
+            _remove_quietly(tmp)
         raise
-    fsync_dir(folder)
+    for folder in {os.path.dirname(os.path.abspath(path)) for path, _make in targets}:
+        fsync_dir(folder)
 
 
 def fsync_dir(folder: str) -> None:
@@ -495,8 +513,7 @@ class CheckpointManager:
         if new_best:
             saved_best = self.best_paths()
             if saved_interval is not None:
-                for source, target in zip(saved_interval, saved_best, strict=True):
-                    atomic_copy(source, target)
+                atomic_copy_all(list(zip(saved_interval, saved_best, strict=True)))
             else:
                 self._write(saved_best, state, params)
         if saved_interval is not None:
@@ -521,8 +538,7 @@ class CheckpointManager:
                params: Mapping[str, torch.Tensor]) -> Tuple[str, str]:
         os.makedirs(self.root, exist_ok=True)
         pt, pth = paths
-        atomic_save(dict(state), pt)
-        atomic_save({"params": dict(params)}, pth)
+        atomic_save_all([(dict(state), pt), ({"params": dict(params)}, pth)])
         return pt, pth
 
     def prune(self) -> List[str]:

@@ -20,7 +20,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from .checkpoint import CheckpointManager
+from .checkpoint import CheckpointManager, CheckpointWriteError
 from .checks import Built
 from .data.build import build_train_loader, build_val_loader, close_loader, num_samples
 from .data.sampler import ResumableSampler
@@ -295,6 +295,10 @@ class Trainer:
                         break
                 else:
                     progress.next_epoch()
+        except CheckpointWriteError as exc:  # a full disk: another save now would fail the same way
+            logger.warning(f"stopped at iteration {self.iteration}: {exc}")
+            raise CheckpointWriteError(f"{exc} (stopped at iteration {self.iteration}; make room and resume with "
+                                       "--auto-resume)") from None
         except UserError as exc:  # e.g. an image that cannot be decoded: keep the progress, then stop
             message = user_message(exc)
             pt = self.ckpt.save_progress(self.iteration)

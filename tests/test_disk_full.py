@@ -2,12 +2,13 @@
 
 The failure is real, not a Python exception put in place of a write: during that one file's save the process's
 file-size limit (RLIMIT_FSIZE, with SIGXFSZ ignored) is lowered to 1 KiB, so the operating system refuses the
-write half-way, as a full disk does. The save goes through the real ``framework.checkpoint.atomic_save``; the
-test wraps it (the one internal it depends on) only to know which file is being written.
+write half-way, as a full disk does. The save goes through the real ``framework.checkpoint._save_temp`` (which
+writes one temp file); the test wraps it (the one internal it depends on) only to know which file is written.
 
 Afterwards, every file under a real name must verify (``scripts/checkpoint.py verify``, best files included),
-the files already on disk must be unchanged, no temp file may remain, the run must exit 2 with one line naming
-the file, and ``--auto-resume`` must finish the run.
+the files already on disk must be unchanged (a ``.pt`` and its ``.pth`` are replaced together or not at all, so
+the best pair stays the previous best, as the archive has it), no temp file may remain, the run must exit 2 with
+one line naming the file, and ``--auto-resume`` must finish the run.
 """
 from __future__ import annotations
 
@@ -64,31 +65,32 @@ def test_a_pth_write_that_fails_after_its_pt_leaves_every_checkpoint_valid(
     opt = write_options(workdir, "full", **{"train.total_iter": TOTAL, "val.val_freq": 2,
                                            "logger.save_checkpoint_freq": 4})
     weights = workdir / "weights"
-    real_save = ckpt_mod.atomic_save
+    real_save = ckpt_mod._save_temp
     best_pth_writes: List[str] = []
     failures: List[Dict] = []
 
-    def save(obj, path: str) -> None:
-        name = os.path.basename(path)
+    def save(obj, tmp: str) -> None:
+        name = os.path.basename(tmp).lstrip(".").split(".tmp.")[0]  # .full_best.pth.tmp.<pid> -> full_best.pth
         if name == "full_best.pth":
-            best_pth_writes.append(path)
+            best_pth_writes.append(tmp)
         if target == "interval":
             fail = name == "full_iter_8.pth"
         else:
             fail = name == "full_best.pth" and len(best_pth_writes) > 1
         if not fail:
-            return real_save(obj, path)
-        pt = Path(path[:-1])  # the .pt of the same save, written just before
-        failures.append({"path": path, "pt_written": pt.is_file() and ckpt_mod.verify(str(pt)) is not None,
+            return real_save(obj, tmp)
+        pt_tmp = tmp.replace(".pth.tmp.", ".pt.tmp.")  # the .pt of the same save, written just before
+        failures.append({"path": str(weights / name), "pt_written": os.path.isfile(pt_tmp) and
+                         ckpt_mod.check_training_state(ckpt_mod.safe_load(pt_tmp), pt_tmp) is not None,
                          "before": _files(weights)})
-        _write_fails_halfway(real_save, obj, path)
-        raise AssertionError(f"{path}: the write did not fail under a 1 KiB file-size limit")
+        _write_fails_halfway(real_save, obj, tmp)
+        raise AssertionError(f"{tmp}: the write did not fail under a 1 KiB file-size limit")
 
-    monkeypatch.setattr(ckpt_mod, "atomic_save", save)
+    monkeypatch.setattr(ckpt_mod, "_save_temp", save)
     capsys.readouterr()
     rc = train_in_process(opt)
     err = capsys.readouterr().err
-    monkeypatch.setattr(ckpt_mod, "atomic_save", real_save)
+    monkeypatch.setattr(ckpt_mod, "_save_temp", real_save)
 
     assert failures, f"the {target} .pth was never written: the fault was not injected"
     failed = Path(failures[0]["path"]).name
@@ -100,19 +102,16 @@ def test_a_pth_write_that_fails_after_its_pt_leaves_every_checkpoint_valid(
 
     after = _files(weights)
     assert not [p.name for p in weights.iterdir() if ".tmp." in p.name]
-    # What was on disk when the disk filled is still there, byte for byte (a save of the same iteration, retried
-    # by the trainer to keep its progress, may rewrite that iteration's .pt).
+    # What was on disk when the disk filled is still there, byte for byte, and nothing else was added: the
+    # .pt of the failed save never replaced its real name (a pair is replaced together or not at all).
     before = failures[0]["before"]
-    iteration_files = {failed, failed[:-1]}
-    for name, data in before.items():
-        assert name in after, f"{name} disappeared"
-        if name not in iteration_files:
-            assert after[name] == data, f"{name} changed"
+    assert after == before
+    assert len(failures) == 1, "after a failed write the trainer must not retry the same save"
     if target == "interval":
-        assert failed not in after
+        assert failed not in after and failed[:-1] not in after
     else:
-        # the previous best model stays, as the archive of the experiment has it
-        assert after["full_best.pth"] == before["full_best.pth"]
+        # the previous best model stays whole, .pt and .pth, as the archive of the experiment has it
+        assert after["full_best.pth"] == before["full_best.pth"] and after["full_best.pt"] == before["full_best.pt"]
         archived = workdir / "experiments" / "full" / "best_model" / "full_best.pth"
         assert archived.read_bytes() == after["full_best.pth"]
     assert {"full_best.pt", "full_best.pth"} <= set(after)
