@@ -79,7 +79,8 @@ def test_pt_exports_its_ema_network_with_the_saved_options(tmp_path: Path, capsy
     assert code == 0, err
     assert max_difference(ort, tmp_path / "RRDBNet_iter_4_export.onnx", saved["net"], sample_image(20, 28)) <= TOLERANCE
     code, _, err = run(capsys, "export", saved["path"], "--onnx")
-    assert code == 2 and err == [f"error: {model}: exists; pass --force to overwrite it, or choose another name with -o"]
+    assert code == 2
+    assert err == [f"error: {model}: exists; pass --force to overwrite it, or choose another name with -o"]
 
 
 def test_export_errors(tmp_path: Path, capsys) -> None:

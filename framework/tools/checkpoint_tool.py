@@ -391,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group()
     source.add_argument("-opt", "--opt", metavar="OPTIONS.yml",
                         help="with --onnx: the network (network_g, scale) of an options file (needed for a .pth)")
-    source.add_argument("--arch", nargs="+", metavar="TYPE_OR_KEY=VALUE",
+    source.add_argument("--arch", nargs="+", metavar=("TYPE", "KEY=VALUE"),
                         help="with --onnx: the network as TYPE KEY=VALUE ..., e.g. --arch RRDBNet num_block=23 scale=4")
     p.add_argument("--opset", type=int, metavar="N", help=f"with --onnx: ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument("--check-image", metavar="IMG",

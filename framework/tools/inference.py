@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("-opt", "--opt", metavar="OPTIONS.yml",
                         help="the network is this options file's network_g (and scale)")
-    source.add_argument("--arch", nargs="+", metavar="TYPE_OR_KEY=VALUE",
+    source.add_argument("--arch", nargs="+", metavar=("TYPE", "KEY=VALUE"),
                         help="the network as TYPE KEY=VALUE ..., e.g. --arch RRDBNet num_block=23 scale=4 "
                              "(num_in_ch and num_out_ch default to 3); without -opt or --arch, a .pt's saved options")
     parser.add_argument("--param-key", metavar="KEY",
