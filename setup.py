@@ -6,6 +6,8 @@ from setuptools import find_packages, setup
 
 version = re.search(r'__version__ = "([^"]+)"', Path("framework/version.py").read_text()).group(1)
 
+ONNX = ["onnx>=1.17", "onnxruntime>=1.20", "onnxscript>=0.2"]
+
 setup(
     name="sr-framework",
     version=version,
@@ -23,5 +25,11 @@ setup(
         "tqdm>=4.60",
         "tensorboard>=2.12",
     ],
-    extras_require={"dev": ["pytest>=7.0", "pytest-timeout>=2.3", "ruff>=0.17,<0.18", "mypy>=2.4,<2.5"]},
+    extras_require={
+        # ONNX export (scripts/checkpoint.py export --onnx) and its check in onnxruntime; torch's exporter
+        # needs onnxscript.
+        "onnx": ONNX,
+        # The tests also run the ONNX exports and load our .pth files in spandrel (chaiNNer's, ComfyUI's loader).
+        "dev": ["pytest>=7.0", "pytest-timeout>=2.3", "ruff>=0.17,<0.18", "mypy>=2.4,<2.5", *ONNX, "spandrel>=0.4,<0.5"],
+    },
 )

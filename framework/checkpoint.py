@@ -25,7 +25,7 @@ import warnings
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import torch
 
@@ -349,39 +349,58 @@ def strip_prefixes(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]
     return out
 
 
-def read_weights(path: str, param_key: str = "params", network: str = "net_g") -> Dict[str, torch.Tensor]:
+def read_weights(path: str, param_key: Union[str, Sequence[str]] = "params",
+                 network: str = "net_g") -> Dict[str, torch.Tensor]:
     """Network weights from a `.pth` (``params``, ``params_ema``, bare state dict) or a full `.pt`."""
-    obj = safe_load(path, key="path.pretrain_path")
-    where = f"path.pretrain_path: {path}"
+    return select_weights(safe_load(path, key="path.pretrain_path"), path, param_key, network)[0]
+
+
+def select_weights(obj: Any, path: str, param_key: Union[str, Sequence[str]] = "params", network: str = "net_g",
+                   *, option: str = "path.pretrain_path",
+                   key_option: str = "path.param_key") -> Tuple[Dict[str, torch.Tensor], str]:
+    """The weights of one network in ``obj`` (what :func:`safe_load` read from ``path``), and which they are:
+    the `.pth` entry (``params_ema``, ``params``, ...), ``state dict`` (a bare one), or ``ema`` / ``network``
+    (of a `.pt`).
+
+    ``param_key`` is the entry of a `.pth` to use, or entries in order of preference (inference prefers
+    ``params_ema``); for a `.pt`, ``params_ema`` first means its EMA weights when it has them. A `.pth` without
+    the key but with one entry falls back to that entry. ``option`` and ``key_option`` name the file's and the
+    key's option in messages; the log says which weights were taken.
+    """
+    keys = [param_key] if isinstance(param_key, str) else list(param_key)
+    where = f"{option}: {path}"
     if isinstance(obj, dict) and obj.get("kind") == TRAINING_STATE:
-        obj = check_training_state(obj, path, key="path.pretrain_path")
+        obj = check_training_state(obj, path, key=option)
         model = obj["model"]
-        use_ema = param_key == "params_ema" and network in model["ema"]
+        use_ema = keys[0] == "params_ema" and network in model["ema"]
         state = model["ema"][network] if use_ema else model["networks"].get(network)
+        entry = "ema" if use_ema else "network"
         if state is None:
             raise CheckpointError(f"{where}: the checkpoint has no network '{network}' (it has: "
                                   f"{_keys(model['networks'])})")
-        logger.info(f"Pretrained weights: {'EMA' if use_ema else 'network'} weights of the full checkpoint "
-                    f"{path} (iteration {obj.get('iteration')})")
+        also = ", EMA weights present too" if network in model["ema"] and not use_ema else ""
+        logger.info(f"Weights: the {'EMA' if use_ema else 'network'} weights of the full checkpoint {path} "
+                    f"(iteration {obj.get('iteration')}{also})")
     elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        state = obj
-        logger.info(f"Pretrained weights: {path} is a bare state dict")
+        state, entry = obj, "state dict"
+        logger.info(f"Weights: {path} is a bare state dict")
     elif isinstance(obj, dict):
         nested = {k: v for k, v in obj.items() if isinstance(v, dict)}
-        if param_key in nested:
-            state = nested[param_key]
+        chosen = next((k for k in keys if k in nested), None)
+        if chosen is not None:
+            logger.info(f"Weights: '{chosen}' of {path} (entries: {_keys(nested)})")
         elif len(nested) == 1:
-            only = next(iter(nested))
-            logger.info(f"Pretrained weights: {path} has no '{param_key}', using its only entry '{only}'")
-            state = nested[only]
+            chosen = next(iter(nested))
+            logger.info(f"Weights: {path} has no '{keys[0]}', using its only entry '{chosen}'")
         else:
-            raise CheckpointError(f"{where}: no '{param_key}' entry (entries: {_keys(nested)}); set "
-                                  "path.param_key to one of them")
+            raise CheckpointError(f"{where}: no '{keys[0]}' entry (entries: {_keys(nested)}); set "
+                                  f"{key_option} to one of them")
+        state, entry = nested[chosen], chosen
     else:
         raise CheckpointError(f"{where}: expected a dict of weights, got {type(obj).__name__}")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{where}: the selected entry is not a state dict of tensors")
-    return strip_prefixes(state)
+    return strip_prefixes(state), entry
 
 
 # ------------------------------------------------------------------------------------------------ manager

@@ -69,6 +69,18 @@ class _TqdmHandler(logging.Handler):
         tqdm.write(self.format(record), file=sys.stdout)
 
 
+@contextmanager
+def console_logging() -> Iterator[None]:
+    """The framework's log lines on the console (between progress bars) for tools that keep no log file."""
+    console = _TqdmHandler()
+    console.setFormatter(_ConsoleFormatter())
+    FRAMEWORK_LOGGER.addHandler(console)
+    try:
+        yield
+    finally:
+        FRAMEWORK_LOGGER.removeHandler(console)
+
+
 class ExperimentLogger:
     """Text log + console, a tqdm bar, TensorBoard scalars/images, and the best-model archive."""
 

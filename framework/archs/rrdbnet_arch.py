@@ -61,6 +61,7 @@ class RRDBNet(nn.Module):
         check_choice(name, "scale", scale, (1, 2, 4))
         self.scale = scale
         self.unshuffle = {1: 4, 2: 2, 4: 1}[scale]
+        self.input_multiple = self.unshuffle  # inference pads images to a multiple of this
 
         self.conv_first = nn.Conv2d(num_in_ch * self.unshuffle ** 2, num_feat, 3, 1, 1)
         self.body = make_layer(RRDB, num_block, num_feat=num_feat, num_grow_ch=num_grow_ch)

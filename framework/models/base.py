@@ -40,6 +40,14 @@ class LoadReport:
     unexpected: List[str] = field(default_factory=list)
     mismatched: List[str] = field(default_factory=list)
 
+    @classmethod
+    def compare(cls, own: Mapping[str, torch.Tensor], weights: Mapping[str, torch.Tensor]) -> "LoadReport":
+        """What of ``weights`` does not fit a network whose state dict is ``own`` (only shapes are read)."""
+        return cls(missing=[k for k in own if k not in weights],
+                   unexpected=[k for k in weights if k not in own],
+                   mismatched=[f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in weights.items()
+                               if k in own and v.shape != own[k].shape])
+
     def lines(self) -> List[str]:
         out = []
         for label, keys in (("missing", self.missing), ("unexpected", self.unexpected),
@@ -191,10 +199,7 @@ class BaseModel:
                         network: str = "net_g") -> LoadReport:
         net = self.nets[network]
         own = net.state_dict()
-        report = LoadReport(missing=[k for k in own if k not in weights],
-                            unexpected=[k for k in weights if k not in own],
-                            mismatched=[f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in weights.items()
-                                        if k in own and v.shape != own[k].shape])
+        report = LoadReport.compare(own, weights)
         usable = {k: v for k, v in weights.items() if k in own and v.shape == own[k].shape}
         if strict and report.lines():
             key = network.replace("net_", "network_")

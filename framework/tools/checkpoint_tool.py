@@ -3,6 +3,8 @@
     python scripts/checkpoint.py inspect weights/x_iter_1000.pt [--json]
     python scripts/checkpoint.py verify weights/*.pt weights/*.pth
     python scripts/checkpoint.py export weights/x_iter_1000.pt [-o OUT.pth] [--ema | --no-ema] [--force]
+    python scripts/checkpoint.py export weights/x_iter_1000.pt --onnx [-o OUT.onnx] [--opset N] [--force]
+    python scripts/checkpoint.py export weights/x.pth --onnx (-opt OPTIONS.yml | --arch TYPE KEY=VALUE ...)
     python scripts/checkpoint.py diff weights/a_iter_1000.pt weights/b_iter_1000.pt
 
 Every file is read through framework.checkpoint (``torch.load(weights_only=True)``, zip checksums checked,
@@ -21,6 +23,8 @@ import torch
 from ..checkpoint import (
     TRAINING_STATE, CheckpointError, atomic_save, check_training_state, is_state_dict, safe_load, verify,
 )
+from ..inference import load_network
+from ..onnx_export import DEFAULT_OPSET, TOLERANCE, check_image, export_onnx, onnx_difference, require
 from ..options import format_change, option_changes
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -256,6 +260,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.onnx:
+        return export_onnx_file(args)
+    for flag, value in (("-opt", args.opt), ("--arch", args.arch), ("--opset", args.opset),
+                        ("--check-image", args.check_image)):
+        if value is not None:
+            raise CheckpointError(f"{flag}: only for --onnx (a .pth export takes the network's weights from the .pt)")
     obj = load_training_state(args.file, "export")
     ema = obj["model"]["ema"].get("net_g")
     if args.ema and ema is None:
@@ -263,9 +273,24 @@ def cmd_export(args: argparse.Namespace) -> int:
                               f"{(obj['options'].get('train') or {}).get('ema_decay')}); drop --ema to export net_g")
     use_ema = ema is not None and args.ema is not False
     stem = os.path.splitext(args.file)[0]
-    out = args.output or f"{stem}_{'ema' if use_ema else 'export'}.pth"
-    if not out.endswith(".pth"):
-        raise CheckpointError(f"-o {out}: the output must end with .pth (a .pt is read as a full training state)")
+    out = output_path(args, f"{stem}_{'ema' if use_ema else 'export'}.pth", ".pth",
+                      "(a .pt is read as a full training state)")
+    state = ema if use_ema else obj["model"]["networks"]["net_g"]
+    atomic_save({"params": dict(state)}, out)
+    verify(out)
+    size = measure(state)
+    print(f"wrote {out}: {'EMA weights (net_g_ema)' if use_ema else 'network weights (net_g)'} of iteration "
+          f"{obj['iteration']}, {size['tensors']} tensors, {size['parameters']:,} parameters, "
+          f"{human_bytes(os.path.getsize(out))}")
+    return 0
+
+
+def output_path(args: argparse.Namespace, default: str, ext: str, why: str = "") -> str:
+    """``-o`` (or ``default``), checked: right extension, not the input, not a folder, not an existing file
+    without ``--force``, in an existing folder."""
+    out = args.output or default
+    if not out.endswith(ext):
+        raise CheckpointError(f"-o {out}: the output must end with {ext}" + (f" {why}" if why else ""))
     if os.path.exists(out) and os.path.samefile(out, args.file):
         raise CheckpointError(f"-o {out}: that is the input checkpoint; choose another name")
     if os.path.isdir(out):
@@ -275,13 +300,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         raise CheckpointError(f"-o {out}: folder {os.path.dirname(out)} does not exist")
-    state = ema if use_ema else obj["model"]["networks"]["net_g"]
-    atomic_save({"params": dict(state)}, out)
-    verify(out)
-    size = measure(state)
-    print(f"wrote {out}: {'EMA weights (net_g_ema)' if use_ema else 'network weights (net_g)'} of iteration "
-          f"{obj['iteration']}, {size['tensors']} tensors, {size['parameters']:,} parameters, "
-          f"{human_bytes(os.path.getsize(out))}")
+    return out
+
+
+def export_onnx_file(args: argparse.Namespace) -> int:
+    """``export --onnx``: the network of a .pt (its saved options) or a .pth (with -opt or --arch) as ONNX,
+    checked in onnxruntime against PyTorch."""
+    require("onnx")  # before any work: a missing extra is the first thing to hear about
+    require("onnxscript")
+    if args.ema is False:
+        param_key: Optional[str] = "params"
+    elif args.ema:
+        param_key = "params_ema"
+    else:
+        param_key = None
+    network = load_network(args.file, options_file=args.opt, arch=args.arch or (), param_key=param_key,
+                           weights_option="FILE", key_option="--ema / --no-ema")
+    if args.ema and not network.ema:
+        raise CheckpointError(f"{args.file}: --ema: the file has no EMA weights (params_ema); drop --ema")
+    stem = os.path.splitext(args.file)[0]
+    default = f"{stem}_{'ema' if network.ema else 'export'}.onnx" if args.file.endswith(".pt") else f"{stem}.onnx"
+    out = output_path(args, default, ".onnx")
+    image = check_image(network, args.check_image)
+    opset = args.opset if args.opset is not None else DEFAULT_OPSET
+    export_onnx(network, out, opset)
+    diff = onnx_difference(network, out, image)
+    what = (f"{network.describe()}, {'EMA' if network.ema else 'network'} weights, opset {opset}, dynamic "
+            f"batch/height/width")
+    if diff is None:
+        print(f"wrote {out}: {what}; not checked: onnxruntime is not installed (pip install 'sr-framework[onnx]')")
+        return 0
+    where = f"{image.shape[-1]}x{image.shape[-2]} {'image ' + args.check_image if args.check_image else 'test image'}"
+    if not diff <= TOLERANCE:
+        os.remove(out)
+        raise RuntimeError(f"{out}: onnxruntime differs from PyTorch by {diff:.3g} (> {TOLERANCE}) on the {where}; "
+                           "the file was removed. Please report this with the network's options")
+    print(f"wrote {out}: {what}; onnxruntime equals PyTorch on the {where} (max |difference| {diff:.2g})")
     return 0
 
 
@@ -321,14 +375,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("export", parents=[common], help="write {'params': weights} from a full .pt")
-    p.add_argument("file", metavar="FILE.pt")
-    p.add_argument("-o", "--output", metavar="OUT.pth",
-                   help="output file (default: <stem>_ema.pth with EMA weights, else <stem>_export.pth)")
+    p = sub.add_parser("export", parents=[common],
+                       help="write {'params': weights} from a full .pt, or with --onnx an ONNX model")
+    p.add_argument("file", metavar="FILE", help="a .pt (or, with --onnx, a .pth)")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="output file (default: <stem>_ema.pth with EMA weights, else <stem>_export.pth; with --onnx "
+                        "the same names ending in .onnx for a .pt, <stem>.onnx for a .pth)")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=None,
-                   help="export the EMA weights (default: when present, like the trainer's .pth); "
-                        "--no-ema: the raw net_g")
+                   help="export the EMA weights (default: when present, like the trainer's .pth; of a .pth: "
+                        "params_ema); --no-ema: the raw net_g (of a .pth: params)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    p.add_argument("--onnx", action="store_true",
+                   help="write an ONNX model (dynamic batch, height, width) and check it in onnxruntime against "
+                        "PyTorch; needs pip install 'sr-framework[onnx]'")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("-opt", "--opt", metavar="OPTIONS.yml",
+                        help="with --onnx: the network (network_g, scale) of an options file (needed for a .pth)")
+    source.add_argument("--arch", nargs="+", metavar=("TYPE", "KEY=VALUE"),
+                        help="with --onnx: the network as TYPE KEY=VALUE ..., e.g. --arch RRDBNet num_block=23 scale=4")
+    p.add_argument("--opset", type=int, metavar="N", help=f"with --onnx: ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--check-image", metavar="IMG",
+                   help="with --onnx: check on this image instead of a generated 56x40 one")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("diff", parents=[common], help="options that differ between two .pt checkpoints")
