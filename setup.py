@@ -30,6 +30,7 @@ setup(
         # needs onnxscript.
         "onnx": ONNX,
         # The tests also run the ONNX exports and load our .pth files in spandrel (chaiNNer's, ComfyUI's loader).
-        "dev": ["pytest>=7.0", "pytest-timeout>=2.3", "ruff>=0.17,<0.18", "mypy>=2.4,<2.5", *ONNX, "spandrel>=0.4,<0.5"],
+        "dev": ["pytest>=7.0", "pytest-timeout>=2.3", "ruff>=0.17,<0.18", "mypy>=2.4,<2.5", *ONNX,
+                "spandrel>=0.4,<0.5"],
     },
 )
