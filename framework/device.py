@@ -9,11 +9,14 @@ import torch
 from .options import Options
 
 
+def device_named(name: str) -> torch.device:
+    """``auto`` is CUDA when available; ``cuda`` and ``cpu`` are themselves."""
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
 def select_device(options: Options) -> torch.device:
-    """``device: auto`` is CUDA when available; the option checks already refused ``cuda`` without one."""
-    if options.device == "cuda" or (options.device == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
+    """The run's device (the option checks already refused ``device: cuda`` without one)."""
+    return device_named(options.device)
 
 
 def usable_cores() -> int:

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from .checkpoint import TRAINING_STATE, safe_load, select_weights
 from .data.image_io import to_float, to_integer
+from .device import device_named
 from .errors import UserError
 from .models.base import LoadReport
 from .options import load_options
@@ -199,7 +200,7 @@ def select_device(name: str) -> torch.device:
     """``auto``: CUDA when available."""
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device cuda: no CUDA device is available (torch {torch.__version__}); use auto or cpu")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+    return device_named(name)
 
 
 # ------------------------------------------------------------------------------------------------ tiling

@@ -9,14 +9,14 @@ import copy
 import os
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
 import pytest
 import torch
 import yaml
 from torchvision.io import write_jpeg, write_png
 
-from .tinyrun import tiny_options
+from .tinyrun import make_data, tiny_options
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_YML = REPO_ROOT / "options" / "train" / "example.yml"
@@ -61,6 +61,17 @@ def options_file(tmp_path: Path) -> Callable[..., str]:
         return write_yaml(tmp_path / filename, base)
 
     return _write
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh working directory holding the tiny data set (``data/``), the cwd during the test; the trainer's
+    CPU thread count is restored afterwards."""
+    make_data(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    yield tmp_path
+    torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------------------------------- images

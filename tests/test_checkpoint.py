@@ -21,18 +21,7 @@ from framework.progress import BestRecord, TrainingProgress
 from framework.models.sr_model import SRModel
 
 from .childproc import Child
-from .tinyrun import REPO, make_data, run_train, train_in_process, write_options
-
-
-@pytest.fixture()
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    make_data(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def _load(path: Path):
-    return torch.load(path, map_location="cpu", weights_only=True)
+from .tinyrun import load as _load, REPO, run_train, train_in_process, write_options
 
 
 def _snapshot(folder: Path) -> dict:

@@ -17,7 +17,7 @@ from typing import Dict, List
 import pytest
 import torch
 
-from .tinyrun import REPO, make_data, train_in_process, write_options
+from .tinyrun import load as _load, make_data, REPO, train_in_process, write_options
 
 SCRIPT = REPO / "scripts" / "checkpoint.py"
 A, B = "weights/tiny_iter_4.pt", "weights/tiny_ema_iter_4.pt"  # B: EMA on, other lr and milestones
@@ -29,10 +29,6 @@ class _Evil:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
-
-
-def _load(path: Path):
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 @pytest.fixture(scope="module")

@@ -12,22 +12,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-import torch
 
 from .childproc import TEST_PY, TRAIN_PY, Child
-from .tinyrun import make_data, train_in_process, write_options
-
-
-@pytest.fixture()
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    make_data(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def _load(path: Path):
-    return torch.load(path, map_location="cpu", weights_only=True)
+from .tinyrun import load as _load, train_in_process, write_options
 
 
 def _tree(folder: Path) -> dict:

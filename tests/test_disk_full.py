@@ -24,20 +24,11 @@ import torch
 from framework import checkpoint as ckpt_mod
 
 from .childproc import REPO, Child
-from .tinyrun import make_data, train_in_process, write_options
+from .tinyrun import train_in_process, write_options
 
 resource = pytest.importorskip("resource")  # POSIX
 
 TOTAL = 12
-
-
-@pytest.fixture()
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    make_data(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    threads = torch.get_num_threads()
-    yield tmp_path
-    torch.set_num_threads(threads)
 
 
 def _files(weights: Path) -> Dict[str, bytes]:

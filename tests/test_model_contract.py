@@ -19,7 +19,7 @@ from framework.models.sr_model import SRModel, build_network
 from framework.options import Options
 from framework.registry import MODEL_REGISTRY, OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY
 
-from .tinyrun import make_data, train_in_process, write_options
+from .tinyrun import load as _load, train_in_process, write_options
 
 PACKAGE = Path(framework.__file__).resolve().parent
 
@@ -80,17 +80,6 @@ def two_net_model() -> Iterator[None]:
         yield
     finally:
         MODEL_REGISTRY._items.pop("TwoNetModel")
-
-
-@pytest.fixture()
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    make_data(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def _load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def test_both_models_implement_the_contract(two_net_model, workdir: Path) -> None:

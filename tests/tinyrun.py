@@ -47,6 +47,13 @@ def tiny_options(data_root: Union[str, os.PathLike] = "data", name: str = "tiny"
     return opt
 
 
+def load(path: Union[str, os.PathLike]) -> Any:
+    """A file the trainer wrote, read as users read it (weights-only)."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def make_data(root: Path) -> None:
     generate_example_data(root / "data", num_train=5, num_val=2, size=32, scale=2)
 

@@ -24,6 +24,7 @@ from ..checkpoint import (
     TRAINING_STATE, CheckpointError, atomic_save, check_training_state, is_state_dict, safe_load, verify,
 )
 from ..inference import load_network
+from .args import add_network_source
 from ..onnx_export import DEFAULT_OPSET, TOLERANCE, check_image, export_onnx, onnx_difference, require
 from ..options import format_change, option_changes
 
@@ -388,11 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", action="store_true",
                    help="write an ONNX model (dynamic batch, height, width) and check it in onnxruntime against "
                         "PyTorch; needs pip install 'sr-framework[onnx]'")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("-opt", "--opt", metavar="OPTIONS.yml",
-                        help="with --onnx: the network (network_g, scale) of an options file (needed for a .pth)")
-    source.add_argument("--arch", nargs="+", metavar=("TYPE", "KEY=VALUE"),
-                        help="with --onnx: the network as TYPE KEY=VALUE ..., e.g. --arch RRDBNet num_block=23 scale=4")
+    add_network_source(p, when="with --onnx: ", default="; without either, a .pt's saved options (a .pth needs "
+                                                        "one)")
     p.add_argument("--opset", type=int, metavar="N", help=f"with --onnx: ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument("--check-image", metavar="IMG",
                    help="with --onnx: check on this image instead of a generated 56x40 one")

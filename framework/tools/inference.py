@@ -25,6 +25,7 @@ from ..data.image_io import decode_file, list_images, write_image
 from ..errors import UserError
 from ..inference import ALPHA_MODES, PRECISIONS, Upscaler, load_network, select_device
 from ..logger import console_logging
+from .args import add_network_source
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-w", "--weights", metavar="FILE",
                         help="a .pth (params, params_ema, both, or a bare state dict) or a .pt; default: "
                              "path.pretrain_path of -opt")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("-opt", "--opt", metavar="OPTIONS.yml",
-                        help="the network is this options file's network_g (and scale)")
-    source.add_argument("--arch", nargs="+", metavar=("TYPE", "KEY=VALUE"),
-                        help="the network as TYPE KEY=VALUE ..., e.g. --arch RRDBNet num_block=23 scale=4 "
-                             "(num_in_ch and num_out_ch default to 3); without -opt or --arch, a .pt's saved options")
+    add_network_source(parser, default="; without -opt or --arch, a .pt's saved options")
     parser.add_argument("--param-key", metavar="KEY",
                         help="entry of the .pth to use (default: params_ema when present, else params, else the only "
                              "one); for a .pt, 'params' takes the raw network instead of its EMA weights")

@@ -1,0 +1,16 @@
+"""Command-line arguments the tools share."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_network_source(parser: argparse.ArgumentParser, *, when: str = "", default: str = "") -> None:
+    """``-opt OPTIONS.yml`` or ``--arch TYPE KEY=VALUE ...``: which network weights are for
+    (:func:`framework.inference.load_network`). ``when`` prefixes the help (``"with --onnx: "``), ``default``
+    ends it (what happens with neither)."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("-opt", "--opt", metavar="OPTIONS.yml",
+                        help=f"{when}the network is this options file's network_g (and scale)")
+    source.add_argument("--arch", nargs="+", metavar=("TYPE", "KEY=VALUE"),
+                        help=f"{when}the network as TYPE KEY=VALUE ..., e.g. --arch RRDBNet num_block=23 scale=4 "
+                             f"(num_in_ch and num_out_ch default to 3){default}")
