@@ -35,8 +35,8 @@ def check_test_options(options: Options) -> None:
 
 def run_test(options: Options, built: Built, out: Callable[[str], None] = print,
              dry_run: bool = False) -> Dict[str, Dict[str, float]]:
-    """Metrics per test set (and the bicubic baseline for comparison when scale > 1)."""
-    check_test_options(options)
+    """Metrics per test set (and the bicubic baseline for comparison when scale > 1), for options that
+    :func:`check_test_options` accepted (test.py checks them before building anything)."""
     with held_startup_lines() as held:
         load_pretrained(built.model, options.path)
         messages = held_messages(held)

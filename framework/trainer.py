@@ -93,7 +93,8 @@ class Trainer:
         assert options.train is not None and options.train_set is not None
         self.options = options
         self.model = built.model
-        self.datasets = built.datasets
+        self.train_set = built.datasets["train"]
+        self.val_sets = built.val_sets
         self.device = built.device
         self.show_progress = show_progress
         self.ckpt = CheckpointManager(options.path.weights_root, options.name, options.logger.keep_last,
@@ -117,10 +118,10 @@ class Trainer:
         file is written; its log lines are held back until the log exists."""
         options = self.options
         configure_threads(options, self.device)
-        loader, sampler = build_train_loader(options, self.datasets["train"], self.device)
+        loader, sampler = build_train_loader(options, self.train_set, self.device)
         self.progress.batches_per_epoch = sampler.per_epoch // self.progress.batch_size
         val_loaders = {phase: build_val_loader(options, phase, dataset, self.device)
-                       for phase, dataset in self.datasets.items() if phase != "train"}
+                       for phase, dataset in self.val_sets.items()}
         ready = _Prepared(loader, sampler, val_loaders, resuming=False)
         try:
             resume = self._resume_source()
