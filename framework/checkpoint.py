@@ -349,10 +349,10 @@ def strip_prefixes(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]
     return out
 
 
-def read_weights(path: str, param_key: Union[str, Sequence[str]] = "params",
-                 network: str = "net_g") -> Dict[str, torch.Tensor]:
+def read_weights(path: str, param_key: Union[str, Sequence[str]] = "params", network: str = "net_g",
+                 *, option: str = "path.pretrain_path") -> Dict[str, torch.Tensor]:
     """Network weights from a `.pth` (``params``, ``params_ema``, bare state dict) or a full `.pt`."""
-    return select_weights(safe_load(path, key="path.pretrain_path"), path, param_key, network)[0]
+    return select_weights(safe_load(path, key=option), path, param_key, network, option=option)[0]
 
 
 def select_weights(obj: Any, path: str, param_key: Union[str, Sequence[str]] = "params", network: str = "net_g",

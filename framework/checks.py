@@ -60,7 +60,7 @@ def _check_device(options: Options, problems: List[Problem]) -> None:
 
 
 def _check_weight_files(options: Options, problems: List[Problem]) -> None:
-    for key in ("pretrain_path", "resume_path"):
+    for key in ("pretrain_path", "pretrain_path_d", "resume_path"):
         value = getattr(options.path, key)
         if value and not (key == "resume_path" and value == "auto") and not os.path.isfile(value):
             problems.append(Problem(("path", key), f"file '{value}' does not exist"))

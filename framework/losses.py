@@ -1,10 +1,12 @@
-"""Pixel losses with BasicSR's arguments (``loss_weight``, ``reduction``), registered for ``pixel_opt``."""
+"""Losses with BasicSR's arguments: pixel losses (``pixel_opt``: ``loss_weight``, ``reduction``) and the
+adversarial loss (``gan_opt``). The perceptual loss (``perceptual_opt``) is in :mod:`framework.perceptual`."""
 from __future__ import annotations
 
 from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .errors import UserError
 from .registry import LOSS_REGISTRY
@@ -58,3 +60,52 @@ class CharbonnierLoss(_WeightedLoss):
 
     def elementwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return torch.sqrt((pred - target).square() + self.eps)
+
+
+GanType = Literal["vanilla", "lsgan", "wgan", "wgan_softplus", "hinge"]
+
+
+@LOSS_REGISTRY.register()
+class GANLoss(nn.Module):
+    """The adversarial loss of BasicSR's ``gan_opt``, on the discriminator's raw outputs (logits).
+
+    - ``vanilla``: binary cross-entropy with logits against ``real_label_val`` / ``fake_label_val``;
+    - ``lsgan``: mean squared error against the same labels;
+    - ``wgan``: ``-mean(x)`` for real, ``mean(x)`` for fake;
+    - ``wgan_softplus``: ``mean(softplus(-x))`` for real, ``mean(softplus(x))`` for fake;
+    - ``hinge``: for the discriminator ``mean(relu(1 - x))`` real / ``mean(relu(1 + x))`` fake, for the
+      generator ``-mean(x)``.
+
+    ``loss_weight`` scales the generator's loss only (``is_disc=False``), as in BasicSR: the discriminator's
+    loss is its own objective.
+    """
+
+    def __init__(self, gan_type: GanType = "vanilla", real_label_val: float = 1.0, fake_label_val: float = 0.0,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if gan_type not in ("vanilla", "lsgan", "wgan", "wgan_softplus", "hinge"):
+            raise UserError(f"GANLoss: gan_type must be vanilla, lsgan, wgan, wgan_softplus or hinge, got "
+                            f"{gan_type!r}")
+        self.gan_type = gan_type
+        self.real_label_val = real_label_val
+        self.fake_label_val = fake_label_val
+        self.loss_weight = loss_weight
+
+    def forward(self, pred: torch.Tensor, target_is_real: bool, is_disc: bool = False) -> torch.Tensor:
+        kind = self.gan_type
+        if kind == "hinge":
+            if is_disc:
+                loss = torch.relu(1 - pred).mean() if target_is_real else torch.relu(1 + pred).mean()
+            else:
+                loss = -pred.mean()
+        elif kind == "wgan":
+            loss = -pred.mean() if target_is_real else pred.mean()
+        elif kind == "wgan_softplus":
+            loss = F.softplus(-pred).mean() if target_is_real else F.softplus(pred).mean()
+        else:
+            label = torch.full_like(pred, self.real_label_val if target_is_real else self.fake_label_val)
+            if kind == "vanilla":
+                loss = F.binary_cross_entropy_with_logits(pred, label)
+            else:
+                loss = F.mse_loss(pred, label)
+        return loss if is_disc else loss * self.loss_weight

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import typing
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
@@ -48,7 +49,9 @@ class PathOptions:
 
     # BasicSR's spellings, common in copied files: named in the "unknown key" message (not a field).
     RENAMED = {"pretrain_network_g": "pretrain_path", "resume_state": "resume_path",
-               "strict_load_g": "strict_load", "param_key_g": "param_key", "models": "weights_root"}
+               "strict_load_g": "strict_load", "param_key_g": "param_key", "models": "weights_root",
+               "pretrain_network_d": "pretrain_path_d", "strict_load_d": "strict_load (one for both networks)",
+               "param_key_d": "param_key (one for both networks)"}
 
     pretrain_path: Optional[str] = opt(None, doc="Weights to start from (fine-tuning): a `.pth` (`params`, "
                                                  "`params_ema` or a bare state dict) or a `.pt`. Iteration 0, "
@@ -56,6 +59,9 @@ class PathOptions:
     resume_path: Optional[str] = opt(None, doc="A full-state `.pt` to continue exactly where it stopped, or "
                                                "`auto` for this experiment's newest valid checkpoint. Wins over "
                                                "`pretrain_path`.")
+    pretrain_path_d: Optional[str] = opt(None, doc="GAN models: discriminator weights to start from (to continue "
+                                                   "a GAN stage in a new run), a `.pth` or a `.pt` (its "
+                                                   "`net_d`); `strict_load` and `param_key` apply to it too.")
     strict_load: bool = opt(True, doc="With `pretrain_path`: every key must match. Off: load what fits and "
                                       "report missing, unexpected and shape-mismatched keys.")
     param_key: str = opt("params", doc="Which entry of a `.pth` to load (`params`, `params_ema`); falls "
@@ -76,9 +82,32 @@ class TrainOptions:
                                  "(`lr`, `betas`, `weight_decay`, ...).",
                              registry=OPTIMIZER_REGISTRY, injected=("params",),
                              hint="e.g. {type: Adam, lr: 2.0e-4}")
-    pixel_opt: Component = opt(doc="Pixel loss: `type` (L1Loss, MSELoss, CharbonnierLoss) plus "
-                                   "`loss_weight`, `reduction`.", registry=LOSS_REGISTRY,
-                               hint="e.g. {type: L1Loss, loss_weight: 1.0}")
+    pixel_opt: Optional[Component] = opt(None, doc="Pixel loss: `type` (L1Loss, MSELoss, CharbonnierLoss) plus "
+                                             "`loss_weight`, `reduction`. Required by SRModel; optional for GAN "
+                                             "models (logged as `l_g_pix`).", registry=LOSS_REGISTRY,
+                                         hint="e.g. {type: L1Loss, loss_weight: 1.0}")
+    perceptual_opt: Optional[Component] = opt(None, doc="GAN models: VGG perceptual/style loss, `type: "
+                                                        "PerceptualLoss` (`layer_weights`, `vgg_type`, "
+                                                        "`perceptual_weight`, `style_weight`, `criterion`, "
+                                                        "`weights_path`); logged as `l_g_percep`, `l_g_style`. "
+                                                        "Needs torchvision's VGG ImageNet weights in the torch "
+                                                        "cache or `weights_path` (never downloaded).",
+                                              registry=LOSS_REGISTRY)
+    gan_opt: Optional[Component] = opt(None, doc="GAN models (required there): `type: GANLoss`, `gan_type` "
+                                                 "(vanilla, lsgan, wgan, wgan_softplus, hinge), "
+                                                 "`real_label_val`, `fake_label_val`, `loss_weight` (the "
+                                                 "generator's).", registry=LOSS_REGISTRY,
+                                       hint="e.g. {type: GANLoss, gan_type: vanilla, loss_weight: 5.0e-3}")
+    optim_d: Optional[Component] = opt(None, doc="GAN models (required there): the discriminator's optimizer, "
+                                                 "like `optim_g`.", registry=OPTIMIZER_REGISTRY,
+                                       injected=("params",), hint="e.g. {type: Adam, lr: 1.0e-4}")
+    scheduler_d: Optional[Component] = opt(None, doc="GAN models: a schedule of its own for `optim_d`; none = "
+                                                     "`scheduler` drives both optimizers (as in BasicSR).",
+                                           registry=SCHEDULER_REGISTRY, injected=("optimizer", "warmup_iter"))
+    net_d_iters: int = opt(1, doc="GAN models: the generator steps every N iterations (the discriminator "
+                                  "every iteration).", min=1)
+    net_d_init_iters: int = opt(0, doc="GAN models: only the discriminator steps during the first N "
+                                       "iterations.", min=0)
     scheduler: Optional[Component] = opt(None, doc="Learning-rate schedule: `MultiStepLR` (`milestones`, "
                                                    "`gamma`) or `CosineAnnealingRestartLR` (`periods`, "
                                                    "`restart_weights`, `eta_min`); none = constant.",
@@ -132,7 +161,9 @@ class Options:
     name: str = opt(doc="Experiment name: names `experiments/<name>/` and `weights/<name>_*`. Letters, digits, "
                         "`_`, `-`, `.`.")
     scale: int = opt(doc="Super-resolution factor (1 for restoration without resizing).", min=1, max=8)
-    model_type: str = opt("SRModel", doc="Training logic (registered model): SRModel.")
+    model_type: str = opt("SRModel", doc="Training logic (registered model): SRModel, or SRGANModel / "
+                                         "ESRGANModel (GAN fine-tuning: `network_d`, `train.optim_d`, "
+                                         "`train.gan_opt`).")
     manual_seed: int = opt(0, doc="Seed of everything random: weights, data order, crops and flips.", min=0)
     device: Literal["auto", "cpu", "cuda"] = opt("auto", doc="`auto` = CUDA when available, else CPU.")
     num_threads: Optional[int] = opt(None, doc="Torch CPU threads; none = one per core, minus the data "
@@ -143,6 +174,10 @@ class Options:
     network_g: Component = opt(doc="The network: `type` (MSRResNet, EDSR, RRDBNet, SRVGGNetCompact or your "
                                    "registered class) plus its constructor arguments.", registry=ARCH_REGISTRY,
                                hint="e.g. {type: MSRResNet, num_feat: 64, num_block: 16, upscale: 4}")
+    network_d: Optional[Component] = opt(None, doc="GAN models: the discriminator, `type` "
+                                                   "(VGGStyleDiscriminator, UNetDiscriminatorSN) plus its "
+                                                   "arguments.", registry=ARCH_REGISTRY,
+                                         hint="e.g. {type: UNetDiscriminatorSN, num_feat: 64}")
     path: PathOptions = opt(PathOptions(), doc="Paths: see `path.*`.")
     train: Optional[TrainOptions] = opt(None, doc="Training: see `train.*`; required by train.py.")
     val: Optional[ValOptions] = opt(None, doc="Validation: see `val.*`; none = no validation.")
@@ -292,7 +327,41 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
         problems.append(Problem(("model_type",), f"model '{options.model_type}' is not registered"
                                                  f"{did_you_mean(options.model_type, MODEL_REGISTRY.names())}"
                                                  f" known: {', '.join(MODEL_REGISTRY.names())}"))
+    if options.model_type in MODEL_REGISTRY:
+        _check_model_keys(options, MODEL_REGISTRY.get(options.model_type), problems)
     return dataclasses.replace(options, **replace)
+
+
+def _dotted(options: Options, key: str) -> Any:
+    value: Any = options
+    for part in key.split("."):
+        value = getattr(value, part, None) if value is not None else None
+    return value
+
+
+def _check_model_keys(options: Options, model: Any, problems: List[Problem]) -> None:
+    """The keys a model type needs to train (``required_options``: dotted keys) and the ones it would ignore
+    (``unused_options``), so a GAN key in an SRModel file is not silently ignored."""
+    for key in getattr(model, "required_options", ()) if options.train is not None else ():
+        if _dotted(options, key) is None:
+            meta = _field_meta(key)
+            hint = f" ({meta['hint']})" if meta.get("hint") else ""
+            problems.append(Problem(tuple(key.split(".")), f"missing required key for {options.model_type}{hint}"))
+    for key in getattr(model, "unused_options", ()):
+        if _dotted(options, key) is not None:
+            problems.append(Problem(tuple(key.split(".")), f"{options.model_type} does not use it; remove it, or "
+                                                           "set model_type: ESRGANModel or SRGANModel to train a GAN"))
+
+
+def _field_meta(key: str) -> Mapping[str, Any]:
+    cls: Any = Options
+    meta: Mapping[str, Any] = {}
+    for part in key.split("."):
+        field = {f.name: f for f in dataclasses.fields(cls)}[part]
+        meta = field.metadata
+        cls = typing.get_type_hints(cls)[part]
+        cls = next((a for a in typing.get_args(cls) if dataclasses.is_dataclass(a)), cls)
+    return meta
 
 
 def _build_datasets(raw: Any, problems: List[Problem], *, require_train: bool) -> Dict[str, DatasetOptions]:

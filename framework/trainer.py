@@ -162,9 +162,12 @@ class Trainer:
             self.pending_rng = state["rng"]  # restored right before the loop: nothing may draw after it
             logger.info(f"Resumed from {resume_path}: iteration {self.progress.iteration}, epoch "
                         f"{self.progress.epoch} (+{self.progress.batches_done} batches)")
-        elif path.pretrain_path:
-            load_pretrained(self.model, path)
-        elif path.resume_path == "auto":
+        else:
+            if path.pretrain_path:
+                load_pretrained(self.model, path)
+            if path.pretrain_path_d:
+                load_pretrained(self.model, path, network="net_d")
+        if resume is None and path.resume_path == "auto":
             logger.info("resume_path: auto found no checkpoint of this experiment; starting from iteration 0")
 
     def _check_compatible(self, state: Dict[str, Any]) -> None:
@@ -186,7 +189,7 @@ class Trainer:
                                 f"say {new_type}; its state cannot carry over. Keep {old_type}, or start a new run "
                                 "from the weights with pretrain_path")
         for key, old, new in option_changes(saved, current):
-            if key not in ("path.resume_path", "path.pretrain_path"):
+            if key not in ("path.resume_path", "path.pretrain_path", "path.pretrain_path_d"):
                 logger.info(f"Option changed since the checkpoint: {format_change(key, old, new)}")
 
     def _compute_baselines(self, val_loaders: Dict[str, DataLoader]) -> None:

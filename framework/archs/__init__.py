@@ -10,9 +10,10 @@ from .edsr_arch import EDSR
 from .msrresnet_arch import MSRResNet
 from .rrdbnet_arch import RRDBNet
 from .srvgg_arch import SRVGGNetCompact
+from .discriminator_arch import UNetDiscriminatorSN, VGGStyleDiscriminator
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name.endswith("_arch"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["EDSR", "MSRResNet", "RRDBNet", "SRVGGNetCompact"]
+__all__ = ["EDSR", "MSRResNet", "RRDBNet", "SRVGGNetCompact", "UNetDiscriminatorSN", "VGGStyleDiscriminator"]

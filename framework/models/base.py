@@ -211,17 +211,28 @@ class BaseModel:
         return report
 
 
+# Which ``path`` option holds the starting weights of each network.
+PRETRAIN_OPTIONS = {"net_g": "pretrain_path", "net_d": "pretrain_path_d"}
+
+
 def load_pretrained(model: Model, path: PathOptions, network: str = "net_g") -> None:
-    """``path.pretrain_path`` into one network of the model (fine-tuning, test.py), with the load report."""
-    assert path.pretrain_path is not None
-    weights = read_weights(path.pretrain_path, path.param_key)
+    """``path.pretrain_path`` (``pretrain_path_d`` for ``net_d``) into one network of the model (fine-tuning,
+    test.py); the log names the file and what the load did."""
+    key = PRETRAIN_OPTIONS[network]
+    source = getattr(path, key)
+    assert source is not None
+    weights = read_weights(source, path.param_key, network, option=f"path.{key}")
     try:
         report = model.load_pretrained(weights, strict=path.strict_load, network=network)
     except UserError as exc:
-        raise UserError(f"path.pretrain_path: {path.pretrain_path}: {exc}") from None
-    logger.info(f"Loaded pretrained weights from {path.pretrain_path} (strict_load: {path.strict_load})")
-    for line in report.lines():
+        raise UserError(f"path.{key}: {source}: {exc}") from None
+    into = "" if network == "net_g" else f" into {network}"
+    logger.info(f"Loaded pretrained weights from {source}{into} (strict_load: {path.strict_load})")
+    lines = report.lines()
+    for line in lines:
         logger.warning(f"pretrain: {line}")
+    if not lines:
+        logger.info(f"pretrain: all {len(weights)} tensors of {network} loaded, none missing or unexpected")
 
 
 def parameter_count(model: Model, network: Optional[str] = None) -> int:

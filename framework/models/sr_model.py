@@ -27,6 +27,11 @@ def build_network(options: Options) -> nn.Module:
 class SRModel(BaseModel):
     """Builds everything from the options and runs one optimisation step at a time."""
 
+    # Checked with the option keys (framework.options): what this model needs to train, and what it would ignore.
+    required_options = ("train.pixel_opt",)
+    unused_options = ("network_d", "train.optim_d", "train.scheduler_d", "train.gan_opt", "train.perceptual_opt",
+                      "path.pretrain_path_d")
+
     def __init__(self, options: Options, device: torch.device) -> None:
         super().__init__(device)
         self.net_g = self.nets["net_g"] = build_network(options).to(device)
@@ -35,6 +40,7 @@ class SRModel(BaseModel):
             self.net_g.eval()
             return
         self.net_g.train()
+        assert train.pixel_opt is not None  # required_options
         with building("train", "pixel_opt", args=train.pixel_opt.kwargs):
             self.loss = train.pixel_opt.build(LOSS_REGISTRY).to(device)
         params = [p for p in self.net_g.parameters() if p.requires_grad]

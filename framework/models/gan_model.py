@@ -1,0 +1,207 @@
+"""GAN fine-tuning: SRGAN and ESRGAN (relativistic average GAN), with BasicSR's options and loss names.
+
+The usual second stage of ESRGAN / Real-ESRGAN training: the generator starts from a PSNR model
+(``path.pretrain_path``) and learns against a discriminator ``network_d`` with a pixel loss
+(``train.pixel_opt``), a perceptual loss (``train.perceptual_opt``) and an adversarial one
+(``train.gan_opt``), each optional where BasicSR allows it.
+
+Per iteration, as in BasicSR: the generator steps when ``iteration % net_d_iters == 0`` and
+``iteration > net_d_init_iters``, the discriminator every iteration; both schedules and the generator's EMA
+advance every iteration. The discriminator's real and fake terms are backpropagated one after the other
+(one forward per backward, as BasicSR does so that BatchNorm discriminators work under DDP).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ..errors import OptionError, building
+from ..options import Options
+from ..registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY, OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY
+from ..schema import Component
+from .base import Batch, BaseModel
+from .ema import ModelEMA
+from .sr_model import build_network
+
+Losses = Dict[str, torch.Tensor]
+Backward = Callable[[torch.Tensor], None]
+
+
+def _no_backward(_loss: torch.Tensor) -> None:
+    """The discriminator's losses without an update (the dry run)."""
+
+
+@MODEL_REGISTRY.register()
+class SRGANModel(BaseModel):
+    """SRGAN: a standard GAN loss on the discriminator's outputs; the base of :class:`ESRGANModel`."""
+
+    # Checked with the option keys (framework.options): what a GAN model needs to train.
+    required_options = ("network_d", "train.optim_d", "train.gan_opt")
+
+    def __init__(self, options: Options, device: torch.device) -> None:
+        super().__init__(device)
+        self.net_g = self.nets["net_g"] = build_network(options).to(device)
+        train = options.train
+        if train is None:  # inference only (test.py): the generator alone
+            self.net_g.eval()
+            return
+        assert options.network_d is not None and train.optim_d is not None and train.gan_opt is not None
+        self.net_g.train()
+        with building("network_d", args=options.network_d.kwargs):
+            self.net_d = self.nets["net_d"] = options.network_d.build(ARCH_REGISTRY).to(device).train()
+        self._check_patch_size(options)
+        self.cri_pix = self._loss(train.pixel_opt, "pixel_opt")
+        self.cri_perceptual = self._loss(train.perceptual_opt, "perceptual_opt")
+        self.cri_gan = self._loss(train.gan_opt, "gan_opt")
+        self.optim_g = self._optimizer(train.optim_g, self.net_g, "optim_g")
+        self.optim_d = self._optimizer(train.optim_d, self.net_d, "optim_d")
+        schedule = train.scheduler or Component("ConstantLR", {})
+        for name, component, key in (("optim_g", schedule, "scheduler"),
+                                     ("optim_d", train.scheduler_d or schedule, "scheduler_d"
+                                      if train.scheduler_d else "scheduler")):
+            with building("train", key, args=component.kwargs):
+                self.schedulers[name] = component.build(SCHEDULER_REGISTRY, optimizer=self.optimizers[name],
+                                                        warmup_iter=max(0, train.warmup_iter))
+        self.net_d_iters = train.net_d_iters
+        self.net_d_init_iters = train.net_d_init_iters
+        self.grad_clip_norm = train.grad_clip_norm
+        if train.ema_decay > 0:
+            self.emas["net_g"] = ModelEMA(self.net_g, train.ema_decay)
+
+    # ------------------------------------------------------------------------------------------ building
+
+    def _loss(self, component: Optional[Component], key: str) -> Optional[nn.Module]:
+        if component is None:
+            return None
+        with building("train", key, args=component.kwargs):
+            return component.build(LOSS_REGISTRY).to(self.device)
+
+    def _optimizer(self, component: Component, net: nn.Module, key: str) -> torch.optim.Optimizer:
+        params = [p for p in net.parameters() if p.requires_grad]
+        with building("train", key, args=component.kwargs):
+            self.optimizers[key] = component.build(OPTIMIZER_REGISTRY, params=params)
+        return self.optimizers[key]
+
+    def _check_patch_size(self, options: Options) -> None:
+        """A discriminator with a fixed input size (VGGStyleDiscriminator) must match the training patches."""
+        size = getattr(self.net_d, "input_size", None)
+        train_set = options.train_set
+        gt_size = train_set.dataset.kwargs.get("gt_size") if train_set and train_set.dataset else None
+        if size is not None and gt_size is not None and size != gt_size:
+            raise OptionError(("network_d", "input_size"), f"{options.network_d.type if options.network_d else ''}"
+                                                           f" judges {size}x{size} patches but "
+                                                           f"datasets.train.gt_size is {gt_size}; make them equal")
+
+    # ------------------------------------------------------------------------------------------ the step
+
+    def generator_steps(self, iteration: int) -> bool:
+        """Whether the generator steps at ``iteration`` (1-based), BasicSR's rule."""
+        return iteration % self.net_d_iters == 0 and iteration > self.net_d_init_iters
+
+    def train_step(self, batch: Batch, iteration: int) -> Dict[str, torch.Tensor]:
+        """The generator's step (when due), then the discriminator's, then both schedules and the EMA."""
+        lq = batch["lq"].to(self.device, non_blocking=True)
+        gt = batch["gt"].to(self.device, non_blocking=True)
+        step_g = self.generator_steps(iteration)
+        losses: Losses = {}
+
+        self.net_d.requires_grad_(False)
+        self.optim_g.zero_grad(set_to_none=True)
+        output = self.net_g(lq)
+        if step_g:
+            l_g_total, g_losses = self.generator_losses(output, gt)
+            self.backward(l_g_total)
+            self.clip(self.net_g)
+            losses.update(g_losses)
+
+        self.net_d.requires_grad_(True)
+        self.optim_d.zero_grad(set_to_none=True)
+        losses.update(self.discriminator_losses(output.detach(), gt, self.backward))
+        self.clip(self.net_d)
+
+        self.note_learning_rates()
+        if step_g:
+            self.optim_g.step()
+        self.optim_d.step()
+        with warnings.catch_warnings():  # G's schedule advances while only D steps (net_d_init_iters)
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()` before")
+            for scheduler in self.schedulers.values():
+                scheduler.step()
+        for ema in self.emas.values():
+            ema.update(self.net_g)
+        return {name: loss.detach() for name, loss in losses.items()}
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def clip(self, net: nn.Module) -> None:
+        if self.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip_norm)
+
+    def forward_losses(self, batch: Batch) -> Tuple[torch.Tensor, Losses]:
+        """Every loss of one step, without updates (the dry run)."""
+        lq = batch["lq"].to(self.device, non_blocking=True)
+        gt = batch["gt"].to(self.device, non_blocking=True)
+        output = self.net_g(lq)
+        _, losses = self.generator_losses(output, gt)
+        losses.update(self.discriminator_losses(output.detach(), gt, _no_backward))
+        return output, losses
+
+    # ------------------------------------------------------------------------------------------ the losses
+
+    def generator_losses(self, output: torch.Tensor, gt: torch.Tensor) -> Tuple[torch.Tensor, Losses]:
+        """The generator's total loss and its named parts (``l_g_pix``, ``l_g_percep``, ``l_g_style``,
+        ``l_g_gan``)."""
+        losses: Losses = {}
+        if self.cri_pix is not None:
+            losses["l_g_pix"] = self.cri_pix(output, gt)
+        if self.cri_perceptual is not None:
+            percep, style = self.cri_perceptual(output, gt)
+            if percep is not None:
+                losses["l_g_percep"] = percep
+            if style is not None:
+                losses["l_g_style"] = style
+        losses["l_g_gan"] = self.generator_gan_loss(output, gt)
+        return sum(losses.values(), torch.zeros((), device=output.device)), losses
+
+    def generator_gan_loss(self, output: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        return self.cri_gan(self.net_d(output), True, is_disc=False)
+
+    def discriminator_losses(self, fake: torch.Tensor, gt: torch.Tensor, backward: Backward) -> Losses:
+        """``l_d_real``, ``l_d_fake`` (each backpropagated by ``backward`` right after its forward) and the mean
+        outputs ``out_d_real``, ``out_d_fake``."""
+        real_d_pred = self.net_d(gt)
+        l_d_real = self.cri_gan(real_d_pred, True, is_disc=True)
+        backward(l_d_real)
+        fake_d_pred = self.net_d(fake)
+        l_d_fake = self.cri_gan(fake_d_pred, False, is_disc=True)
+        backward(l_d_fake)
+        return {"l_d_real": l_d_real, "l_d_fake": l_d_fake, "out_d_real": real_d_pred.detach().mean(),
+                "out_d_fake": fake_d_pred.detach().mean()}
+
+
+@MODEL_REGISTRY.register()
+class ESRGANModel(SRGANModel):
+    """ESRGAN: the relativistic average GAN: each side judges whether real images look more realistic than
+    the average fake one (and the reverse), instead of judging images on their own."""
+
+    def generator_gan_loss(self, output: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        real_d_pred = self.net_d(gt).detach()
+        fake_g_pred = self.net_d(output)
+        l_g_real = self.cri_gan(real_d_pred - fake_g_pred.mean(), False, is_disc=False)
+        l_g_fake = self.cri_gan(fake_g_pred - real_d_pred.mean(), True, is_disc=False)
+        return (l_g_real + l_g_fake) / 2
+
+    def discriminator_losses(self, fake: torch.Tensor, gt: torch.Tensor, backward: Backward) -> Losses:
+        fake_d_mean = self.net_d(fake).detach().mean()
+        real_d_pred = self.net_d(gt)
+        l_d_real = self.cri_gan(real_d_pred - fake_d_mean, True, is_disc=True) * 0.5
+        backward(l_d_real)
+        fake_d_pred = self.net_d(fake)
+        l_d_fake = self.cri_gan(fake_d_pred - real_d_pred.detach().mean(), False, is_disc=True) * 0.5
+        backward(l_d_fake)
+        return {"l_d_real": l_d_real, "l_d_fake": l_d_fake, "out_d_real": real_d_pred.detach().mean(),
+                "out_d_fake": fake_d_pred.detach().mean()}

@@ -1,0 +1,176 @@
+"""The perceptual loss (``perceptual_opt``): distances between VGG features of the output and the ground truth.
+
+The VGG is torchvision's, with its ImageNet weights. They are read from a local file only: ``weights_path``
+when given, else torchvision's own cache file (``<torch hub dir>/checkpoints/vgg19-dcbb9e9d.pth``, where
+``torchvision.models.vgg19(weights='IMAGENET1K_V1')`` puts it). Nothing is ever downloaded here: without
+the file, building the loss fails with one line naming the file and where to put it, during the option
+checks, before a run writes anything.
+
+Layers are named as in BasicSR (``conv1_1``, ``relu1_1``, ..., ``pool5``), counted on torchvision's
+``features`` modules, so ``layer_weights: {conv5_4: 1}`` means the same layer as in BasicSR's option files.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Literal, Mapping, Optional, Tuple
+
+import torch
+import torchvision
+from torch import nn
+from torch.nn import functional as F
+from torchvision.models import vgg as tv_vgg
+
+from .checkpoint import safe_load
+from .errors import UserError, did_you_mean
+from .registry import LOSS_REGISTRY
+
+# torchvision's layer configurations by VGG depth.
+_VGG_CFG = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
+VGG_TYPES = tuple(name + bn for name in _VGG_CFG for bn in ("", "_bn"))
+# ImageNet statistics the torchvision weights were trained with.
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+def vgg_layer_names(features: nn.Sequential) -> List[str]:
+    """BasicSR's names of torchvision's ``features`` modules: conv{block}_{i}, bn.., relu.., pool{block}."""
+    names, block, index = [], 1, 1
+    for module in features:
+        if isinstance(module, nn.Conv2d):
+            names.append(f"conv{block}_{index}")
+        elif isinstance(module, nn.BatchNorm2d):
+            names.append(f"bn{block}_{index}")
+        elif isinstance(module, nn.ReLU):
+            names.append(f"relu{block}_{index}")
+            index += 1
+        else:
+            names.append(f"pool{block}")
+            block, index = block + 1, 1
+    return names
+
+
+def vgg_cache_file(vgg_type: str) -> str:
+    """Where torchvision keeps the ImageNet weights of ``vgg_type`` (it downloads them there itself)."""
+    weights = torchvision.models.get_model_weights(vgg_type).IMAGENET1K_V1
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+
+
+def missing_weights_message(vgg_type: str, path: str) -> str:
+    return (f"{vgg_type} ImageNet weights not found: {path} does not exist; put torchvision's "
+            f"{os.path.basename(vgg_cache_file(vgg_type))} there (on a machine with network access: python -c "
+            f"\"import torchvision; torchvision.models.{vgg_type}(weights='IMAGENET1K_V1')\" fills the torch hub "
+            f"cache, which TORCH_HOME moves), or set weights_path to a local copy")
+
+
+class VGGFeatureExtractor(nn.Module):
+    """torchvision's VGG ``features`` up to the deepest requested layer, frozen, returning named outputs."""
+
+    def __init__(self, layer_names: List[str], vgg_type: str = "vgg19", use_input_norm: bool = True,
+                 range_norm: bool = False, weights_path: Optional[str] = None) -> None:
+        super().__init__()
+        if vgg_type not in VGG_TYPES:
+            raise UserError(f"PerceptualLoss: vgg_type must be one of {', '.join(VGG_TYPES)}, got {vgg_type!r}"
+                            f"{did_you_mean(str(vgg_type), VGG_TYPES)}")
+        features = tv_vgg.make_layers(tv_vgg.cfgs[_VGG_CFG[vgg_type.removesuffix('_bn')]],
+                                      batch_norm=vgg_type.endswith("_bn"))
+        names = vgg_layer_names(features)
+        unknown = [n for n in layer_names if n not in names]
+        if unknown:
+            raise UserError(f"PerceptualLoss: layer_weights: '{unknown[0]}' is not a layer of {vgg_type}"
+                            f"{did_you_mean(unknown[0], names)} (layers: {names[0]} ... {names[-1]})")
+        depth = max(names.index(n) for n in layer_names) + 1
+        self.features = nn.Sequential(*list(features)[:depth])
+        for module in self.features:  # the requested outputs must survive the next layer
+            if isinstance(module, nn.ReLU):
+                module.inplace = False
+        self.names = names[:depth]
+        self.layer_names = set(layer_names)
+        self._load(vgg_type, weights_path)
+        self.use_input_norm = use_input_norm
+        self.range_norm = range_norm
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def _load(self, vgg_type: str, weights_path: Optional[str]) -> None:
+        path = weights_path or vgg_cache_file(vgg_type)
+        if not os.path.isfile(path):
+            raise UserError(missing_weights_message(vgg_type, path))
+        state = safe_load(path, key="weights_path" if weights_path else f"{vgg_type} weights")
+        if isinstance(state, dict) and isinstance(state.get("params"), dict):
+            state = state["params"]
+        if not isinstance(state, dict):
+            raise UserError(f"PerceptualLoss: {path}: expected a VGG state dict, got {type(state).__name__}")
+        own = self.features.state_dict()
+        weights = {k.removeprefix("features."): v for k, v in state.items()}
+        bad = [k for k, v in own.items() if not isinstance(weights.get(k), torch.Tensor) or weights[k].shape != v.shape]
+        if bad:
+            raise UserError(f"PerceptualLoss: {path} does not hold {vgg_type} features (missing or other shape: "
+                            f"features.{bad[0]}); use torchvision's {os.path.basename(vgg_cache_file(vgg_type))}")
+        self.features.load_state_dict({k: weights[k] for k in own})
+
+    def train(self, mode: bool = True) -> "VGGFeatureExtractor":
+        return super().train(False)  # a fixed feature space: never training mode (BatchNorm variants)
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        if self.range_norm:
+            x = (x + 1) / 2
+        if self.use_input_norm:
+            x = (x - self.mean) / self.std
+        out = {}
+        for name, layer in zip(self.names, self.features, strict=True):
+            x = layer(x)
+            if name in self.layer_names:
+                out[name] = x
+        return out
+
+
+def gram_matrix(x: torch.Tensor) -> torch.Tensor:
+    """(n, c, h, w) -> (n, c, c) feature correlations, divided by c*h*w (as in BasicSR)."""
+    n, c, h, w = x.shape
+    flat = x.reshape(n, c, h * w)
+    return flat.bmm(flat.transpose(1, 2)) / (c * h * w)
+
+
+@LOSS_REGISTRY.register()
+class PerceptualLoss(nn.Module):
+    """BasicSR's perceptual and style loss on VGG features (``perceptual_opt``).
+
+    ``layer_weights`` maps layer names (``conv5_4``) to weights; the perceptual term is the weighted sum of
+    ``criterion`` (l1, l2 or fro = Frobenius norm) between the features, times ``perceptual_weight``; the
+    style term the same on Gram matrices, times ``style_weight``. A zero weight turns its term off (None).
+    Inputs are in [0, 1] (``range_norm``: [-1, 1]); ``use_input_norm`` applies the ImageNet normalisation.
+    """
+
+    def __init__(self, layer_weights: Dict[str, float], vgg_type: str = "vgg19", use_input_norm: bool = True,
+                 range_norm: bool = False, perceptual_weight: float = 1.0, style_weight: float = 0.0,
+                 criterion: Literal["l1", "l2", "fro"] = "l1", weights_path: Optional[str] = None) -> None:
+        super().__init__()
+        if not layer_weights:
+            raise UserError("PerceptualLoss: layer_weights is empty; name at least one layer, e.g. {conv5_4: 1.0}")
+        if criterion not in ("l1", "l2", "fro"):
+            raise UserError(f"PerceptualLoss: criterion must be l1, l2 or fro, got {criterion!r}")
+        self.layer_weights: Mapping[str, float] = dict(layer_weights)
+        self.perceptual_weight = perceptual_weight
+        self.style_weight = style_weight
+        self.criterion = criterion
+        self.vgg = VGGFeatureExtractor(list(self.layer_weights), vgg_type, use_input_norm, range_norm, weights_path)
+
+    def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.criterion == "fro":
+            return torch.linalg.vector_norm(a - b)
+        return F.l1_loss(a, b) if self.criterion == "l1" else F.mse_loss(a, b)
+
+    def forward(self, x: torch.Tensor, gt: torch.Tensor) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        x_features = self.vgg(x)
+        gt_features = self.vgg(gt.detach())
+        percep = style = None
+        if self.perceptual_weight > 0:
+            percep = sum(self._distance(x_features[k], gt_features[k]) * w for k, w in self.layer_weights.items())
+            percep = percep * self.perceptual_weight
+        if self.style_weight > 0:
+            style = sum(self._distance(gram_matrix(x_features[k]), gram_matrix(gt_features[k])) * w
+                        for k, w in self.layer_weights.items())
+            style = style * self.style_weight
+        return percep, style
