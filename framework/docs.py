@@ -87,8 +87,10 @@ def options_reference() -> str:
              "### `path`", "", head, *_rows(PathOptions, "path."), "",
              "### `train`", "", head, *_rows(TrainOptions, "train."), ""]
     meta = {f.name: f.metadata for f in dataclasses.fields(TrainOptions)}
-    for key in ("optim_g", "scheduler", "pixel_opt"):
-        parts += [f"`train.{key}` types and their arguments:", "", "| type | arguments |", "|---|---|",
+    for key, title in (("optim_g", "`train.optim_g` (and `train.optim_d`)"),
+                       ("scheduler", "`train.scheduler` (and `train.scheduler_d`)"),
+                       ("pixel_opt", "Loss (`train.pixel_opt`, `train.perceptual_opt`, `train.gan_opt`)")):
+        parts += [f"{title} types and their arguments:", "", "| type | arguments |", "|---|---|",
                   *_registered(meta[key]["registry"], meta[key]["injected"]), ""]
     vmeta = {f.name: f.metadata for f in dataclasses.fields(ValOptions)}["metrics"]
     nmeta = {f.name: f.metadata for f in dataclasses.fields(Options)}["network_g"]
@@ -96,7 +98,7 @@ def options_reference() -> str:
               "`val.metrics.<name>` types and their arguments:", "", "| type | arguments |", "|---|---|",
               *_registered(vmeta["registry"], vmeta["injected"]), "",
               "### `logger`", "", head, *_rows(LoggerOptions, "logger."), "",
-              "### `network_g` types and their arguments", "", "| type | arguments |", "|---|---|",
+              "### `network_g` (and `network_d`) types and their arguments", "", "| type | arguments |", "|---|---|",
               *_registered(nmeta["registry"], ()), "", END]
     assert LOADER_KEYS  # the loader keys above are exactly DatasetOptions' fields
     return "\n".join(parts)

@@ -128,7 +128,7 @@ class ValOptions:
     val_freq: int = opt(5000, doc="Validate every N iterations (and at the last one).", min=1)
     save_img: bool = opt(False, doc="Save validation outputs as PNG in `experiments/<name>/visualization/`.")
     metrics: Mapping[str, Component] = opt(MappingProxyType({}), doc="Named metrics, each `type` "
-                                           "(calculate_psnr, calculate_ssim) plus `crop_border`, "
+                                           "(calculate_psnr, calculate_ssim, calculate_lpips) plus `crop_border`, "
                                            "`test_y_channel`, and optionally `better: higher | lower` (BasicSR's "
                                            "key; default: the metric's own direction). The first one decides "
                                            "the best model.",

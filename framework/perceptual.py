@@ -12,7 +12,7 @@ Layers are named as in BasicSR (``conv1_1``, ``relu1_1``, ..., ``pool5``), count
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Literal, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Literal, Mapping, Optional, Tuple
 
 import torch
 import torchvision
@@ -64,6 +64,9 @@ def missing_weights_message(vgg_type: str, path: str) -> str:
 
 class VGGFeatureExtractor(nn.Module):
     """torchvision's VGG ``features`` up to the deepest requested layer, frozen, returning named outputs."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, layer_names: List[str], vgg_type: str = "vgg19", use_input_norm: bool = True,
                  range_norm: bool = False, weights_path: Optional[str] = None) -> None:
@@ -165,12 +168,22 @@ class PerceptualLoss(nn.Module):
     def forward(self, x: torch.Tensor, gt: torch.Tensor) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
         x_features = self.vgg(x)
         gt_features = self.vgg(gt.detach())
-        percep = style = None
+        percep: Optional[torch.Tensor] = None
+        style: Optional[torch.Tensor] = None
         if self.perceptual_weight > 0:
-            percep = sum(self._distance(x_features[k], gt_features[k]) * w for k, w in self.layer_weights.items())
+            percep = self._weighted_sum(lambda k: self._distance(x_features[k], gt_features[k]))
             percep = percep * self.perceptual_weight
         if self.style_weight > 0:
-            style = sum(self._distance(gram_matrix(x_features[k]), gram_matrix(gt_features[k])) * w
-                        for k, w in self.layer_weights.items())
+            style = self._weighted_sum(lambda k: self._distance(gram_matrix(x_features[k]),
+                                                                gram_matrix(gt_features[k])))
             style = style * self.style_weight
         return percep, style
+
+    def _weighted_sum(self, term: Callable[[str], torch.Tensor]) -> torch.Tensor:
+        """Sum over the layers of ``term(layer) * weight``, in the order of ``layer_weights`` (as BasicSR)."""
+        total: Optional[torch.Tensor] = None
+        for name, weight in self.layer_weights.items():
+            value = term(name) * weight
+            total = value if total is None else total + value
+        assert total is not None  # layer_weights is never empty
+        return total

@@ -606,7 +606,8 @@ def example_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _fake_pretrained_weights(rel: str, require_train: bool) -> None:
-    """A test option file names trained weights (``path.pretrain_path``): write a ``.pth`` of its network."""
+    """An option file names trained weights (``path.pretrain_path``: a test file's model, the GAN example's
+    stage 1): write a ``.pth`` of its network."""
     from framework.models.sr_model import build_network
     from framework.options import load_options
 
@@ -633,8 +634,7 @@ def test_shipped_option_files_pass_dry_run(rel: str, example_datasets: Path, tmp
         (work / out).mkdir()
         (work / out / "sentinel.txt").write_text(f"{out} sentinel\n")
     monkeypatch.chdir(work)
-    if is_test:
-        _fake_pretrained_weights(rel, require_train=False)
+    _fake_pretrained_weights(rel, require_train=not is_test)
     before = snapshot(work)
     capsys.readouterr()
     rc = run_main(main, ["-opt", str(REPO / rel), "--dry-run", *extra])

@@ -55,7 +55,9 @@ class SRGANModel(BaseModel):
         self._check_patch_size(options)
         self.cri_pix = self._loss(train.pixel_opt, "pixel_opt")
         self.cri_perceptual = self._loss(train.perceptual_opt, "perceptual_opt")
-        self.cri_gan = self._loss(train.gan_opt, "gan_opt")
+        cri_gan = self._loss(train.gan_opt, "gan_opt")
+        assert cri_gan is not None  # required_options
+        self.cri_gan: nn.Module = cri_gan
         self.optim_g = self._optimizer(train.optim_g, self.net_g, "optim_g")
         self.optim_d = self._optimizer(train.optim_d, self.net_d, "optim_d")
         schedule = train.scheduler or Component("ConstantLR", {})

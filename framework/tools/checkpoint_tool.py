@@ -3,6 +3,7 @@
     python scripts/checkpoint.py inspect weights/x_iter_1000.pt [--json]
     python scripts/checkpoint.py verify weights/*.pt weights/*.pth
     python scripts/checkpoint.py export weights/x_iter_1000.pt [-o OUT.pth] [--ema | --no-ema] [--force]
+    python scripts/checkpoint.py export weights/gan_iter_1000.pt --net-d [-o OUT.pth] [--force]
     python scripts/checkpoint.py export weights/x_iter_1000.pt --onnx [-o OUT.onnx] [--opset N] [--force]
     python scripts/checkpoint.py export weights/x.pth --onnx (-opt OPTIONS.yml | --arch TYPE KEY=VALUE ...)
     python scripts/checkpoint.py diff weights/a_iter_1000.pt weights/b_iter_1000.pt
@@ -149,7 +150,18 @@ def inspect_training_state(path: str, obj: Dict[str, Any]) -> Dict[str, Any]:
         "tensors": weights["tensors"],
         "parameters": weights["parameters"],
         "dtypes": weights["dtypes"],
+        "discriminator": _discriminator(options, model),
     }
+
+
+def _discriminator(options: Dict[str, Any], model: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """A GAN checkpoint's net_d: its type, size and optimizer (None for one-network models)."""
+    if "net_d" not in model["networks"]:
+        return None
+    weights = measure(model["networks"]["net_d"])
+    optim = (options.get("train") or {}).get("optim_d") or {}
+    return {"type": (options.get("network_d") or {}).get("type"), "parameters": weights["parameters"],
+            "tensors": weights["tensors"], "optim_d": {"type": optim.get("type"), "lr": optim.get("lr")}}
 
 
 def inspect_weights(path: str, obj: Dict[str, Any]) -> Dict[str, Any]:
@@ -202,6 +214,11 @@ def format_training_state(info: Dict[str, Any]) -> List[str]:
         ("optimizer", f"{cfg['optim_g']['type']}, lr {cfg['optim_g']['lr']}"),
         ("total_iter", cfg["total_iter"]),
     ]
+    disc = info.get("discriminator")
+    if disc:
+        rows.insert(-1, ("network_d", f"{disc['type']}: {disc['parameters']:,} parameters in {disc['tensors']} "
+                                      f"tensors; {disc['optim_d']['type']}, lr {disc['optim_d']['lr']} (export "
+                                      "with --net-d)"))
     return [f"{label + ':':<13}{value}" for label, value in rows]
 
 
@@ -261,6 +278,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.onnx and args.net_d:
+        raise CheckpointError("--net-d: not with --onnx (the ONNX export is the deployable generator)")
     if args.onnx:
         return export_onnx_file(args)
     for flag, value in (("-opt", args.opt), ("--arch", args.arch), ("--opset", args.opset),
@@ -268,6 +287,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         if value is not None:
             raise CheckpointError(f"{flag}: only for --onnx (a .pth export takes the network's weights from the .pt)")
     obj = load_training_state(args.file, "export")
+    if args.net_d:
+        return export_discriminator(args, obj)
     ema = obj["model"]["ema"].get("net_g")
     if args.ema and ema is None:
         raise CheckpointError(f"{args.file}: --ema: the checkpoint has no EMA weights (train.ema_decay was "
@@ -283,6 +304,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {out}: {'EMA weights (net_g_ema)' if use_ema else 'network weights (net_g)'} of iteration "
           f"{obj['iteration']}, {size['tensors']} tensors, {size['parameters']:,} parameters, "
           f"{human_bytes(os.path.getsize(out))}")
+    return 0
+
+
+def export_discriminator(args: argparse.Namespace, obj: Dict[str, Any]) -> int:
+    """``export --net-d``: a GAN checkpoint's discriminator as ``{'params': net_d}`` (BasicSR's net_d_*.pth), to
+    continue a GAN stage in a new run (``path.pretrain_path_d``)."""
+    if args.ema:
+        raise CheckpointError("--ema: the discriminator has no EMA weights; drop --ema with --net-d")
+    state = obj["model"]["networks"].get("net_d")
+    if state is None:
+        raise CheckpointError(f"{args.file}: --net-d: the checkpoint has no discriminator (model_type "
+                              f"{obj['options'].get('model_type')}; networks: {', '.join(obj['model']['networks'])})")
+    out = output_path(args, f"{os.path.splitext(args.file)[0]}_net_d.pth", ".pth",
+                      "(a .pt is read as a full training state)")
+    atomic_save({"params": dict(state)}, out)
+    verify(out)
+    size = measure(state)
+    print(f"wrote {out}: discriminator weights (net_d) of iteration {obj['iteration']}, {size['tensors']} tensors, "
+          f"{size['parameters']:,} parameters, {human_bytes(os.path.getsize(out))}")
     return 0
 
 
@@ -385,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=None,
                    help="export the EMA weights (default: when present, like the trainer's .pth; of a .pth: "
                         "params_ema); --no-ema: the raw net_g (of a .pth: params)")
+    p.add_argument("--net-d", action="store_true",
+                   help="export the discriminator of a GAN checkpoint instead (default OUT: <stem>_net_d.pth), for "
+                        "path.pretrain_path_d")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("--onnx", action="store_true",
                    help="write an ONNX model (dynamic batch, height, width) and check it in onnxruntime against "
