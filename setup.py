@@ -29,8 +29,9 @@ setup(
         # ONNX export (scripts/checkpoint.py export --onnx) and its check in onnxruntime; torch's exporter
         # needs onnxscript.
         "onnx": ONNX,
-        # The tests also run the ONNX exports and load our .pth files in spandrel (chaiNNer's, ComfyUI's loader).
+        # The tests also run the ONNX exports, load our .pth files in spandrel (chaiNNer's, ComfyUI's loader)
+        # and compare the optional LPIPS metric with the lpips package (not needed to train).
         "dev": ["pytest>=7.0", "pytest-timeout>=2.3", "ruff>=0.17,<0.18", "mypy>=2.4,<2.5", *ONNX,
-                "spandrel>=0.4,<0.5"],
+                "spandrel>=0.4,<0.5", "lpips>=0.1.4"],
     },
 )

@@ -9,7 +9,6 @@ import math
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any, Dict
 
@@ -27,7 +26,6 @@ from framework.losses import GANLoss
 from framework.perceptual import PerceptualLoss, gram_matrix
 
 from .childproc import Child
-from .test_checkpoint import _wait_for
 from .test_model_contract import _equal
 from .test_option_errors import assert_unchanged, assert_user_error, snapshot
 from .tinyrun import REPO, load, run_train, train_in_process, write_options
@@ -310,11 +308,7 @@ def test_sigterm_and_resume_of_a_tiny_esrgan_is_bitwise(workdir: Path) -> None:
     assert train_in_process(ref) == 0
     opt = gan_options(workdir, "sig", **common)
     with Child.train(workdir, "-opt", str(opt)) as child:
-        deadline = time.time() + 60
-        while time.time() < deadline and not list((workdir / "experiments" / "sig").glob("train_*.log")):
-            time.sleep(0.05)
-        log = next((workdir / "experiments" / "sig").glob("train_*.log"))
-        _wait_for(log, "iter 5]", child)
+        child.wait_for("iter 5]", timeout=120)  # the log lines on stdout
         child.proc.send_signal(signal.SIGTERM)
         rc, out, err = child.finish(timeout=60)
     assert rc == 0, err
@@ -515,3 +509,66 @@ def test_two_stage_example_in_miniature(workdir: Path) -> None:
     assert "pretrain: all" in log and "tensors of net_g loaded" in log
     pt = load(workdir / "weights" / f"{gan['name']}_iter_2.pt")
     assert set(pt["model"]["networks"]) == {"net_g", "net_d"}
+
+
+# BasicSR 1.4.2's options/train/ESRGAN/train_ESRGAN_x4.yml, its GAN parts as written there.
+BASICSR_ESRGAN = """
+model_type: ESRGANModel
+network_d:
+  type: VGGStyleDiscriminator
+  num_in_ch: 3
+  num_feat: 64
+path:
+  pretrain_network_g: experiments/051_RRDBNet_PSNR/models/net_g_1000000.pth
+  strict_load_g: true
+  resume_state: ~
+train:
+  ema_decay: 0.999
+  optim_g: {type: Adam, lr: !!float 1e-4, weight_decay: 0, betas: [0.9, 0.99]}
+  optim_d: {type: Adam, lr: !!float 1e-4, weight_decay: 0, betas: [0.9, 0.99]}
+  scheduler: {type: MultiStepLR, milestones: [50000, 100000, 200000, 300000], gamma: 0.5}
+  total_iter: 400000
+  warmup_iter: -1  # no warm up
+  pixel_opt: {type: L1Loss, loss_weight: !!float 1e-2, reduction: mean}
+  perceptual_opt:
+    type: PerceptualLoss
+    layer_weights:
+      'conv5_4': 1  # before relu
+    vgg_type: vgg19
+    use_input_norm: true
+    range_norm: false
+    perceptual_weight: 1.0
+    style_weight: 0
+    criterion: l1
+  gan_opt: {type: GANLoss, gan_type: vanilla, real_label_val: 1.0, fake_label_val: 0.0, loss_weight: !!float 5e-3}
+  net_d_iters: 1
+  net_d_init_iters: 0
+"""
+
+
+def test_a_basicsr_esrgan_file_needs_only_the_psnr_renames(tmp_path: Path) -> None:
+    from framework.options import load_options
+
+    gan = yaml.safe_load(BASICSR_ESRGAN)
+    path = gan["path"]
+    with pytest.raises(UserError) as info:  # as written: the BasicSR path keys, each named with ours
+        load_options(str(_with_tiny_rest(tmp_path, gan)))
+    assert all(f"this trainer calls it '{ours}" in str(info.value) for ours in ("pretrain_path", "strict_load",
+                                                                                 "resume_path"))
+    gan["path"] = {"pretrain_path": path["pretrain_network_g"], "strict_load": path["strict_load_g"],
+                   "resume_path": path["resume_state"]}
+    options = load_options(str(_with_tiny_rest(tmp_path, gan)))  # every GAN key as BasicSR writes it
+    assert options.train is not None and options.train.gan_opt is not None and options.network_d is not None
+    assert options.train.perceptual_opt is not None
+    assert dict(options.train.perceptual_opt.kwargs["layer_weights"]) == {"conv5_4": 1}
+    assert (options.train.net_d_iters, options.train.net_d_init_iters) == (1, 0)
+
+
+def _with_tiny_rest(folder: Path, gan: Dict[str, Any]) -> Path:
+    """The GAN parts over the tiny configuration (data, generator, validation)."""
+    opt = yaml.safe_load(write_options(folder, "basicsr").read_text())
+    opt.update({k: v for k, v in gan.items() if k != "train"})
+    opt["train"] = gan["train"]
+    path = folder / "basicsr_esrgan.yml"
+    path.write_text(yaml.safe_dump(opt))
+    return path
