@@ -410,19 +410,26 @@ def test_missing_vgg_weights_give_one_line_and_write_nothing(workdir: Path) -> N
     assert not torch_home.exists()  # nothing downloaded, not even a cache folder made
 
 
+LOGGED = ("l_g_pix", "l_g_percep", "l_g_style", "l_g_gan", "l_d_real", "l_d_fake", "out_d_real", "out_d_fake")
+
+
 def test_a_gan_run_with_the_perceptual_loss_from_the_cache(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(workdir / "torch"))
     random_vgg_file(workdir / "torch" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth")
     opt = gan_options(workdir, "percep", **{"train.total_iter": 2, "logger.print_freq": 1,
+                                            "logger.use_tb_logger": True,
                                             "train.perceptual_opt": {"type": "PerceptualLoss",
                                                                      "layer_weights": {"conv3_4": 1.0},
                                                                      "style_weight": 1.0}})
     assert train_in_process(opt) == 0
     log = next((workdir / "experiments" / "percep").glob("train_*.log")).read_text()
     iter_lines = [line for line in log.splitlines() if "] lr " in line]
-    assert iter_lines and all(all(f"{name} " in line for name in ("l_g_pix", "l_g_percep", "l_g_style", "l_g_gan",
-                                                                   "l_d_real", "l_d_fake", "out_d_real",
-                                                                   "out_d_fake")) for line in iter_lines)
+    assert iter_lines and all(all(f"{name} " in line for name in LOGGED) for line in iter_lines)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(workdir / "experiments" / "percep" / "tb_logger"))
+    events.Reload()
+    assert {f"losses/{name}" for name in LOGGED} <= set(events.Tags()["scalars"])
     saved = load(workdir / "weights" / "percep_iter_2.pt")["model"]
     assert set(saved["networks"]) == {"net_g", "net_d"}  # the frozen VGG is no part of the checkpoint
 
