@@ -248,6 +248,18 @@ def test_net_d_iters_and_init_iters_count_generator_and_discriminator_steps(
     assert all("l_d_real" in line and "out_d_fake" in line for line in log.splitlines() if "] lr " in line)
 
 
+@pytest.mark.parametrize("scheduler_d,lr_d", [(None, 5e-4), ({"type": "MultiStepLR", "milestones": [1], "gamma": 0.1},
+                                                            1e-4)])
+def test_scheduler_drives_both_optimizers_unless_scheduler_d(workdir: Path, scheduler_d: Any, lr_d: float) -> None:
+    opt = gan_options(workdir, "sched", **{"train.total_iter": 3, "train.warmup_iter": 0,
+                                           "train.scheduler": {"type": "MultiStepLR", "milestones": [2], "gamma": 0.5},
+                                           "train.scheduler_d": scheduler_d, "logger.save_checkpoint_freq": 100})
+    assert train_in_process(opt) == 0
+    optimizers = load(workdir / "weights" / "sched_iter_3.pt")["model"]["optimizers"]
+    assert math.isclose(optimizers["optim_g"]["param_groups"][0]["lr"], 5e-4)
+    assert math.isclose(optimizers["optim_d"]["param_groups"][0]["lr"], lr_d)
+
+
 def test_checkpoint_holds_both_networks_and_the_pth_the_generator(workdir: Path, capsys: pytest.CaptureFixture) -> None:
     opt = gan_options(workdir, "ckpt", **{"train.total_iter": 4, "train.ema_decay": 0.5, "logger.print_freq": 1})
     assert train_in_process(opt) == 0

@@ -61,12 +61,11 @@ class SRGANModel(BaseModel):
         self.optim_g = self._optimizer(train.optim_g, self.net_g, "optim_g")
         self.optim_d = self._optimizer(train.optim_d, self.net_d, "optim_d")
         schedule = train.scheduler or Component("ConstantLR", {})
-        for name, component, key in (("optim_g", schedule, "scheduler"),
-                                     ("optim_d", train.scheduler_d or schedule, "scheduler_d"
-                                      if train.scheduler_d else "scheduler")):
-            with building("train", key, args=component.kwargs):
-                self.schedulers[name] = component.build(SCHEDULER_REGISTRY, optimizer=self.optimizers[name],
-                                                        warmup_iter=max(0, train.warmup_iter))
+        self._schedule("optim_g", schedule, "scheduler", train.warmup_iter)
+        if train.scheduler_d is not None:
+            self._schedule("optim_d", train.scheduler_d, "scheduler_d", train.warmup_iter)
+        else:  # BasicSR: one schedule for every optimizer
+            self._schedule("optim_d", schedule, "scheduler", train.warmup_iter)
         self.net_d_iters = train.net_d_iters
         self.net_d_init_iters = train.net_d_init_iters
         self.grad_clip_norm = train.grad_clip_norm
@@ -87,15 +86,20 @@ class SRGANModel(BaseModel):
             self.optimizers[key] = component.build(OPTIMIZER_REGISTRY, params=params)
         return self.optimizers[key]
 
+    def _schedule(self, name: str, component: Component, key: str, warmup_iter: int) -> None:
+        with building("train", key, args=component.kwargs):
+            self.schedulers[name] = component.build(SCHEDULER_REGISTRY, optimizer=self.optimizers[name],
+                                                    warmup_iter=max(0, warmup_iter))
+
     def _check_patch_size(self, options: Options) -> None:
         """A discriminator with a fixed input size (VGGStyleDiscriminator) must match the training patches."""
         size = getattr(self.net_d, "input_size", None)
         train_set = options.train_set
         gt_size = train_set.dataset.kwargs.get("gt_size") if train_set and train_set.dataset else None
         if size is not None and gt_size is not None and size != gt_size:
-            raise OptionError(("network_d", "input_size"), f"{options.network_d.type if options.network_d else ''}"
-                                                           f" judges {size}x{size} patches but "
-                                                           f"datasets.train.gt_size is {gt_size}; make them equal")
+            raise OptionError(("network_d", "input_size"), f"{type(self.net_d).__name__} judges {size}x{size} "
+                                                           f"patches but datasets.train.gt_size is {gt_size}; make "
+                                                           "them equal")
 
     # ------------------------------------------------------------------------------------------ the step
 
@@ -112,7 +116,8 @@ class SRGANModel(BaseModel):
 
         self.net_d.requires_grad_(False)
         self.optim_g.zero_grad(set_to_none=True)
-        output = self.net_g(lq)
+        with torch.set_grad_enabled(step_g):  # without a generator step, its output is only the fake input of D
+            output = self.net_g(lq)
         if step_g:
             l_g_total, g_losses = self.generator_losses(output, gt)
             self.backward(l_g_total)
@@ -137,6 +142,7 @@ class SRGANModel(BaseModel):
         return {name: loss.detach() for name, loss in losses.items()}
 
     def backward(self, loss: torch.Tensor) -> None:
+        """Every loss of a step is backpropagated here (one place for a gradient scaler)."""
         loss.backward()
 
     def clip(self, net: nn.Module) -> None:
@@ -198,7 +204,8 @@ class ESRGANModel(SRGANModel):
         return (l_g_real + l_g_fake) / 2
 
     def discriminator_losses(self, fake: torch.Tensor, gt: torch.Tensor, backward: Backward) -> Losses:
-        fake_d_mean = self.net_d(fake).detach().mean()
+        with torch.no_grad():  # BasicSR: net_d(output).detach(), only its mean is used
+            fake_d_mean = self.net_d(fake).mean()
         real_d_pred = self.net_d(gt)
         l_d_real = self.cri_gan(real_d_pred - fake_d_mean, True, is_disc=True) * 0.5
         backward(l_d_real)
