@@ -12,7 +12,7 @@ import sys
 import traceback
 from typing import Callable, List, Optional, Sequence
 
-from .checks import check_and_build
+from .checks import check_and_build, check_files
 from .errors import UserError, user_message
 from .options import Options, load_options
 from .tester import check_test_options, run_test
@@ -65,7 +65,7 @@ def options_from_args(args: argparse.Namespace, *, require_train: bool) -> Optio
     overrides = list(args.overrides)
     if getattr(args, "auto_resume", False):
         overrides.append("path.resume_path=auto")
-    options = load_options(args.opt, overrides, require_train=require_train)
+    options = load_options(args.opt, overrides, require_train=require_train, file_checks=check_files)
     return debug_options(options) if getattr(args, "debug", False) else options
 
 
