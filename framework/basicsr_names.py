@@ -15,8 +15,8 @@ Action = Literal["rename", "remove", "absent"]
 
 # GAN training (issue 10) and Real-ESRGAN's synthetic degradations (issue 12) are on their way; their keys
 # and components are listed here until the schema and the registries have them.
-GAN = "GAN training (SRGANModel, ESRGANModel)"
-REAL_ESRGAN = "Real-ESRGAN's synthetic degradations (RealESRNetModel, RealESRGANModel)"
+GAN = "GAN training, SRGANModel or ESRGANModel"
+REAL_ESRGAN = "Real-ESRGAN's synthetic degradations, RealESRNetModel or RealESRGANModel"
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class Fix:
     action: Action
     key: str
     message: str
+    why: str = ""
     new_key: str = ""
     new_value: Any = None
     has_value: bool = False
@@ -64,33 +65,33 @@ KEY_RULES: Tuple[KeyRule, ...] = (
     KeyRule("", "num_gpu", "rename", "one process drives one device; for several GPUs start train.py with "
             "torchrun --nproc_per_node=N", to="device", values=_num_gpu,
             values_doc="0 → `cpu`, 1 or more → `cuda`, `auto` → `auto`"),
-    KeyRule("", "dist_params", "remove", "torchrun sets up multi-process training (backend, port); no option "
-            "needed"),
+    KeyRule("", "dist_params", "remove", "torchrun sets up multi-process training, backend and port "
+            "included; no option needed"),
     KeyRule("", "is_train", "remove", _RUNTIME),
     KeyRule("", "dist", "remove", _RUNTIME),
     KeyRule("", "rank", "remove", _RUNTIME),
     KeyRule("", "world_size", "remove", _RUNTIME),
-    KeyRule("", "auto_resume", "remove", "use train.py --auto-resume (or path.resume_path: auto)"),
+    KeyRule("", "auto_resume", "remove", "use train.py --auto-resume or path.resume_path: auto"),
     KeyRule("path", "pretrain_network_g", "rename", "one network per file: no _g suffix", to="pretrain_path"),
     KeyRule("path", "pretrain_model_g", "rename", "older BasicSR spelling of pretrain_network_g",
             to="pretrain_path"),
     KeyRule("path", "param_key_g", "rename", "one network per file: no _g suffix", to="param_key"),
     KeyRule("path", "strict_load_g", "rename", "one network per file: no _g suffix", to="strict_load"),
-    KeyRule("path", "resume_state", "rename", "a resume reads one verified .pt (weights and training state)",
+    KeyRule("path", "resume_state", "rename", "a resume reads one verified .pt holding weights and training state",
             to="resume_path"),
     KeyRule("path", "models", "rename", "the folder of .pt checkpoints and .pth weights", to="weights_root"),
     KeyRule("path", "training_states", "remove", "the training state is inside each .pt in weights_root"),
     KeyRule("path", "log", "remove", "logs go to experiments_root/<name>/"),
     KeyRule("path", "visualization", "remove", "validation images go to experiments_root/<name>/visualization/"),
-    KeyRule("datasets.*", "use_flip", "rename", "older BasicSR spelling (horizontal flips)", to="use_hflip"),
-    KeyRule("datasets.*", "use_shuffle", "remove", "the training set is always shuffled (by a resumable "
-            "sampler) and validation sets never are"),
-    KeyRule("datasets.*", "num_prefetch_queue", "remove", "the loader's workers prefetch here (2 batches each)"),
-    KeyRule("datasets.*", "meta_info_file", "absent", "a list of the files to use; planned with issue 11 "
-            "(until then every image pair of the folders is used when the key is removed)"),
+    KeyRule("datasets.*", "use_flip", "rename", "older BasicSR spelling of horizontal flips", to="use_hflip"),
+    KeyRule("datasets.*", "use_shuffle", "remove", "the training set is always shuffled, by a resumable "
+            "sampler, and validation sets never are"),
+    KeyRule("datasets.*", "num_prefetch_queue", "remove", "the loader's workers prefetch here, 2 batches each"),
+    KeyRule("datasets.*", "meta_info_file", "absent", "the list of files to use, planned with issue 11; "
+            "without it every image pair of the folders is used"),
     KeyRule("val", "pbar", "remove", "validation has no progress-bar option here; its results are logged"),
-    KeyRule("logger", "wandb", "remove", "Weights & Biases is not provided; TensorBoard events are written "
-            "(logger.use_tb_logger)"),
+    KeyRule("logger", "wandb", "remove", "Weights & Biases is not provided; TensorBoard events are written, "
+            "see logger.use_tb_logger"),
     # --- GAN training (issue 10); these become valid once GAN training adds them to the schema
     KeyRule("", "network_d", "absent", f"the discriminator of {GAN}"),
     KeyRule("path", "pretrain_network_d", "absent", f"weights of the discriminator of {GAN}"),
@@ -174,20 +175,22 @@ def key_fix(path: Tuple[Any, ...], value: Any) -> Optional[Fix]:
         return None
     key = str(path[-1])
     if rule.action == "remove":
-        return Fix("remove", key, f"'{key}' has no use here ({rule.why}); remove it")
+        return Fix("remove", key, f"'{key}' has no use here ({rule.why}); remove it", rule.why)
     if rule.action == "absent":
         return Fix("absent", key, f"'{key}' is a {rule.origin} key ({rule.why}) that this trainer does not "
-                                  "provide yet")
+                                  "provide yet", rule.why)
     if rule.values is None:
         return Fix("rename", key, f"{rule.origin}'s '{key}' is '{rule.to}' here ({rule.why}); rename it",
-                   new_key=rule.to)
+                   rule.why, new_key=rule.to)
     try:
         new_value = rule.values(value)
     except ValueError as exc:
-        return Fix("absent", key, f"{rule.origin}'s '{key}' is '{rule.to}' here ({rule.values_doc}), but {exc}")
+        doc = rule.values_doc.replace("`", "")
+        return Fix("absent", key, f"{rule.origin}'s '{key}' is '{rule.to}' here ({doc}), but {exc}", rule.why)
     doc = rule.values_doc.replace("`", "")
     return Fix("rename", key, f"{rule.origin}'s '{key}: {value}' is '{rule.to}: {new_value}' here ({doc}; "
-                              f"{rule.why}); replace it", new_key=rule.to, new_value=new_value, has_value=True)
+                              f"{rule.why}); replace it", f"{doc}; {rule.why}", new_key=rule.to,
+               new_value=new_value, has_value=True)
 
 
 def component_fix(kind: str, name: Any, available: Iterable[str]) -> Optional[Fix]:
@@ -197,7 +200,7 @@ def component_fix(kind: str, name: Any, available: Iterable[str]) -> Optional[Fi
         return None
     origin, what = known
     return Fix("absent", str(name), f"'{name}' is a {origin} {kind} ({what}) that this trainer does not "
-                                    f"provide; available: {', '.join(available)}", droppable=kind == "metric")
+                                    f"provide; available: {', '.join(available)}", what, droppable=kind == "metric")
 
 
 def rename_table() -> List[str]:
