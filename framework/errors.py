@@ -40,9 +40,12 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
         return f"; did you mean '{lowered[name.lower()]}'?"
     allowed = 1 if len(name) <= 5 else 2 if len(name) <= 12 else 3
     scored = sorted((edit_distance(name.lower(), c.lower()), c) for c in choices)
-    if scored and scored[0][0] <= allowed:
-        return f"; did you mean '{scored[0][1]}'?"
-    return ""
+    if not scored or scored[0][0] > allowed:
+        return ""
+    best = scored[0][1]
+    if len(name) <= 4 and len(best) == len(name) and sorted(best.lower()) != sorted(name.lower()):
+        return ""  # one letter replaced in a short word is another word (gpu, cpu), not a typo
+    return f"; did you mean '{best}'?"
 
 
 def edit_distance(a: str, b: str) -> int:
