@@ -81,8 +81,8 @@ KEY_RULES: Tuple[KeyRule, ...] = (
             to="resume_path"),
     KeyRule("path", "models", "rename", "the folder of .pt checkpoints and .pth weights", to="weights_root"),
     KeyRule("path", "training_states", "remove", "the training state is inside each .pt in weights_root"),
-    KeyRule("path", "log", "remove", "logs go to experiments_root/<name>/"),
-    KeyRule("path", "visualization", "remove", "validation images go to experiments_root/<name>/visualization/"),
+    KeyRule("path", "log", "remove", "logs go to the experiment folder in experiments_root"),
+    KeyRule("path", "visualization", "remove", "validation images go to visualization/ in the experiment folder"),
     KeyRule("datasets.*", "use_flip", "rename", "older BasicSR spelling of horizontal flips", to="use_hflip"),
     KeyRule("datasets.*", "use_shuffle", "remove", "the training set is always shuffled, by a resumable "
             "sampler, and validation sets never are"),
@@ -203,19 +203,30 @@ def component_fix(kind: str, name: Any, available: Iterable[str]) -> Optional[Fi
                                     f"provide; available: {', '.join(available)}", what, droppable=kind == "metric")
 
 
-def rename_table() -> List[str]:
-    """Markdown rows for the README: every key of :data:`KEY_RULES` and what becomes of it."""
+def rename_table(exists: Callable[[KeyRule], bool] = lambda rule: False) -> List[str]:
+    """Markdown rows for the README: the keys of :data:`KEY_RULES` (those that do not ``exist`` here yet), and
+    what becomes of them; keys that share their fate and reason share a row."""
     rows = ["| BasicSR / Real-ESRGAN key | here | why |", "|---|---|---|"]
+    grouped: Dict[Tuple[str, str, str, str], List[str]] = {}
     for rule in KEY_RULES:
+        if exists(rule):
+            continue
         where = f"{rule.where.replace('*', '<phase>')}." if rule.where else ""
         if rule.action == "rename":
             here = f"`{where}{rule.to}`" + (f" ({rule.values_doc})" if rule.values_doc else "")
         else:
             here = "removed" if rule.action == "remove" else "not provided yet"
-        rows.append(f"| `{where}{rule.key}` | {here} | {rule.why} |")
+        grouped.setdefault((where, here, rule.why, rule.action), []).append(rule.key)
+    for (where, here, why, _action), keys in grouped.items():
+        rows.append(f"| {', '.join(f'`{where}{key}`' for key in keys)} | {here} | {why} |")
     return rows
 
 
-def absent_components_text() -> List[str]:
-    """README lines: the BasicSR / Real-ESRGAN components not provided, by kind."""
-    return [f"- {kind}: " + ", ".join(f"`{name}`" for name in names) for kind, names in ABSENT_COMPONENTS.items()]
+def absent_components_text(registered: Callable[[str, str], bool] = lambda kind, name: False) -> List[str]:
+    """README lines: the BasicSR / Real-ESRGAN components not provided (not ``registered`` here), by kind."""
+    lines = []
+    for kind, names in ABSENT_COMPONENTS.items():
+        missing = [name for name in names if not registered(kind, name)]
+        if missing:
+            lines.append(f"- {kind}: " + ", ".join(f"`{name}`" for name in missing))
+    return lines

@@ -36,8 +36,9 @@ def train_parser() -> argparse.ArgumentParser:
                         help="resume from this experiment's newest valid checkpoint (path.resume_path: auto)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     parser.add_argument("--debug", action="store_true",
-                        help="smoke test: at most 8 iterations, log every one, validate and save at 4 and 8, "
-                             "no TensorBoard, name prefixed with debug_ (so real results are untouched)")
+                        help="a few iterations (at most 8) of the real configuration (each as long as in the "
+                             "real run), log every one, validate and save at 4 and 8, no TensorBoard, name "
+                             "prefixed with debug_ (so real results are untouched)")
     parser.add_argument("--dry-run", action="store_true",
                         help="validate the options, build data, network and optimizer, run one batch through "
                              "the network, report, and write nothing")
