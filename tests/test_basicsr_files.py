@@ -196,3 +196,17 @@ def test_converter_never_overwrites(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.yml", "out.yml"]  # no temp file left
     rc = run_main(convert_options.main, [str(tmp_path / "missing.yml"), "-o", str(tmp_path / "x.yml")])
     assert rc == 2 and "not found" in capsys.readouterr().err
+
+
+def test_converter_leaves_flow_mappings_to_the_user(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A key inside ``{...}`` shares its line with others: not edited, listed with its message."""
+    src = tmp_path / "in.yml"
+    text = (FIXTURES / "test_EDSR_Mx2.yml").read_text(encoding="utf-8")
+    text = re.sub(r"(?s)\npath:\n.*?\n\n", "\npath: {pretrain_network_g: x.pth, strict_load_g: true}\n\n", text)
+    src.write_text(text, encoding="utf-8")
+    rc, out = _convert(src, tmp_path / "out.yml", capsys)
+    assert rc == convert_options.LEFT_TO_FIX, out
+    written = (tmp_path / "out.yml").read_text(encoding="utf-8")
+    assert "path: {pretrain_network_g: x.pth, strict_load_g: true}" in written
+    assert "path.pretrain_network_g: BasicSR's 'pretrain_network_g' is 'pretrain_path' here" in out.split(
+        "could not map")[1]

@@ -61,6 +61,8 @@ def convert(source: YamlSource, text: str) -> Conversion:
         if path not in source.lines or any(a <= source.lines[path] - 1 <= b for a, b in spans):
             continue
         first, last = _span(source, path, lines)
+        if not _key_line(str(path[-1])).match(lines[first]):
+            continue  # inside a flow mapping ({a: 1, b: 2}): left for the user, listed below
         where = f"{source.filename}:{first + 1}: {path_str(path)}"
         target = path[:-1] + (fix.new_key,)
         if fix.action == "rename" and target in source.lines:
@@ -90,6 +92,11 @@ def convert(source: YamlSource, text: str) -> Conversion:
         else:
             out.append(line)
     return Conversion("\n".join(out) + "\n", changes)
+
+
+def _key_line(key: str) -> re.Pattern:
+    """A block-style line that starts with ``key:`` (quoted or not, possibly as a list item)."""
+    return re.compile(rf"^(\s*(?:-\s+)?)(['\"]?){re.escape(key)}\2(\s*):")
 
 
 def _span(source: YamlSource, path: Path_, lines: List[str]) -> Tuple[int, int]:
@@ -125,8 +132,7 @@ def _scalar(value: Any) -> str:
 def _rename(line: str, key: str, new_key: str, new_value: Optional[Any]) -> str:
     """``key`` -> ``new_key`` on its line; with ``new_value``, the scalar value too, and the comment says
     what it was (the user's comment kept after it)."""
-    pattern = re.compile(rf"^(\s*(?:-\s+)?)(['\"]?){re.escape(key)}\2(\s*):")
-    renamed = pattern.sub(lambda m: f"{m.group(1)}{new_key}{m.group(3)}:", line, count=1)
+    renamed = _key_line(key).sub(lambda m: f"{m.group(1)}{new_key}{m.group(3)}:", line, count=1)
     if new_value is None:
         return renamed
     head, _, rest = renamed.partition(":")
