@@ -113,8 +113,12 @@ def format_problems(problems: Sequence[Problem], source: Optional[YamlSource],
                     overridden: Mapping[Path_, str] = MappingProxyType({})) -> str:
     """One line per problem: ``file:line: key.path: message`` (``--set key=value`` for command-line values),
     in the order of the file's lines (command-line values first), so a file is fixed top to bottom."""
+    def order(p: Problem) -> int:
+        from_command_line = any(p.path[:n] in overridden for n in range(len(p.path), 0, -1))
+        return 0 if from_command_line or source is None else source.line(p.path)
+
     out = []
-    for p in sorted(problems, key=lambda p: source.line(p.path) if source is not None else 0):
+    for p in sorted(problems, key=order):
         origin = next((f"--set {overridden[p.path[:n]]}" for n in range(len(p.path), 0, -1)
                        if p.path[:n] in overridden), None)
         origin = origin or next((f"--set {arg}" for key, arg in overridden.items()
