@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+import torch
 import yaml
 
 from ..errors import UserError
@@ -201,4 +202,7 @@ def main(argv: List[str]) -> int:
             print(f"  {line}")
     print(f"wrote {args.output}" + ("" if left else "; the option checks pass (data and weight files are "
                                                      "checked by train.py / test.py --dry-run)"))
+    if isinstance(written.data, dict) and written.data.get("device") == "cuda" and not torch.cuda.is_available():
+        print("note: device: cuda, and this machine has no CUDA device; to run it here, write device: auto "
+              "(CUDA when available, else CPU) or device: cpu")
     return LEFT_TO_FIX if left else 0
