@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch.utils.data import Dataset
@@ -18,7 +18,7 @@ from .models.base import Model
 from .options import Options
 from .registry import METRIC_REGISTRY, MODEL_REGISTRY
 from .rng import seed_everything
-from .schema import Problem
+from .schema import Path_, Problem
 
 
 @dataclass
@@ -37,20 +37,45 @@ class Built:
 def check_and_build(options: Options) -> Built:
     """Check and build everything; raises one :class:`UserError` listing every problem found."""
     problems: List[Problem] = []
-    _check_device(options, problems)
-    _check_output_roots(options, problems)
-    _check_weight_files(options, problems)
+    _check_paths(options, problems, _all_valid)
     device = select_device(options) if not problems else torch.device("cpu")
     seed_everything(options.manual_seed)  # the weights' initialisation: the first draw of the run
     model = _build_model(options, device, problems)
-    datasets = {}
-    for phase in options.datasets:
-        dataset = _build_dataset(options, phase, problems)
-        if dataset is not None:
-            datasets[phase] = dataset
+    datasets = _build_datasets(options, problems, _all_valid)
     if problems or model is None:
         raise options.error(problems)
     return Built(device, model, datasets)
+
+
+def check_files(options: Options, problems: List[Problem], valid: Callable[[Path_], bool]) -> None:
+    """The checks of :func:`check_and_build` that need no model (device, folders, weight files, data), for the
+    sections whose keys are ``valid``: run beside the key errors of the other sections (``load_options``)."""
+    _check_paths(options, problems, valid)
+    _build_datasets(options, problems, valid)
+
+
+def _all_valid(_key: Path_) -> bool:
+    return True
+
+
+def _check_paths(options: Options, problems: List[Problem], valid: Callable[[Path_], bool]) -> None:
+    if valid(("device",)):
+        _check_device(options, problems)
+    if valid(("path",)):
+        _check_output_roots(options, problems)
+        _check_weight_files(options, problems)
+
+
+def _build_datasets(options: Options, problems: List[Problem], valid: Callable[[Path_], bool]) -> Dict[str, Dataset]:
+    datasets: Dict[str, Dataset] = {}
+    if not (valid(("scale",)) and valid(("manual_seed",))):
+        return datasets
+    for phase in options.datasets:
+        if valid(("datasets", phase)):
+            dataset = _build_dataset(options, phase, problems, check_metrics=valid(("val",)))
+            if dataset is not None:
+                datasets[phase] = dataset
+    return datasets
 
 
 def _check_device(options: Options, problems: List[Problem]) -> None:
@@ -66,7 +91,8 @@ def _check_weight_files(options: Options, problems: List[Problem]) -> None:
             problems.append(Problem(("path", key), f"file '{value}' does not exist"))
 
 
-def _build_dataset(options: Options, phase: str, problems: List[Problem]) -> Optional[Dataset]:
+def _build_dataset(options: Options, phase: str, problems: List[Problem],
+                   check_metrics: bool = True) -> Optional[Dataset]:
     """Build the dataset (scans folders and pairs files), check every image header, read its first sample."""
     try:
         dataset = build_dataset(options, phase)
@@ -79,7 +105,7 @@ def _build_dataset(options: Options, phase: str, problems: List[Problem]) -> Opt
     except UserError as exc:
         problems.append(Problem(("datasets", phase), str(exc)))
         return None
-    if phase != "train" and options.val is not None:
+    if phase != "train" and options.val is not None and check_metrics:
         _check_metrics(options, sample, phase, problems)
     return dataset
 

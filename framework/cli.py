@@ -12,7 +12,7 @@ import sys
 import traceback
 from typing import Callable, List, Optional, Sequence
 
-from .checks import check_and_build
+from .checks import check_and_build, check_files
 from .errors import UserError, user_message
 from .options import Options, load_options
 from .tester import check_test_options, run_test
@@ -36,8 +36,9 @@ def train_parser() -> argparse.ArgumentParser:
                         help="resume from this experiment's newest valid checkpoint (path.resume_path: auto)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     parser.add_argument("--debug", action="store_true",
-                        help="smoke test: at most 8 iterations, log every one, validate and save at 4 and 8, "
-                             "no TensorBoard, name prefixed with debug_ (so real results are untouched)")
+                        help="a few iterations (at most 8) of the real configuration (each as long as in the "
+                             "real run), log every one, validate and save at 4 and 8, no TensorBoard, name "
+                             "prefixed with debug_ (so real results are untouched)")
     parser.add_argument("--dry-run", action="store_true",
                         help="validate the options, build data, network and optimizer, run one batch through "
                              "the network, report, and write nothing")
@@ -65,7 +66,7 @@ def options_from_args(args: argparse.Namespace, *, require_train: bool) -> Optio
     overrides = list(args.overrides)
     if getattr(args, "auto_resume", False):
         overrides.append("path.resume_path=auto")
-    options = load_options(args.opt, overrides, require_train=require_train)
+    options = load_options(args.opt, overrides, require_train=require_train, file_checks=check_files)
     return debug_options(options) if getattr(args, "debug", False) else options
 
 

@@ -6,7 +6,6 @@ and keeps its traceback.
 """
 from __future__ import annotations
 
-import difflib
 import re
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Optional
@@ -28,13 +27,39 @@ def user_message(exc: BaseException) -> str:
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """Return ``"; did you mean 'x'?"`` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in choices}
-        if str(name).lower() in lowered:
-            close = [lowered[str(name).lower()]]
-    return f"; did you mean '{close[0]}'?" if close else ""
+    """Return ``"; did you mean 'x'?"`` for a choice that ``name`` is a misspelling of, or an empty string.
+
+    Only misspellings: a few letters typed wrong, left out, doubled or swapped (or another case), never a
+    look-alike with another meaning (``calculate_niqe`` is not ``calculate_ssim``). Foreign names with a
+    meaning of their own (``network_d``) are answered from :mod:`framework.basicsr_names` before this runs.
+    """
+    name = str(name)
+    choices = [str(c) for c in choices]
+    lowered = {c.lower(): c for c in choices}
+    if name.lower() in lowered:
+        return f"; did you mean '{lowered[name.lower()]}'?"
+    allowed = 1 if len(name) <= 5 else 2 if len(name) <= 12 else 3
+    scored = sorted((edit_distance(name.lower(), c.lower()), c) for c in choices)
+    if not scored or scored[0][0] > allowed:
+        return ""
+    best = scored[0][1]
+    if len(name) <= 4 and len(best) == len(name) and sorted(best.lower()) != sorted(name.lower()):
+        return ""  # one letter replaced in a short word is another word (gpu, cpu), not a typo
+    return f"; did you mean '{best}'?"
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Letters to insert, delete, replace or swap (adjacent) to turn ``a`` into ``b``."""
+    previous2: list = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]
 
 
 class OptionError(UserError):

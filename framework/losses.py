@@ -80,6 +80,8 @@ class GANLoss(nn.Module):
     loss is its own objective.
     """
 
+    loss_role = "adversarial"  # for train.gan_opt (framework.options checks it)
+
     def __init__(self, gan_type: GanType = "vanilla", real_label_val: float = 1.0, fake_label_val: float = 0.0,
                  loss_weight: float = 1.0) -> None:
         super().__init__()

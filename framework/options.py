@@ -11,15 +11,15 @@ import re
 import typing
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
 
-from .errors import UserError, did_you_mean
+from .errors import UserError
 from .registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY,
                        OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY)
 from .schema import (Component, Path_, Problem, YamlSource, build_component, build_section, build_value,
-                     coerce, format_problems, opt, plain)
+                     coerce, format_problems, not_registered, opt, plain)
 
 # The dataset classes get these from the framework (top-level `scale`, `manual_seed`, and the phase).
 DATASET_INJECTED = ("scale", "seed", "train")
@@ -39,6 +39,10 @@ class DatasetOptions:
     dataset_enlarge_ratio: int = opt(1, doc="Repeat the training set this many times per epoch (BasicSR's "
                                             "trick for small sets: fewer, longer epochs).", min=1)
     pin_memory: bool = opt(True, doc="Pin loader memory when training on CUDA.")
+    prefetch_mode: Optional[Literal["cpu", "cuda"]] = opt(
+        None, doc="BasicSR's prefetcher choice (`~`, `cpu`, `cuda`), accepted so BasicSR files run unchanged; "
+                  "it changes nothing here (the loader's workers already prefetch two batches each, and on CUDA "
+                  "batches come from pinned memory without blocking), and a set value is noted in the log.")
 
 
 # Keys of a dataset block that belong to the loader; the rest are arguments of the dataset `type`.
@@ -46,12 +50,6 @@ LOADER_KEYS = tuple(f.name for f in dataclasses.fields(DatasetOptions) if f.name
 @dataclass(frozen=True, kw_only=True)
 class PathOptions:
     """Where weights come from and where results go."""
-
-    # BasicSR's spellings, common in copied files: named in the "unknown key" message (not a field).
-    RENAMED = {"pretrain_network_g": "pretrain_path", "resume_state": "resume_path",
-               "strict_load_g": "strict_load", "param_key_g": "param_key", "models": "weights_root",
-               "pretrain_network_d": "pretrain_path_d", "strict_load_d": "strict_load (one for both networks)",
-               "param_key_d": "param_key (one for both networks)"}
 
     pretrain_path: Optional[str] = opt(None, doc="Weights to start from (fine-tuning): a `.pth` (`params`, "
                                                  "`params_ema` or a bare state dict) or a `.pt`. Iteration 0, "
@@ -127,6 +125,9 @@ class ValOptions:
 
     val_freq: int = opt(5000, doc="Validate every N iterations (and at the last one).", min=1)
     save_img: bool = opt(False, doc="Save validation outputs as PNG in `experiments/<name>/visualization/`.")
+    suffix: Optional[str] = opt(None, doc="test.py with `save_img`: name the images `<image>_<suffix>.png` "
+                                          "(BasicSR's key); none = `<image>.png`. Validation during training "
+                                          "is not affected.")
     metrics: Mapping[str, Component] = opt(MappingProxyType({}), doc="Named metrics, each `type` "
                                            "(calculate_psnr, calculate_ssim, calculate_lpips) plus `crop_border`, "
                                            "`test_y_channel`, and optionally `better: higher | lower` (BasicSR's "
@@ -154,9 +155,6 @@ class LoggerOptions:
 @dataclass(frozen=True, kw_only=True)
 class Options:
     """The whole validated configuration; read-only."""
-
-    # Top-level BasicSR keys with no meaning here: accepting and ignoring them would hide typos.
-    RENAMED = {"num_gpu": "device (auto, cpu or cuda)", "dist_params": "torchrun (no option needed)"}
 
     name: str = opt(doc="Experiment name: names `experiments/<name>/` and `weights/<name>_*`. Letters, digits, "
                         "`_`, `-`, `.`.")
@@ -280,11 +278,19 @@ def read_source(path: str) -> YamlSource:
     return YamlSource(text, path)
 
 
-def load_options(path: str, overrides: Sequence[str] = (), *, require_train: bool = True) -> Options:
+# Checks of what valid sections point at (folders, images, weight files), run beside the key errors of the
+# other sections: (options, problems, whether the keys under a path are valid) -> more problems.
+FileChecks = Callable[[Options, List[Problem], Callable[[Path_], bool]], None]
+
+
+def load_options(path: str, overrides: Sequence[str] = (), *, require_train: bool = True,
+                 file_checks: Optional[FileChecks] = None) -> Options:
     """Read, override and validate the keys; raises :class:`UserError` listing every problem, one per line.
 
     Pure: it reads the one file and touches nothing else. What the options point at (folders, images,
-    checkpoints, the device) is checked when the run is built (:func:`framework.checks.check_and_build`).
+    checkpoints, the device) is checked when the run is built (:func:`framework.checks.check_and_build`);
+    when keys are wrong, ``file_checks`` (reading only) still checks the sections whose keys are right, so
+    one round reports both.
     """
     source = read_source(path)
     raw = source.data if source.data is not None else {}
@@ -294,6 +300,9 @@ def load_options(path: str, overrides: Sequence[str] = (), *, require_train: boo
     problems: List[Problem] = list(source.duplicates)
     options = validate(raw, problems, require_train=require_train)
     if options is None or problems:
+        if options is not None and file_checks is not None:
+            wrong = [p.path for p in problems]
+            file_checks(options, problems, lambda key: not any(w[:len(key)] == key or key[:len(w)] == w for w in wrong))
         raise UserError(format_problems(problems, source, origins))
     return dataclasses.replace(options, source_file=path, origin=OptionsOrigin(source, MappingProxyType(origins)))
 
@@ -320,15 +329,19 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
     if require_train and options.train is None:
         problems.append(Problem(("train",), "missing required section for training (total_iter, optim_g, "
                                             "pixel_opt)"))
+    suffix = options.val.suffix if options.val is not None else None
+    if isinstance(suffix, str) and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", suffix):
+        problems.append(Problem(("val", "suffix"), f"'{suffix}' is not safe in a file name; use letters, digits, "
+                                                   "'_', '-' and '.'"))
     if options.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", options.name):
         problems.append(Problem(("name",), f"'{options.name}' is not a safe file name; use letters, digits, "
                                            "'_', '-' and '.' (it names folders and files)"))
     if options.model_type and options.model_type not in MODEL_REGISTRY:
-        problems.append(Problem(("model_type",), f"model '{options.model_type}' is not registered"
-                                                 f"{did_you_mean(options.model_type, MODEL_REGISTRY.names())}"
-                                                 f" known: {', '.join(MODEL_REGISTRY.names())}"))
+        problems.append(not_registered(("model_type",), MODEL_REGISTRY, options.model_type))
     if options.model_type in MODEL_REGISTRY:
         _check_model_keys(options, MODEL_REGISTRY.get(options.model_type), problems)
+    if options.train is not None:
+        _check_loss_roles(options.train, problems)
     return dataclasses.replace(options, **replace)
 
 
@@ -351,6 +364,24 @@ def _check_model_keys(options: Options, model: Any, problems: List[Problem]) -> 
         if _dotted(options, key) is not None:
             problems.append(Problem(tuple(key.split(".")), f"{options.model_type} does not use it; remove it, or "
                                                            "set model_type: ESRGANModel or SRGANModel to train a GAN"))
+
+
+# Which kind of loss each loss key takes (a loss class's ``loss_role``; losses without one are pixel losses).
+LOSS_ROLES = {"pixel_opt": "pixel", "perceptual_opt": "perceptual", "gan_opt": "adversarial"}
+
+
+def _check_loss_roles(train: TrainOptions, problems: List[Problem]) -> None:
+    """A perceptual or GAN loss under ``pixel_opt`` (and the like) would be called with the wrong inputs."""
+    for key, role in LOSS_ROLES.items():
+        component = getattr(train, key)
+        if component is None:
+            continue
+        own = getattr(LOSS_REGISTRY.get(component.type), "loss_role", "pixel")
+        if own != role:
+            takes = next((k for k, r in LOSS_ROLES.items() if r == own), None)
+            move = f" (it belongs under train.{takes})" if takes else ""
+            problems.append(Problem(("train", key, "type"), f"{component.type} is not a {role} loss but "
+                                                            f"{own}; {key} takes a {role} loss{move}"))
 
 
 def _field_meta(key: str) -> Mapping[str, Any]:

@@ -146,6 +146,8 @@ class PerceptualLoss(nn.Module):
     Inputs are in [0, 1] (``range_norm``: [-1, 1]); ``use_input_norm`` applies the ImageNet normalisation.
     """
 
+    loss_role = "perceptual"  # for train.perceptual_opt (framework.options checks it)
+
     def __init__(self, layer_weights: Dict[str, float], vgg_type: str = "vgg19", use_input_norm: bool = True,
                  range_norm: bool = False, perceptual_weight: float = 1.0, style_weight: float = 0.0,
                  criterion: Literal["l1", "l2", "fro"] = "l1", weights_path: Optional[str] = None) -> None:

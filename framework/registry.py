@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterator, Optional, TypeVar
 
+from .basicsr_names import component_fix
 from .errors import UserError, did_you_mean
 
 T = TypeVar("T", bound=Callable[..., Any])  # classes and functions
@@ -42,9 +43,11 @@ class Registry:
         """Look a name up; an unknown name is a user error that suggests the closest known one."""
         if name in self._items:
             return self._items[name]
-        known = ", ".join(sorted(self._items))
+        fix = component_fix(self.kind, name, self.names())
+        if fix is not None:
+            raise UserError(f"{where}: {fix.message}")
         raise UserError(f"{where}: {self.kind} '{name}' is not registered{did_you_mean(name, self._items)} "
-                        f"known: {known}")
+                        f"(known: {', '.join(self.names())})")
 
     def __contains__(self, name: object) -> bool:
         return name in self._items
@@ -63,4 +66,5 @@ METRIC_REGISTRY = Registry("metric")
 MODEL_REGISTRY = Registry("model")
 OPTIMIZER_REGISTRY = Registry("optimizer")
 SCHEDULER_REGISTRY = Registry("scheduler")
-
+ALL_REGISTRIES = (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY, OPTIMIZER_REGISTRY,
+                  SCHEDULER_REGISTRY)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequen
 
 import yaml
 
+from .basicsr_names import Fix, component_fix, key_fix
 from .errors import UserError, did_you_mean
 from .registry import Registry
 
@@ -39,6 +40,8 @@ def path_str(path: Path_) -> str:
 class Problem:
     path: Path_
     message: str
+    # A BasicSR / Real-ESRGAN name: what to do about it (scripts/convert_options.py applies it).
+    fix: Optional[Fix] = None
 
 
 class Invalid(Exception):
@@ -55,6 +58,8 @@ class YamlSource:
     def __init__(self, text: str, filename: str) -> None:
         self.filename = filename
         self.lines: Dict[Path_, int] = {}
+        # Per key: the last line of its value (1-based), so a tool can cut or comment out the whole block.
+        self.last_lines: Dict[Path_, int] = {}
         self.duplicates: List[Problem] = []
         try:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -78,6 +83,8 @@ class YamlSource:
                                                                   "YAML keeps only the last one"))
                 seen[key] = line
                 self.lines[path + (key,)] = line
+                end = value_node.end_mark
+                self.last_lines[path + (key,)] = max(line, end.line + (1 if end.column else 0))
                 self._index(value_node, path + (key,))
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
@@ -86,11 +93,16 @@ class YamlSource:
 
     def where(self, path: Path_) -> str:
         """``file:line`` of the closest key on ``path`` that exists in the file."""
+        line = self.line(path)
+        return f"{self.filename}:{line}" if line else self.filename
+
+    def line(self, path: Path_) -> int:
+        """The line of the closest key on ``path`` that exists in the file (0: none)."""
         for cut in range(len(path), 0, -1):
             line = self.lines.get(tuple(path[:cut]))
             if line is not None:
-                return f"{self.filename}:{line}"
-        return self.filename
+                return line
+        return 0
 
 
 def source_keys(source: Optional["YamlSource"]) -> Mapping[Path_, int]:
@@ -99,9 +111,14 @@ def source_keys(source: Optional["YamlSource"]) -> Mapping[Path_, int]:
 
 def format_problems(problems: Sequence[Problem], source: Optional[YamlSource],
                     overridden: Mapping[Path_, str] = MappingProxyType({})) -> str:
-    """One line per problem: ``file:line: key.path: message`` (``--set key=value`` for command-line values)."""
+    """One line per problem: ``file:line: key.path: message`` (``--set key=value`` for command-line values),
+    in the order of the file's lines (command-line values first), so a file is fixed top to bottom."""
+    def order(p: Problem) -> int:
+        from_command_line = any(p.path[:n] in overridden for n in range(len(p.path), 0, -1))
+        return 0 if from_command_line or source is None else source.line(p.path)
+
     out = []
-    for p in problems:
+    for p in sorted(problems, key=order):
         origin = next((f"--set {overridden[p.path[:n]]}" for n in range(len(p.path), 0, -1)
                        if p.path[:n] in overridden), None)
         origin = origin or next((f"--set {arg}" for key, arg in overridden.items()
@@ -326,10 +343,8 @@ def check_bounds(value: Any, meta: Mapping[str, Any], path: Path_, problems: Lis
 def build_section(cls: type, raw: Any, path: Path_, problems: List[Problem]) -> Any:
     """Validate a mapping against dataclass ``cls`` and build it; unknown or missing keys become problems.
 
-    ``cls.RENAMED`` (optional) maps keys other trainers use (BasicSR's ``pretrain_network_g``) to ours, for
-    the hint.
+    Keys of BasicSR and Real-ESRGAN get their own message (:mod:`framework.basicsr_names`).
     """
-    renamed = getattr(cls, "RENAMED", {})
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -339,13 +354,7 @@ def build_section(cls: type, raw: Any, path: Path_, problems: List[Problem]) -> 
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init and not f.metadata.get("internal")}
     for key in raw:
         if key not in fields:
-            if key in renamed:
-                problems.append(Problem(path + (key,), f"unknown key '{key}'; this trainer calls it "
-                                                       f"'{renamed[key]}'"))
-            else:
-                where = f" in {path_str(path)}" if path else ""
-                problems.append(Problem(path + (key,), f"unknown key '{key}'{where}{did_you_mean(key, fields)} "
-                                                       f"(allowed: {', '.join(fields)})"))
+            problems.append(unknown_key(path + (key,), raw[key], list(fields), "allowed"))
     values: Dict[str, Any] = {}
     for name, f in fields.items():
         if name not in raw:
@@ -409,9 +418,7 @@ def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], pat
         return None
     name = raw["type"]
     if not isinstance(name, str) or name not in registry:
-        problems.append(Problem(path + ("type",), f"{registry.kind} '{name}' is not registered"
-                                                 f"{did_you_mean(str(name), registry.names())}"
-                                                 f" known: {', '.join(registry.names())}"))
+        problems.append(not_registered(path + ("type",), registry, name))
         return None
     target = registry.get(name)
     params, var_kw, hints = signature_params(target)
@@ -423,9 +430,7 @@ def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], pat
         if key in injected:
             problems.append(Problem(path + (key,), f"'{key}' is set by the framework for {name}; remove it"))
         elif key not in params and not var_kw:
-            problems.append(Problem(path + (key,), f"{name} has no argument '{key}'"
-                                                   f"{did_you_mean(key, accepted)} (accepted: "
-                                                   f"{', '.join(accepted) or 'none'})"))
+            problems.append(unknown_key(path + (key,), value, accepted, "accepted", owner=name))
         else:
             ann = hints.get(key, params[key].annotation if key in params else Any)
             kwargs[key] = coerce(value, ann, path + (key,), problems)
@@ -433,3 +438,26 @@ def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], pat
         if p.default is p.empty and pname not in raw and pname not in injected:
             problems.append(Problem(path + (pname,), f"missing required argument of {name}"))
     return Component(type=name, kwargs=MappingProxyType(kwargs))
+
+
+def unknown_key(path: Path_, value: Any, known: Sequence[str], listed: str, owner: str = "") -> Problem:
+    """A key the schema does not have: a BasicSR key is named as such (renamed, no use here, or not provided),
+    anything else is a possible misspelling of one of ``known``."""
+    key = str(path[-1])
+    fix = key_fix(path, value)
+    if fix is not None:
+        return Problem(path, fix.message, fix)
+    if owner:
+        text = f"{owner} has no argument '{key}'"
+    else:
+        text = f"unknown key '{key}'" + (f" in {path_str(path[:-1])}" if path[:-1] else "")
+    return Problem(path, f"{text}{did_you_mean(key, known)} ({listed}: {', '.join(known) or 'none'})")
+
+
+def not_registered(path: Path_, registry: Registry, name: Any) -> Problem:
+    """A ``type`` that is not registered: a known BasicSR / Real-ESRGAN one is named as such."""
+    fix = component_fix(registry.kind, name, registry.names())
+    if fix is not None:
+        return Problem(path, fix.message, fix)
+    return Problem(path, f"{registry.kind} '{name}' is not registered{did_you_mean(str(name), registry.names())}"
+                         f" (known: {', '.join(registry.names())})")

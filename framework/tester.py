@@ -69,7 +69,8 @@ def _evaluate_all(options: Options, model: Model, loaders: Dict[str, DataLoader]
     for phase, loader in loaders.items():
         name = options.datasets[phase].name
         save_dir = os.path.join(results_dir, "visualization", name) if options.val.save_img else None
-        values = evaluate(model.inference, loader, options.val.metrics, save_dir)
+        suffix = f"_{options.val.suffix}" if options.val.suffix else ""
+        values = evaluate(model.inference, loader, options.val.metrics, save_dir, suffix=suffix)
         results[name] = values
         if options.scale > 1:
             results[f"{name} (bicubic)"] = bicubic_baseline(loader, options.val.metrics, options.scale)

@@ -1,27 +1,30 @@
 #!/usr/bin/env python
-"""Print the option reference generated from the schema, or ``--write`` it into README.md."""
+"""Print the option reference generated from the schema (and the BasicSR table from
+framework/basicsr_names.py), or ``--write`` both into README.md."""
 import argparse
 import os
 import sys
 
-from framework.docs import END, START, options_reference
+from framework.docs import BASICSR_END, BASICSR_START, END, START, basicsr_reference, options_reference
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true", help="replace the reference in README.md")
     args = parser.parse_args()
-    text = options_reference()
+    sections = ((START, END, options_reference()), (BASICSR_START, BASICSR_END, basicsr_reference()))
     if not args.write:
-        print(text)
+        print("\n\n".join(text for _, _, text in sections))
         return 0
     readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
     with open(readme, encoding="utf-8") as fh:
         content = fh.read()
-    head, _, rest = content.partition(START)
-    _, _, tail = rest.partition(END)
+    for start, end, text in sections:
+        head, _, rest = content.partition(start)
+        _, _, tail = rest.partition(end)
+        content = head + text + tail
     with open(readme, "w", encoding="utf-8") as fh:
-        fh.write(head + text + tail)
+        fh.write(content)
     print(f"updated {readme}")
     return 0
 

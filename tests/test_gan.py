@@ -566,17 +566,23 @@ train:
 
 
 def test_a_basicsr_esrgan_file_needs_only_the_psnr_renames(tmp_path: Path) -> None:
-    from framework.options import load_options
+    """scripts/convert_options.py renames the path keys (as for a PSNR file); every GAN key stays as written."""
+    from framework.options import load_options, read_source
+    from framework.tools.convert_options import convert
 
     gan = yaml.safe_load(BASICSR_ESRGAN)
-    path = gan["path"]
+    gan["path"].update({"pretrain_network_d": None, "strict_load_d": True})
+    written = _with_tiny_rest(tmp_path, gan)
     with pytest.raises(UserError) as info:  # as written: the BasicSR path keys, each named with ours
-        load_options(str(_with_tiny_rest(tmp_path, gan)))
-    assert all(f"this trainer calls it '{ours}" in str(info.value) for ours in ("pretrain_path", "strict_load",
-                                                                                 "resume_path"))
-    gan["path"] = {"pretrain_path": path["pretrain_network_g"], "strict_load": path["strict_load_g"],
-                   "resume_path": path["resume_state"]}
-    options = load_options(str(_with_tiny_rest(tmp_path, gan)))  # every GAN key as BasicSR writes it
+        load_options(str(written))
+    assert all(f"'{ours}' here" in str(info.value) for ours in ("pretrain_path", "pretrain_path_d", "resume_path"))
+    text = written.read_text()
+    conversion = convert(read_source(str(written)), text)
+    changed = {line.split(": ")[1] for line in conversion.changes}
+    assert changed == {"path.pretrain_network_g", "path.strict_load_g", "path.resume_state", "path.pretrain_network_d",
+                       "path.strict_load_d"}, conversion.changes
+    written.write_text(conversion.text)
+    options = load_options(str(written))  # every GAN key as BasicSR writes it
     assert options.train is not None and options.train.gan_opt is not None and options.network_d is not None
     assert options.train.perceptual_opt is not None
     assert dict(options.train.perceptual_opt.kwargs["layer_weights"]) == {"conv5_4": 1}

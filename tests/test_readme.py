@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from framework.docs import END, START, options_reference
+from framework.docs import BASICSR_END, BASICSR_START, END, START, basicsr_reference, options_reference
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -11,6 +11,12 @@ def test_option_reference_is_generated_from_the_schema() -> None:
     text = README.read_text(encoding="utf-8")
     current = text[text.index(START):text.index(END) + len(END)]
     assert current == options_reference(), "run: python scripts/options_doc.py --write"
+
+
+def test_basicsr_table_is_generated_from_the_one_table() -> None:
+    text = README.read_text(encoding="utf-8")
+    current = text[text.index(BASICSR_START):text.index(BASICSR_END) + len(BASICSR_END)]
+    assert current == basicsr_reference(), "run: python scripts/options_doc.py --write"
 
 
 def test_every_schema_key_is_documented() -> None:

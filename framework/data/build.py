@@ -1,17 +1,20 @@
 """Datasets and loaders from options: the sampler, worker count and batch size in one place."""
 from __future__ import annotations
 
+import logging
 import signal
 from typing import Any, Dict, Optional, Sized, Tuple, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..device import resolve_workers
+from ..device import resolve_workers, usable_cores
 from ..errors import UserError
 from ..options import Options
 from ..registry import DATASET_REGISTRY
 from .sampler import ResumableSampler
+
+logger = logging.getLogger(__name__)
 
 
 def build_dataset(options: Options, phase: str) -> Dataset:
@@ -39,12 +42,25 @@ def _loader(options: Options, phase: str, dataset: Dataset, device: torch.device
     memory on CUDA, and a generator of its own (see :func:`_own_generator`)."""
     spec = options.datasets[phase]
     workers = resolve_workers(spec.num_worker_per_gpu, device)
+    _note_loader_settings(phase, spec.num_worker_per_gpu, workers, spec.prefetch_mode)
     extra: Dict[str, Any] = {"prefetch_factor": 2} if workers > 0 else {}
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=drop_last,
                       num_workers=workers, persistent_workers=workers > 0,
                       pin_memory=spec.pin_memory and device.type == "cuda",
                       worker_init_fn=_ignore_stop_signals if workers > 0 else None,
                       generator=_own_generator(options), **extra)
+
+
+def _note_loader_settings(phase: str, asked: object, workers: int, prefetch_mode: Optional[str]) -> None:
+    """Obeyed, but said: more workers than cores, and BasicSR's prefetch_mode, which changes nothing here."""
+    cores = usable_cores()
+    if workers > cores:
+        logger.warning(f"datasets.{phase}.num_worker_per_gpu: {asked} loader workers on {cores} usable CPU "
+                       "core(s): they compete with each other and with training for the CPU; fewer (or auto) is "
+                       "usually faster")
+    if prefetch_mode is not None:
+        logger.info(f"datasets.{phase}.prefetch_mode: {prefetch_mode} is accepted for BasicSR files and changes "
+                    "nothing: the loader's workers prefetch, and CUDA batches come from pinned memory")
 
 
 def build_train_loader(options: Options, dataset: Dataset,

@@ -144,21 +144,58 @@ def match_pairs(dataroot_gt: str, dataroot_lq: str, filename_tmpl: str = "{}") -
     if not gt_files:
         raise OptionError(("dataroot_gt",), f"no PNG/JPEG images in '{dataroot_gt}'")
     pairs, missing = [], []
+    unpaired_lq = dict(lq_files)
     for stem, gt_rel in gt_files.items():
-        lq_stem = os.path.join(os.path.dirname(stem), filename_tmpl.format(os.path.basename(stem)))
-        lq_rel = lq_files.pop(lq_stem, None)
+        lq_rel = unpaired_lq.pop(_lq_stem(stem, filename_tmpl), None)
         if lq_rel is None:
             missing.append(gt_rel)
         else:
             pairs.append((gt_rel, lq_rel))
-    if missing or lq_files:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} GT file(s) without LQ in '{dataroot_lq}': {_few(missing)}")
-        if lq_files:
-            parts.append(f"{len(lq_files)} LQ file(s) without GT in '{dataroot_gt}': {_few(sorted(lq_files.values()))}")
-        raise OptionError(("dataroot_lq",), "unmatched pairs: " + "; ".join(parts))
+    if missing or unpaired_lq:
+        raise _unmatched(dataroot_gt, dataroot_lq, filename_tmpl, gt_files, lq_files, missing, unpaired_lq)
     return pairs
+
+
+def _lq_stem(gt_stem: str, filename_tmpl: str) -> str:
+    return os.path.join(os.path.dirname(gt_stem), filename_tmpl.format(os.path.basename(gt_stem)))
+
+
+def _unmatched(dataroot_gt: str, dataroot_lq: str, filename_tmpl: str, gt_files: Dict[str, str],
+               lq_files: Dict[str, str], missing: List[str], unpaired_lq: Dict[str, str]) -> OptionError:
+    """Unmatched files on either side, the LQ name the template gave the first lone GT file, and the template
+    that would pair every file when the names differ by a fixed prefix or suffix (``{}x4``)."""
+    parts = []
+    if missing:
+        first = os.path.splitext(missing[0])[0]
+        parts.append(f"{len(missing)} GT file(s) without LQ in '{dataroot_lq}': {_few(missing)} (with "
+                     f"filename_tmpl '{filename_tmpl}', GT {missing[0]} pairs with LQ {_lq_stem(first, filename_tmpl)}"
+                     ".<png|jpg|...>)")
+    if unpaired_lq:
+        parts.append(f"{len(unpaired_lq)} LQ file(s) without GT in '{dataroot_gt}': "
+                     f"{_few(sorted(unpaired_lq.values()))}")
+    better = _pairing_template(gt_files, lq_files) if missing else None
+    if better is not None and better != filename_tmpl:
+        parts.append(f"filename_tmpl: '{better}' pairs all {len(gt_files)}")
+        return OptionError(("filename_tmpl",), "unmatched pairs: " + "; ".join(parts))
+    return OptionError(("dataroot_lq",), "unmatched pairs: " + "; ".join(parts))
+
+
+def _pairing_template(gt_files: Dict[str, str], lq_files: Dict[str, str]) -> Optional[str]:
+    """A ``prefix{}suffix`` template under which every GT file has its own LQ file, guessed from the first GT
+    name found inside an LQ name; None when there is none."""
+    if len(gt_files) != len(lq_files):
+        return None
+    gt_name = os.path.basename(next(iter(gt_files)))
+    for lq_stem in lq_files:
+        lq_name = os.path.basename(lq_stem)
+        at = lq_name.find(gt_name)
+        if at < 0:
+            continue
+        escape = {ord("{"): "{{", ord("}"): "}}"}
+        template = lq_name[:at].translate(escape) + "{}" + lq_name[at + len(gt_name):].translate(escape)
+        if all(_lq_stem(stem, template) in lq_files for stem in gt_files):
+            return template
+    return None
 
 
 def _few(names: list, n: int = 5) -> str:

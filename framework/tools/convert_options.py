@@ -1,0 +1,208 @@
+"""``scripts/convert_options.py basicsr.yml -o ours.yml``: a BasicSR or Real-ESRGAN option file, converted.
+
+The option checks themselves say what to change: every problem they attach a fix to (from the one table in
+:mod:`framework.basicsr_names`) is applied to the text line by line, at the lines the YAML parser recorded,
+so comments, key order and formatting stay as the user wrote them. Renames (with a value change where the
+meaning needs one, ``num_gpu: 1`` -> ``device: cuda``) are made in place; keys with no use here are replaced
+by a one-line comment saying why; a metric this trainer lacks is commented out (it only reports); any other
+missing feature (a model type, a discriminator) is kept, because dropping it would silently train something
+else, and listed. Each change is printed on one line, then what is left to fix, checked on the written file.
+
+Exit codes: 0 written and the option checks pass; 3 written, with the listed items left to fix; 2 a user
+error (nothing written).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+import yaml
+
+from ..errors import UserError
+from ..options import read_source, validate
+from ..schema import Path_, Problem, YamlSource, format_problems, path_str
+
+TOOL = "convert_options.py"
+LEFT_TO_FIX = 3
+
+
+@dataclass
+class Conversion:
+    """The converted text, one line per change made, and the problems of the written file."""
+
+    text: str
+    changes: List[str] = field(default_factory=list)
+    left: List[str] = field(default_factory=list)
+
+
+def key_problems(source: YamlSource) -> List[Problem]:
+    """The key-level problems of a parsed file (a test file is one without a ``train`` section)."""
+    raw = source.data if isinstance(source.data, dict) else {}
+    problems: List[Problem] = list(source.duplicates)
+    validate(dict(raw), problems, require_train="train" in raw)
+    return problems
+
+
+def convert(source: YamlSource, text: str) -> Conversion:
+    """Apply every fix the option checks attach to the problems of ``source`` (whose text is ``text``)."""
+    lines = text.splitlines()
+    edits: Dict[int, List[str]] = {}  # first line index -> replacement lines (for the span it starts)
+    spans: List[Tuple[int, int]] = []
+    changes: List[str] = []
+    for problem in sorted(key_problems(source), key=lambda p: source.line(p.path)):
+        fix = problem.fix
+        if fix is None or fix.action == "absent" and not fix.droppable:
+            continue
+        path = problem.path if fix.action != "absent" else problem.path[:-1]  # a metric: its whole block
+        if path not in source.lines or any(a <= source.lines[path] - 1 <= b for a, b in spans):
+            continue
+        first, last = _span(source, path, lines)
+        if not _key_line(str(path[-1])).match(lines[first]):
+            continue  # inside a flow mapping ({a: 1, b: 2}): left for the user, listed below
+        where = f"{source.filename}:{first + 1}: {path_str(path)}"
+        target = path[:-1] + (fix.new_key,)
+        if fix.action == "rename" and target in source.lines:
+            edits[first] = [_note(lines[first], f"{fix.key}: removed, {fix.new_key} is already set (line "
+                                                f"{source.lines[target]})")]
+            changes.append(f"{where}: removed ({fix.new_key} is already set at line {source.lines[target]})")
+        elif fix.action == "rename":
+            edits[first] = [_rename(lines[first], fix.key, fix.new_key, fix.new_value if fix.has_value else None)]
+            value = f": {_scalar(fix.new_value)}" if fix.has_value else ""
+            changes.append(f"{where}: renamed to {fix.new_key}{value} ({fix.why})")
+        elif fix.action == "remove":
+            edits[first] = [_note(lines[first], f"{fix.key}: removed by {TOOL}: {fix.why}")]
+            changes.append(f"{where}: removed ({fix.why})")
+        else:
+            edits[first] = [_note(lines[first], f"{TOOL}: commented out, {fix.message}")]
+            edits[first] += [_comment_out(line) for line in lines[first:last + 1]]
+            changes.append(f"{where}: commented out ({fix.message})")
+        spans.append((first, last))
+    out: List[str] = []
+    skip_until = -1
+    for index, line in enumerate(lines):
+        if index <= skip_until:
+            continue
+        if index in edits:
+            out += edits[index]
+            skip_until = next(b for a, b in spans if a == index)
+        else:
+            out.append(line)
+    return Conversion("\n".join(out) + "\n", changes)
+
+
+def _key_line(key: str) -> re.Pattern:
+    """A block-style line that starts with ``key:`` (quoted or not, possibly as a list item)."""
+    return re.compile(rf"^(\s*(?:-\s+)?)(['\"]?){re.escape(key)}\2(\s*):")
+
+
+def _span(source: YamlSource, path: Path_, lines: List[str]) -> Tuple[int, int]:
+    """0-based first and last line of a key and its value, without the blank lines and comments after it
+    that belong to what follows (less or equally indented)."""
+    first = source.lines[path] - 1
+    last = min(source.last_lines.get(path, first + 1) - 1, len(lines) - 1)
+    indent = _indent(lines[first])
+    while last > first:
+        stripped = lines[last].strip()
+        if stripped and not (stripped.startswith("#") and _indent(lines[last]) <= indent):
+            break
+        last -= 1
+    return first, last
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _note(line: str, text: str) -> str:
+    return " " * _indent(line) + "# " + text
+
+
+def _comment_out(line: str) -> str:
+    return " " * _indent(line) + "# " + line.lstrip() if line.strip() else line
+
+
+def _scalar(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _rename(line: str, key: str, new_key: str, new_value: Optional[Any]) -> str:
+    """``key`` -> ``new_key`` on its line; with ``new_value``, the scalar value too, and the comment says
+    what it was (the user's comment kept after it)."""
+    renamed = _key_line(key).sub(lambda m: f"{m.group(1)}{new_key}{m.group(3)}:", line, count=1)
+    if new_value is None:
+        return renamed
+    head, _, rest = renamed.partition(":")
+    value, _, comment = rest.partition(" #")
+    old = f"was {key}: {value.strip()}" + (f"; {comment.strip()}" if comment.strip() else "")
+    return f"{head}: {_scalar(new_value)}  # {old}"
+
+
+def write_atomically(path: str, text: str) -> None:
+    """A temp file in the same folder, renamed over ``path``: a reader never sees half a file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def check_output_path(source: str, output: str, force: bool) -> None:
+    if os.path.exists(output) and os.path.samefile(source, output):
+        raise UserError(f"{output}: is the input file; the converter never overwrites it (choose another -o)")
+    if os.path.isdir(output):
+        raise UserError(f"{output}: is a folder; -o names the file to write")
+    if os.path.exists(output) and not force:
+        raise UserError(f"{output}: exists; choose another -o, or add --force to replace it")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise UserError(f"{output}: folder '{folder}' does not exist")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Convert a BasicSR or Real-ESRGAN option file to this trainer's "
+                                            "options, keeping comments and key order; prints each change and "
+                                            "what is left to fix.")
+    p.add_argument("input", help="the BasicSR / Real-ESRGAN YAML file (never modified)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the option file to write")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    return p
+
+
+def main(argv: List[str]) -> int:
+    args = parser().parse_args(argv)
+    source = read_source(args.input)
+    if not isinstance(source.data, dict):
+        raise UserError(f"{args.input}: expected a mapping of option keys at the top level")
+    check_output_path(args.input, args.output, args.force)
+    with open(args.input, encoding="utf-8") as fh:
+        text = fh.read()
+    result = convert(source, text)
+    written = YamlSource(result.text, args.output)
+    left = key_problems(written)
+    write_atomically(args.output, result.text)
+    for line in result.changes:
+        print(line)
+    if not result.changes:
+        print(f"{args.input}: nothing to change")
+    if left:
+        print(f"could not map ({len(left)}; the file is written, fix these by hand or wait for the feature):")
+        for line in format_problems(left, written).splitlines():
+            print(f"  {line}")
+    print(f"wrote {args.output}" + ("" if left else "; the option checks pass (data and weight files are "
+                                                     "checked by train.py / test.py --dry-run)"))
+    if isinstance(written.data, dict) and written.data.get("device") == "cuda" and not torch.cuda.is_available():
+        print("note: device: cuda, and this machine has no CUDA device; to run it here, write device: auto "
+              "(CUDA when available, else CPU) or device: cpu")
+    return LEFT_TO_FIX if left else 0
