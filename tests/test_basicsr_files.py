@@ -172,7 +172,7 @@ def test_converter_lists_what_it_cannot_map(tmp_path: Path, capsys: pytest.Captu
     head, _, listed = out.partition("could not map")
     assert ("note: device: cuda, and this machine has no CUDA device" in out) is not torch.cuda.is_available()
     assert "num_gpu: renamed to device: cuda" in head and "dist_params: removed" in head
-    for text in ("model_type: 'RealESRNetModel' is a Real-ESRGAN model", "available: SRModel",
+    for text in ("model_type: 'RealESRNetModel' is a Real-ESRGAN model", "available: ESRGANModel, SRGANModel, SRModel",
                  "datasets.train.type: 'RealESRGANDataset' is a Real-ESRGAN dataset", "gt_usm: 'gt_usm' is a "
                  "Real-ESRGAN key", "queue_size:"):
         assert text in listed, f"{text!r} not in:\n{out}"

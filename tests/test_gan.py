@@ -197,7 +197,7 @@ def test_perceptual_reads_torchvisions_cache_file(tmp_path: Path, monkeypatch: p
 
 
 @pytest.mark.parametrize("kwargs,needle", [
-    (dict(layer_weights={"conv5_5": 1.0}), "did you mean 'conv5_4'"),
+    (dict(layer_weights={"con5_4": 1.0}), "did you mean 'conv5_4'"),
     (dict(layer_weights={"conv5_4": 1.0}, vgg_type="vgg20"), "vgg_type"),
     (dict(layer_weights={}), "layer_weights is empty"),
     (dict(layer_weights={"conv1_1": 1.0}, criterion="l3"), "criterion"),
