@@ -95,14 +95,27 @@ def from_environment(device_type: str) -> DistContext:
     if world <= 1:
         return context
     timeout = datetime.timedelta(seconds=float(os.environ.get("FRAMEWORK_DIST_TIMEOUT", DEFAULT_TIMEOUT_S)))
+    store = _attempt_store(context, timeout)
     if device_type == "cuda":
         torch.cuda.set_device(local)
-        dist.init_process_group("nccl", timeout=timeout, device_id=torch.device("cuda", local))
+        dist.init_process_group("nccl", store=store, rank=rank, world_size=world, timeout=timeout,
+                                device_id=torch.device("cuda", local))
         context._flags = dist.new_group(backend="gloo", timeout=timeout)
     else:
-        dist.init_process_group("gloo", timeout=timeout)
+        dist.init_process_group("gloo", store=store, rank=rank, world_size=world, timeout=timeout)
         context._flags = None  # the default group is gloo already
     return context
+
+
+def _attempt_store(context: DistContext, timeout: datetime.timedelta) -> dist.Store:
+    """torchrun's store, under a prefix of its own for each restart of the group: the store outlives a
+    restart (torchrun's agent serves it), and without the prefix the restarted ranks would read the addresses
+    the previous attempt's processes published and connect to dead ports (or wait for them forever)."""
+    from torch.distributed.rendezvous import _create_c10d_store
+
+    store = _create_c10d_store(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), context.rank,
+                               context.world_size, timeout)
+    return dist.PrefixStore(f"framework/attempt_{context.restart_count}", store)
 
 
 def rank_seed(seed: int, rank: int) -> int:

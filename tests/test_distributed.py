@@ -46,8 +46,8 @@ def _layout(pth: Path) -> Dict[str, tuple]:
 
 
 def test_sigterm_stops_all_ranks_at_one_step_and_auto_resume_is_bitwise(workdir: Path) -> None:
-    common = {"train.total_iter": 300, "logger.save_checkpoint_freq": 1000, "logger.print_freq": 1,
-              "val.val_freq": 150}
+    common = {"train.total_iter": 200, "logger.save_checkpoint_freq": 1000, "logger.print_freq": 1,
+              "val.val_freq": 100}
     ref = write_options(workdir, "ref", **common)
     sig = write_options(workdir, "sig", **common)
     with torchrun(workdir, ref) as child:
@@ -63,14 +63,14 @@ def test_sigterm_stops_all_ranks_at_one_step_and_auto_resume_is_bitwise(workdir:
     saved = [n for n in _files(weights) if n.startswith("sig_iter_")]
     assert len(saved) == 2 and saved[0].endswith(".pt") and saved[1].endswith(".pth"), saved  # saved once
     stopped_at = load(weights / saved[0])["iteration"]
-    assert 20 <= stopped_at < 300
+    assert 20 <= stopped_at < 200
     assert not [n for n in _files(weights) if ".tmp." in n or n.endswith(".lock")]
     assert len(list((workdir / "experiments" / "sig").glob("train_*.log"))) == 1  # one log: rank 0's
     with torchrun(workdir, sig, "--auto-resume") as child:
         out = finish(child)
     assert f"Resumed from weights/sig_iter_{stopped_at}.pt" in out
-    assert (weights / "sig_iter_300.pth").read_bytes() == (weights / "ref_iter_300.pth").read_bytes()
-    both = load(weights / "sig_iter_300.pt")
+    assert (weights / "sig_iter_200.pth").read_bytes() == (weights / "ref_iter_200.pth").read_bytes()
+    both = load(weights / "sig_iter_200.pt")
     assert len(both["rng"]["per_rank"]) == 2 and both["data_position"]["world_size"] == 2
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in both["model"]["networks"]["net_g"])
     # validation under DDP (each rank half the images, gathered) == single-process validation, exactly
@@ -139,14 +139,14 @@ def _worker_of_rank(torchrun_pid: int, rank: int) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_killed_worker_is_restarted_by_torchrun_and_the_group_finishes(workdir: Path) -> None:
-    opt = write_options(workdir, "rs", **{"train.total_iter": 400, "val": None, "datasets.val": ...,
-                                          "logger.save_checkpoint_freq": 40, "logger.print_freq": 1})
+    opt = write_options(workdir, "rs", **{"train.total_iter": 200, "val": None, "datasets.val": ...,
+                                          "logger.save_checkpoint_freq": 20, "logger.print_freq": 1})
     with torchrun(workdir, opt, max_restarts=1) as child:
-        child.wait_for("Saved checkpoint weights/rs_iter_40.pt", timeout=120)
+        child.wait_for("Saved checkpoint weights/rs_iter_20.pt", timeout=120)
         os.kill(_worker_of_rank(child.proc.pid, 1), signal.SIGKILL)
         out = finish(child, timeout=240)
     assert "torchrun restarted the workers (restart 1 of at most 1): continuing from the newest valid " \
            "checkpoint" in out
-    assert "Resumed from weights/rs_iter_" in out and "Training finished at iteration 400" in out
-    assert load(workdir / "weights" / "rs_iter_400.pt")["iteration"] == 400
+    assert "Resumed from weights/rs_iter_" in out and "Training finished at iteration 200" in out
+    assert load(workdir / "weights" / "rs_iter_200.pt")["iteration"] == 200
     assert not [n for n in _files(workdir / "weights") if ".tmp." in n]
