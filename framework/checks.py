@@ -82,7 +82,7 @@ def _check_speed_options(options: Options, device: torch.device, problems: List[
             problems.append(Problem(("train", "compile_mode"), f"'{train.compile_mode}' is set but compile is "
                                                                "false; set train.compile: true, or remove it"))
         return
-    reason = _compile_unavailable(device)
+    reason = compile_unavailable(device)
     if reason:
         problems.append(Problem(("train", "compile"), f"torch.compile cannot run {where}: {reason}; set "
                                                       "compile: false"))
@@ -103,7 +103,7 @@ def _autocast_works(device: torch.device, dtype: torch.dtype) -> bool:
         return False
 
 
-def _compile_unavailable(device: torch.device) -> str:
+def compile_unavailable(device: torch.device) -> str:
     """Why torch.compile's default backend cannot run here ('' when it can)."""
     import shutil
 
