@@ -28,7 +28,8 @@ DIST_TRAIN = str(REPO / "scripts" / "dist_train.sh")
 def torchrun(workdir: Path, opt: Path, *args: str, max_restarts: int = 0) -> Child:
     """``scripts/dist_train.sh 2 OPT ARGS`` (torchrun, 2 CPU processes) with bounded reads of its output."""
     return Child(["bash", DIST_TRAIN, "2", str(opt), *args, "--no-progress"], cwd=workdir,
-                 env={"PYTHON": sys.executable, "MAX_RESTARTS": str(max_restarts), "SHUTDOWN_TIMEOUT": "60"})
+                 env={"PYTHON": sys.executable, "MAX_RESTARTS": str(max_restarts), "SHUTDOWN_TIMEOUT": "60"},
+                 own_group=True)
 
 
 def finish(child: Child, timeout: float = 180) -> str:
@@ -114,10 +115,11 @@ def test_a_rank_that_raises_ends_the_job_promptly_with_its_message(workdir: Path
     bad.write_bytes(data[:33] + b"\0" * (len(data) - 33))  # the header checks pass, the pixels do not decode
     opt = write_options(workdir, **{"train.total_iter": 500, "val": None, "datasets.val": ...,
                                     "logger.save_checkpoint_freq": 1000})
-    start = time.monotonic()
     with torchrun(workdir, opt) as child:
+        child.wait_for("0003.png", stream="stderr", timeout=120)  # the failing rank's message
+        failed = time.monotonic()
         rc, out, err = child.finish(timeout=90)
-    assert rc != 0 and time.monotonic() - start < 60, (rc, err[-3000:])
+    assert rc != 0 and time.monotonic() - failed < 60, (rc, err[-3000:])
     assert any(line.startswith("[rank ") and "error: " in line and "0003.png" in line
                for line in err.splitlines()), err[-3000:]
     weights = workdir / "weights"

@@ -100,3 +100,34 @@ def test_compile_without_a_compiler_is_an_option_error(workdir: Path, capsys: py
     assert train_in_process(opt) == 2
     err = capsys.readouterr().err
     assert "train.compile: torch.compile cannot run on the CPU: no C++ compiler found" in err, err
+
+
+def test_ddp_syncs_gradients_on_the_last_micro_batch_only(workdir: Path) -> None:
+    """micro_batches enters every DDP wrapper's no_sync for all but the last part (a real DDP needs a process
+    group: the torchrun tests train with one; here a recorder stands in for it)."""
+    from contextlib import contextmanager
+
+    from framework.models.sr_model import SRModel
+    from framework.options import load_options
+
+    class Recorder:
+        syncing = True
+
+        @contextmanager
+        def no_sync(self):
+            self.syncing = False
+            try:
+                yield
+            finally:
+                self.syncing = True
+
+    options = load_options(str(write_options(workdir, **{"train.accumulate_steps": 3})))
+    model = SRModel(options, torch.device("cpu"))
+    wrappers = {"net_g": Recorder(), "net_d": Recorder()}
+    model._ddp = wrappers  # type: ignore[assignment]
+    batch = {"lq": torch.arange(6.0).view(6, 1), "gt": torch.zeros(6, 1), "name": list("abcdef")}
+    seen = []
+    for micro in model.micro_batches(batch):
+        seen.append((micro["lq"].flatten().tolist(), micro["name"], [w.syncing for w in wrappers.values()]))
+    assert seen == [([0.0, 1.0], ["a", "b"], [False, False]), ([2.0, 3.0], ["c", "d"], [False, False]),
+                    ([4.0, 5.0], ["e", "f"], [True, True])]
