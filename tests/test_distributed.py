@@ -84,8 +84,9 @@ def test_sigterm_stops_all_ranks_at_one_step_and_auto_resume_is_bitwise(workdir:
 
 
 def test_two_processes_equal_one_with_twice_the_batch_and_resume_on_one(workdir: Path) -> None:
-    """Gradient averaging: 2 x batch 1 == 1 x batch 2 on the same samples. The 2-process checkpoint then
-    resumes on 1 process from the same global sample position, and says the order differs."""
+    """Gradient averaging: 2 x batch 1 == 1 x batch 2 on the same samples, and with accumulation 2 x 2 x 1 ==
+    1 x 4. The 2-process checkpoint then resumes on 1 process from the same global sample position, and says
+    the order differs."""
     common = {"train.total_iter": 4, "val": None, "datasets.val": ..., "logger.save_checkpoint_freq": 1,
               "train.optim_g": {"type": "SGD", "lr": 0.05, "momentum": 0.9}, "train.scheduler": None,
               "datasets.train.use_hflip": False, "datasets.train.use_rot": False}
@@ -100,6 +101,17 @@ def test_two_processes_equal_one_with_twice_the_batch_and_resume_on_one(workdir:
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
     assert _layout(weights / "two_iter_4.pth") == _layout(weights / "one_iter_4.pth")
+    # accumulation under DDP (no_sync on the first micro-batch): 2 processes x 2 micro-batches of 1 == 1 x 4
+    acc = write_options(workdir, "acc", **common, **{"datasets.train.batch_size_per_gpu": 1,
+                                                     "train.accumulate_steps": 2})
+    four = write_options(workdir, "four", **common, **{"datasets.train.batch_size_per_gpu": 4})
+    with torchrun(workdir, acc) as child:
+        out = finish(child)
+    assert "global batch per iteration 4 (1 per process x 2 accumulated micro-batches x 2 process(es))" in out
+    assert train_in_process(four) == 0
+    a, b = load(weights / "acc_iter_4.pth")["params"], load(weights / "four_iter_4.pth")["params"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
     # 2 -> 1 process from iteration 1 (2 samples into epoch 0)
     assert train_in_process(two, ["path.resume_path=weights/two_iter_1.pt"]) == 0
     log = max((workdir / "experiments" / "two").glob("train_*.log"), key=os.path.getmtime).read_text()
