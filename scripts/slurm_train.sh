@@ -33,8 +33,9 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-${SLURM_GPUS_ON_NODE:-8}}
 PORT=${PORT:-29500}
 MAX_RESTARTS=${MAX_RESTARTS:-0}
 export TORCH_ELASTIC_SHUTDOWN_TIMEOUT=${SHUTDOWN_TIMEOUT:-120}
-HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-NNODES=${SLURM_NNODES:-$(scontrol show hostnames "$SLURM_JOB_NODELIST" | wc -l)}
+HOSTS=$(scontrol show hostnames "$SLURM_JOB_NODELIST")  # no `| head`: with pipefail its SIGPIPE would fail
+HEAD=${HOSTS%%$'\n'*}
+NNODES=${SLURM_NNODES:-$(wc -l <<< "$HOSTS")}
 extra=()
 if [ "$MAX_RESTARTS" -gt 0 ]; then
     extra+=(--auto-resume)

@@ -24,7 +24,7 @@ def test_slurm_script_starts_one_torchrun_per_node_meeting_on_the_first(tmp_path
     _fake(bin_dir, "scontrol", 'printf "gpu-a17\\ngpu-a18\\n"')
     _fake(bin_dir, "srun", f'printf "%s\\n" "$@" > {tmp_path}/srun_args')
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_NODELIST": "gpu-a[17-18]",
-           "SLURM_NNODES": "2", "SLURM_JOB_ID": "4242", "SLURM_SUBMIT_DIR": str(REPO), "GPUS_PER_NODE": "4",
+           "SLURM_JOB_ID": "4242", "SLURM_SUBMIT_DIR": str(REPO), "GPUS_PER_NODE": "4",
            "MAX_RESTARTS": "1", "PORT": "29811", "PYTHON": "python3", "SRUN_ARGS": "--partition=gpu"}
     result = subprocess.run(["bash", str(SCRIPTS / "slurm_train.sh"), "x.yml", "--no-progress"], env=env,
                             capture_output=True, text=True, timeout=30)
