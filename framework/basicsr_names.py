@@ -96,6 +96,14 @@ KEY_RULES: Tuple[KeyRule, ...] = (
     KeyRule("path", "param_key_d", "remove", "path.param_key applies to both networks (and a .pth with one "
             "entry is read whatever its key)"),
     KeyRule("path", "strict_load_d", "remove", "path.strict_load applies to both networks"),
+    # --- traiNNer-redux / neosr spellings of the speed options
+    KeyRule("train", "accum_iter", "rename", "micro-batches per optimizer step", to="accumulate_steps",
+            origin="traiNNer-redux"),
+    KeyRule("train", "use_channels_last", "rename", "channels-last memory format", to="channels_last",
+            origin="traiNNer-redux"),
+    *(KeyRule("train", key, "remove", "one key says the precision here: train.mixed_precision: bf16 (what "
+              "use_amp with amp_bf16 meant) or fp16 (use_amp alone)", origin="traiNNer-redux")
+      for key in ("use_amp", "amp_bf16")),
     # --- Real-ESRGAN's degradation settings (issue 12)
     *(KeyRule("", key, "absent", f"a setting of {REAL_ESRGAN}", origin="Real-ESRGAN") for key in (
         "gt_usm", "l1_gt_usm", "percep_gt_usm", "gan_gt_usm", "high_order_degradation", "queue_size", "gt_size",

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Proto
 
 import torch
 
+from .distributed import DistContext
 from .errors import UserError
 from .rng import capture_rng
 from .version import __version__
@@ -424,14 +425,18 @@ class Saved:
 
 class CheckpointManager:
     """Names, writes, finds, prunes and loads the checkpoints of one experiment in ``weights_root``, and
-    decides when to write them: every ``save_freq`` iterations, at the end, on a new best, on a stop request."""
+    decides when to write them: every ``save_freq`` iterations, at the end, on a new best, on a stop request.
+
+    Under torchrun every rank calls the save policy at the same steps (it collects each rank's RNG state);
+    rank 0 alone writes, and the others wait until the files are in place."""
 
     def __init__(self, weights_root: str, name: str, keep_last: Optional[int] = None,
-                 save_freq: Optional[int] = None) -> None:
+                 save_freq: Optional[int] = None, dist: Optional[DistContext] = None) -> None:
         self.root = weights_root
         self.name = name
         self.keep_last = keep_last
         self.save_freq = save_freq
+        self.dist = dist or DistContext()
         self.last_saved = 0
         self._parts: Optional[Dict[str, Any]] = None
 
@@ -518,7 +523,15 @@ class CheckpointManager:
             raise RuntimeError("CheckpointManager.track() was not called")
         parts = self._parts
         return training_state(**parts["progress"].state_dict(), model=parts["model"].state_dict(),
-                              best=parts["best"].state_dict(), options=parts["options"], rng=capture_rng())
+                              best=parts["best"].state_dict(), options=parts["options"], rng=self._rng())
+
+    def _rng(self) -> Dict[str, Any]:
+        """This process's RNG state; with several processes rank 0's, and every rank's under ``per_rank``
+        (a collective: all ranks call it at the same step)."""
+        own = capture_rng()
+        if not self.dist.enabled:
+            return own
+        return {**own, "per_rank": self.dist.gather(own)}
 
     def after_step(self, iteration: int, *, new_best: bool = False, final: bool = False) -> Saved:
         """Write what this step calls for: the interval files (every ``save_freq`` and at the end) and the
@@ -526,7 +539,17 @@ class CheckpointManager:
         interval = final or bool(self.save_freq and iteration % self.save_freq == 0)
         if not (interval or new_best):
             return Saved()
-        state, params = self.collect(), self._params()
+        state = self.collect()
+        if not self.dist.is_main:
+            self.last_saved = iteration if interval else self.last_saved
+            self.dist.barrier()  # rank 0 is writing
+            return Saved()
+        saved = self._write_step(iteration, state, interval=interval, new_best=new_best)
+        self.dist.barrier()  # a failed write raises instead: the process exits and torchrun stops the others
+        return saved
+
+    def _write_step(self, iteration: int, state: Dict[str, Any], *, interval: bool, new_best: bool) -> Saved:
+        params = self._params()
         saved_interval = self._write(self.iter_paths(iteration), state, params) if interval else None
         saved_best = None
         if new_best:
@@ -544,9 +567,15 @@ class CheckpointManager:
         """A stop request or an error mid-run: the last completed step, unless it is saved already."""
         if iteration <= self.last_saved:
             return None
-        pt, _ = self._write(self.iter_paths(iteration), self.collect(), self._params())
+        state = self.collect()
+        if not self.dist.is_main:
+            self.last_saved = iteration
+            self.dist.barrier()
+            return None
+        pt, _ = self._write(self.iter_paths(iteration), state, self._params())
         self.last_saved = iteration
         self.prune()
+        self.dist.barrier()
         return pt
 
     def _params(self) -> Dict[str, torch.Tensor]:

@@ -4,6 +4,7 @@ builds each component once, and every problem is reported, with file and line, b
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
@@ -39,6 +40,8 @@ def check_and_build(options: Options) -> Built:
     problems: List[Problem] = []
     _check_paths(options, problems, _all_valid)
     device = select_device(options) if not problems else torch.device("cpu")
+    if not problems:
+        _check_speed_options(options, device, problems)
     seed_everything(options.manual_seed)  # the weights' initialisation: the first draw of the run
     model = _build_model(options, device, problems)
     datasets = _build_datasets(options, problems, _all_valid)
@@ -82,6 +85,65 @@ def _check_device(options: Options, problems: List[Problem]) -> None:
     if options.device == "cuda" and not torch.cuda.is_available():
         problems.append(Problem(("device",), "cuda asked for but no CUDA device is available "
                                              f"(torch {torch.__version__}); use device: auto or cpu"))
+
+
+def _check_speed_options(options: Options, device: torch.device, problems: List[Problem]) -> None:
+    """Precision and speed options this device and this installation cannot run, before anything runs."""
+    train = options.train
+    if train is None:
+        return
+    where = "on CUDA" if device.type == "cuda" else "on the CPU"
+    if train.mixed_precision is not None:
+        dtype = torch.bfloat16 if train.mixed_precision == "bf16" else torch.float16
+        if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+            problems.append(Problem(("train", "mixed_precision"), f"bf16 is not supported by "
+                                    f"{torch.cuda.get_device_name(device)}; use fp16"))
+        elif not _autocast_works(device, dtype):
+            problems.append(Problem(("train", "mixed_precision"), f"{train.mixed_precision} autocast does not "
+                                    f"run {where} with torch {torch.__version__}; use "
+                                    f"{'bf16' if dtype == torch.float16 else 'fp16'} or null"))
+    if not train.compile:
+        if train.compile_mode != "default":
+            problems.append(Problem(("train", "compile_mode"), f"'{train.compile_mode}' is set but compile is "
+                                                               "false; set train.compile: true, or remove it"))
+        return
+    reason = compile_unavailable(device)
+    if reason:
+        problems.append(Problem(("train", "compile"), f"torch.compile cannot run {where}: {reason}; set "
+                                                      "compile: false"))
+    elif train.compile_mode == "reduce-overhead" and device.type != "cuda":
+        problems.append(Problem(("train", "compile_mode"), "reduce-overhead uses CUDA graphs, which need a CUDA "
+                                                           "device; use default or max-autotune-no-cudagraphs"))
+
+
+def _autocast_works(device: torch.device, dtype: torch.dtype) -> bool:
+    """A convolution, forward and backward, under autocast: what the training step needs."""
+    try:
+        conv = torch.nn.Conv2d(3, 3, 3, padding=1).to(device)
+        with torch.autocast(device.type, dtype=dtype):
+            out = conv(torch.zeros(1, 3, 8, 8, device=device))
+        out.float().sum().backward()
+        return True
+    except (RuntimeError, NotImplementedError):
+        return False
+
+
+def compile_unavailable(device: torch.device) -> str:
+    """Why torch.compile's default backend cannot run here ('' when it can)."""
+    import shutil
+
+    import torch._dynamo
+
+    if not torch._dynamo.is_dynamo_supported():
+        return f"this Python ({sys.version.split()[0]}) is not supported by torch {torch.__version__}'s dynamo"
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+
+        return "" if has_triton() else "Triton is not installed (pip install triton)"
+    compiler = os.environ.get("CXX") or next((c for c in ("g++", "clang++", "c++") if shutil.which(c)), None)
+    if compiler is None or shutil.which(compiler) is None:
+        return "no C++ compiler found (Inductor builds its CPU kernels with g++ or clang++; install one or set CXX)"
+    return ""
 
 
 def _check_weight_files(options: Options, problems: List[Problem]) -> None:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import traceback
 from typing import Callable, List, Optional, Sequence
 
 from .checks import check_and_build, check_files
+from .device import device_named
+from .distributed import from_environment
 from .errors import UserError, user_message
 from .options import Options, load_options
 from .tester import check_test_options, run_test
@@ -49,16 +52,18 @@ def run_main(main: Callable[[List[str]], int], argv: Optional[Sequence[str]] = N
     """Run ``main`` and map what it raises to the exit codes above."""
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in args
+    # under torchrun each process speaks for itself: name the rank that failed
+    rank = f"[rank {os.environ.get('RANK')}] " if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else ""
     try:
         return main(args)
     except UserError as exc:
         if verbose:
             traceback.print_exc()
         for line in user_message(exc).splitlines():
-            print(f"error: {line}", file=sys.stderr)
+            print(f"{rank}error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("aborted", file=sys.stderr)
+        print(f"{rank}aborted", file=sys.stderr)
         return 130
 
 
@@ -87,11 +92,15 @@ def train_main(argv: List[str]) -> int:
     """``python train.py -opt x.yml``: load the options, check and build everything once, train."""
     args = train_parser().parse_args(argv)
     options = options_from_args(args, require_train=True)
-    trainer = Trainer(options, check_and_build(options), show_progress=not args.no_progress)
+    # Under torchrun: join the process group first (the model wraps its networks in DDP). On an error this
+    # process exits without leaving the group: torchrun then stops the others at once.
+    dist = from_environment(device_named(options.device).type)
+    trainer = Trainer(options, check_and_build(options), show_progress=not args.no_progress, dist=dist)
     if args.dry_run:
-        trainer.dry_run()
+        trainer.dry_run(out=print if dist.is_main else lambda *_: None)
     else:
         trainer.run()
+    dist.close()
     return 0
 
 

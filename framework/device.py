@@ -15,8 +15,12 @@ def device_named(name: str) -> torch.device:
 
 
 def select_device(options: Options) -> torch.device:
-    """The run's device (the option checks already refused ``device: cuda`` without one)."""
-    return device_named(options.device)
+    """The run's device (the option checks already refused ``device: cuda`` without one); under torchrun,
+    the GPU of this process's ``LOCAL_RANK``."""
+    device = device_named(options.device)
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return device
 
 
 def usable_cores() -> int:
@@ -40,5 +44,6 @@ def configure_threads(options: Options, device: torch.device) -> None:
         torch.set_num_threads(options.num_threads)
     elif device.type == "cpu" and options.train_set is not None:
         workers = resolve_workers(options.train_set.num_worker_per_gpu, device)
-        cores = usable_cores()
+        # torchrun's processes on one machine share its cores
+        cores = max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1) or 1)))
         torch.set_num_threads(max(1, cores - workers) if workers else cores)

@@ -180,5 +180,34 @@ class ExperimentLogger:
         self._handlers = []
 
 
+class RankLogger(ExperimentLogger):
+    """The logger of a rank other than 0 under torchrun: it writes no file, no TensorBoard and no bar (rank
+    0 logs the run); its own warnings and errors still reach stderr, marked with the rank."""
+
+    def __init__(self, rank: int, held: Optional[MemoryHandler] = None) -> None:  # noqa: D107
+        self.exp_dir = ""
+        self.name = ""
+        self.log_path = ""
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.WARNING)
+        console.setFormatter(logging.Formatter(f"[rank {rank}] %(levelname)s: %(message)s"))
+        self._handlers = [console]
+        FRAMEWORK_LOGGER.addHandler(console)
+        if held is not None:  # rank 0 logs the same start-up lines
+            FRAMEWORK_LOGGER.removeHandler(held)
+            held.buffer.clear()
+        self._held = None
+        self._tb = None
+        self._bar = None
+        self.show_progress = False
+
+    def start_progress(self, total: int, initial: int) -> None:
+        pass
+
+    def archive_best(self, weights_path: str, iteration: int, metrics: Mapping[str, float],
+                     metric: str) -> str:
+        raise RuntimeError("only rank 0 archives the best model")
+
+
 def format_metrics(values: Dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in values.items())

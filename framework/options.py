@@ -73,7 +73,7 @@ class PathOptions:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainOptions:
-    """The optimisation: loss, optimizer, schedule, EMA."""
+    """The optimisation: loss, optimizer, schedule, EMA, precision and speed."""
 
     total_iter: int = opt(doc="Number of training iterations (optimizer steps).", min=1)
     optim_g: Component = opt(doc="Optimizer of the network: `type` (Adam, AdamW, SGD) plus its arguments "
@@ -117,6 +117,22 @@ class TrainOptions:
                            min=0.0, below=1.0)
     grad_clip_norm: Optional[float] = opt(None, doc="Clip the gradient norm to this value; none = no clipping.",
                                           above=0.0)
+    mixed_precision: Optional[Literal["bf16", "fp16"]] = opt(
+        None, doc="Autocast the training forward pass to `bf16` or `fp16` (fp16 with a gradient scaler per "
+                  "optimizer, saved in the `.pt`); none = float32. Validation and the saved weights stay float32.")
+    channels_last: bool = opt(False, doc="Channels-last memory format for the networks and their inputs (faster "
+                                         "convolutions with mixed precision on recent GPUs); the `.pth` files "
+                                         "keep the usual layout.")
+    compile: bool = opt(False, doc="`torch.compile` the training network (validation and saving use the plain "
+                                   "one); needs a C++ compiler on CPU, Triton on CUDA. The first steps are slow "
+                                   "while it compiles.")
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = opt(
+        "default", doc="The `torch.compile` mode with `compile: true` (`reduce-overhead` and `max-autotune` use "
+                       "CUDA graphs: CUDA only).")
+    accumulate_steps: int = opt(1, doc="Gradient accumulation: each iteration (optimizer step) runs this many "
+                                       "micro-batches of `batch_size_per_gpu`, so the batch per step is "
+                                       "`batch_size_per_gpu` x this x the number of processes. Under torchrun the "
+                                       "gradients are synchronised on the last micro-batch only.", min=1)
 
 
 @dataclass(frozen=True, kw_only=True)

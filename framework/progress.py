@@ -15,6 +15,7 @@ class TrainingProgress:
 
     batch_size: int
     batches_per_epoch: int = 0
+    world_size: int = 1  # processes, each with its own shard and batch of batch_size
     iteration: int = 0
     epoch: int = 0
     batches_done: int = 0
@@ -33,19 +34,31 @@ class TrainingProgress:
         if self.batches_per_epoch and done >= self.batches_per_epoch:
             epoch, done = epoch + 1, 0
         return {"iteration": self.iteration, "epoch": epoch,
-                "data_position": {"epoch": epoch, "batches_done": done, "samples_done": done * self.batch_size}}
+                "data_position": {"epoch": epoch, "batches_done": done, "samples_done": done * self.batch_size,
+                                  "world_size": self.world_size,
+                                  "global_samples_done": done * self.batch_size * self.world_size}}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> List[str]:
-        """Restore; returns warnings (a changed batch size cannot resume mid-batch)."""
+        """Restore; returns warnings (a changed batch size cannot resume mid-batch, another number of
+        processes continues from the same global position in another order)."""
         position = state["data_position"]
         self.iteration = int(state["iteration"])
         self.epoch = int(position["epoch"])
         samples = int(position.get("samples_done", position["batches_done"] * self.batch_size))
+        notes = []
+        saved_world = int(position.get("world_size", 1))
+        if saved_world != self.world_size:
+            global_done = int(position.get("global_samples_done", samples * saved_world))
+            samples = global_done // self.world_size
+            notes.append(f"the checkpoint was written by {saved_world} process(es), this run has {self.world_size}: "
+                         f"training continues from the same global sample position ({global_done} samples into "
+                         f"epoch {self.epoch}), but the data order from here on differs from an uninterrupted "
+                         f"{saved_world}-process run")
         self.batches_done = samples // self.batch_size
         if samples % self.batch_size:
-            return [f"batch size changed since the checkpoint: resuming at sample {samples} of the epoch rounds "
-                    f"down to batch {self.batches_done} ({samples % self.batch_size} samples repeated)"]
-        return []
+            notes.append(f"batch size changed since the checkpoint: resuming at sample {samples} of the epoch "
+                         f"rounds down to batch {self.batches_done} ({samples % self.batch_size} samples repeated)")
+        return notes
 
     @property
     def samples_done(self) -> int:

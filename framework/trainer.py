@@ -13,6 +13,7 @@ import platform
 import signal
 import statistics
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -22,15 +23,16 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import CheckpointManager, CheckpointWriteError
 from .checks import Built
-from .data.build import build_train_loader, build_val_loader, close_loader, num_samples
+from .data.build import build_train_loader, build_val_loader, close_loader, loader_batch_size, num_samples
 from .data.sampler import ResumableSampler
 from .device import configure_threads, usable_cores
+from .distributed import DistContext, rank_seed
 from .errors import UserError, user_message
-from .logger import ExperimentLogger, format_metrics, held_messages, held_startup_lines
+from .logger import ExperimentLogger, RankLogger, format_metrics, held_messages, held_startup_lines
 from .models.base import load_pretrained, parameter_count
 from .options import Options, format_change, option_changes, save_options
 from .progress import BestRecord, TrainingProgress
-from .rng import restore_rng
+from .rng import restore_rng, seed_everything
 from .run_folders import archive_previous_run, move_into_archive
 from .validation import bicubic_baseline, evaluate
 from .version import __version__
@@ -89,18 +91,20 @@ class _StopRequest:
 class Trainer:
     """One training run from validated options and what the start-up checks built from them."""
 
-    def __init__(self, options: Options, built: Built, *, show_progress: bool = True) -> None:
+    def __init__(self, options: Options, built: Built, *, show_progress: bool = True,
+                 dist: Optional[DistContext] = None) -> None:
         assert options.train is not None and options.train_set is not None
         self.options = options
+        self.dist = dist or DistContext()
         self.model = built.model
         self.train_set = built.datasets["train"]
         self.val_sets = built.val_sets
         self.device = built.device
         self.show_progress = show_progress
         self.ckpt = CheckpointManager(options.path.weights_root, options.name, options.logger.keep_last,
-                                      options.logger.save_checkpoint_freq)
+                                      options.logger.save_checkpoint_freq, dist=self.dist)
         self.exp_dir = os.path.join(options.path.experiments_root, options.name)
-        self.progress = TrainingProgress(batch_size=options.train_set.batch_size_per_gpu)
+        self.progress = TrainingProgress(batch_size=loader_batch_size(options), world_size=self.dist.world_size)
         self.best = BestRecord()
         self.stop = _StopRequest()
         self.baselines: Dict[str, Dict[str, float]] = {}
@@ -118,9 +122,10 @@ class Trainer:
         file is written; its log lines are held back until the log exists."""
         options = self.options
         configure_threads(options, self.device)
-        loader, sampler = build_train_loader(options, self.train_set, self.device)
+        shard = {"rank": self.dist.rank, "world_size": self.dist.world_size}
+        loader, sampler = build_train_loader(options, self.train_set, self.device, **shard)
         self.progress.batches_per_epoch = sampler.per_epoch // self.progress.batch_size
-        val_loaders = {phase: build_val_loader(options, phase, dataset, self.device)
+        val_loaders = {phase: build_val_loader(options, phase, dataset, self.device, **shard)
                        for phase, dataset in self.val_sets.items()}
         ready = _Prepared(loader, sampler, val_loaders, resuming=False)
         try:
@@ -139,12 +144,22 @@ class Trainer:
         return ready
 
     def _resume_source(self) -> Optional[Tuple[str, Dict[str, Any]]]:
-        """Read and verify the checkpoint to resume from, before anything is written."""
+        """Read and verify the checkpoint to resume from, before anything is written. Under torchrun rank 0
+        chooses it and every rank loads that one file."""
         resume = self.options.path.resume_path
+        if self.dist.restart_count:
+            logger.info(f"torchrun restarted the workers (restart {self.dist.restart_count} of at most "
+                        f"{self.dist.max_restarts})" + (": continuing from the newest valid checkpoint"
+                                                        if resume == "auto" else
+                                                        "; without --auto-resume this restart starts over"))
         if not resume:
             return None
         if resume == "auto":
-            return self.ckpt.find_resumable()  # None: nothing to resume yet, start fresh
+            found = self.ckpt.find_resumable() if self.dist.is_main else None  # None: nothing yet, start fresh
+            path = self.dist.broadcast(found[0] if found else None)
+            if not self.dist.is_main and path is not None:
+                found = path, self.ckpt.load_resume(path)
+            return found
         return resume, self.ckpt.load_resume(resume)
 
     def _restore(self, resume: Optional[Tuple[str, Dict[str, Any]]]) -> None:
@@ -159,7 +174,7 @@ class Trainer:
             for warning in self.progress.load_state_dict(state):
                 logger.warning(warning)
             self.best.load_state_dict(state.get("best", {}))
-            self.pending_rng = state["rng"]  # restored right before the loop: nothing may draw after it
+            self.pending_rng = self._own_rng(state["rng"])  # restored right before the loop
             logger.info(f"Resumed from {resume_path}: iteration {self.progress.iteration}, epoch "
                         f"{self.progress.epoch} (+{self.progress.batches_done} batches)")
         else:
@@ -169,6 +184,15 @@ class Trainer:
                 load_pretrained(self.model, path, network="net_d")
         if resume is None and path.resume_path == "auto":
             logger.info("resume_path: auto found no checkpoint of this experiment; starting from iteration 0")
+
+    def _own_rng(self, saved: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """This rank's saved RNG state; None where the number of processes changed (fresh per-rank seeds)."""
+        per_rank = saved.get("per_rank")
+        if per_rank is not None and len(per_rank) == self.dist.world_size:
+            return per_rank[self.dist.rank]
+        if per_rank is None and not self.dist.enabled:
+            return saved
+        return None
 
     def _check_compatible(self, state: Dict[str, Any]) -> None:
         """Log what changed since the checkpoint; stop on changes that cannot work (another network or
@@ -199,7 +223,7 @@ class Trainer:
             return
         for phase, loader in val_loaders.items():
             name = self.options.datasets[phase].name
-            self.baselines[name] = bicubic_baseline(loader, val.metrics, self.options.scale)
+            self.baselines[name] = bicubic_baseline(loader, val.metrics, self.options.scale, self.dist.gather)
             logger.info(f"Bicubic baseline {name}: {format_metrics(self.baselines[name])}")
 
     def _log_environment(self) -> None:
@@ -207,9 +231,13 @@ class Trainer:
                     f"{platform.platform()}")
         threads = torch.get_num_threads()
         if self.device.type == "cuda":
-            logger.info(f"device: cuda ({torch.cuda.get_device_name(0)}), {threads} CPU threads")
+            logger.info(f"device: cuda ({torch.cuda.get_device_name(self.device)}), {threads} CPU threads")
         else:
             logger.info(f"device: cpu ({usable_cores()} usable cores, {threads} torch threads)")
+        if self.dist.enabled:
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            logger.info(f"torchrun: {self.dist.world_size} processes ({backend}), one {self.device.type} device "
+                        "each; rank 0 writes logs and checkpoints")
         logger.info(f"options file: {self.options.source_file}; effective options:\n" +
                     yaml.safe_dump(self.options.to_dict(), sort_keys=False).rstrip())
 
@@ -219,19 +247,9 @@ class Trainer:
         with held_startup_lines() as held:
             ready = self._prepare()
             try:
-                with self.ckpt.lock():
-                    self.ckpt.clean_orphans()
-                    newer = self.ckpt.newer_than(self.iteration) if ready.resuming else []
-                    if newer:  # resuming from an older checkpoint: the later ones are another history
-                        folder = move_into_archive(newer, self.options.name)
-                        logger.info(f"Resuming from iteration {self.iteration}: {len(newer)} later checkpoint "
-                                    f"file(s) of the abandoned continuation moved to {folder}")
-                    if not ready.resuming:
-                        archive_previous_run(self.exp_dir, self.ckpt.existing())
-                    log = ExperimentLogger(self.exp_dir, self.options.name,
-                                           use_tb=self.options.logger.use_tb_logger,
-                                           resume_iter=self.iteration if ready.resuming else 0,
-                                           show_progress=self.show_progress, held=held)
+                with self.ckpt.lock() if self.dist.is_main else nullcontext():
+                    log = self._open_log(ready, held) if self.dist.is_main else RankLogger(self.dist.rank, held)
+                    self.dist.barrier()  # the other ranks start once rank 0 has set up the folders
                     try:
                         self._log_environment()
                         log.replay()
@@ -240,6 +258,20 @@ class Trainer:
                         log.close()
             finally:
                 ready.close()
+
+    def _open_log(self, ready: _Prepared, held: Any) -> ExperimentLogger:
+        """Rank 0: tidy the weights folder, archive a previous run of the name, open the experiment log."""
+        self.ckpt.clean_orphans()
+        newer = self.ckpt.newer_than(self.iteration) if ready.resuming else []
+        if newer:  # resuming from an older checkpoint: the later ones are another history
+            folder = move_into_archive(newer, self.options.name)
+            logger.info(f"Resuming from iteration {self.iteration}: {len(newer)} later checkpoint "
+                        f"file(s) of the abandoned continuation moved to {folder}")
+        if not ready.resuming:
+            archive_previous_run(self.exp_dir, self.ckpt.existing())
+        return ExperimentLogger(self.exp_dir, self.options.name, use_tb=self.options.logger.use_tb_logger,
+                                resume_iter=self.iteration if ready.resuming else 0,
+                                show_progress=self.show_progress, held=held)
 
     def dry_run(self, out: Any = print) -> None:
         """Build everything and push one training batch through the model (forward and losses); write
@@ -273,11 +305,13 @@ class Trainer:
     def _run(self, log: ExperimentLogger, ready: _Prepared) -> TrainResult:
         options, train, progress = self.options, self.options.train, self.progress
         assert train is not None
-        save_options(options, os.path.join(self.exp_dir, f"options_{options.name}.yml"))
+        if self.dist.is_main:
+            save_options(options, os.path.join(self.exp_dir, f"options_{options.name}.yml"))
         images = num_samples(ready.loader.dataset)
         logger.info(f"Training set: {images} images, {progress.batches_per_epoch} batches of "
                     f"{progress.batch_size} per epoch, {ready.loader.num_workers} loader workers; "
                     f"total_iter {train.total_iter}")
+        self._log_batch(train.accumulate_steps)
         last_metrics: Dict[str, Dict[str, float]] = {}
         step_times: List[float] = []
         self.stop.install()
@@ -285,8 +319,10 @@ class Trainer:
         if self.pending_rng is not None:
             restore_rng(self.pending_rng)
             self.pending_rng = None
+        elif self.dist.enabled:  # a fresh start, or another number of processes: each rank its own seed
+            seed_everything(rank_seed(options.manual_seed + self.iteration, self.dist.rank))
         try:
-            while self.iteration < train.total_iter and self.stop.requested is None:
+            while self.iteration < train.total_iter and not self._stopping():
                 ready.sampler.set_position(progress.epoch, progress.samples_done)
                 tick = time.perf_counter()
                 for batch in ready.loader:  # step time = waiting for data + the step; not validation or saving
@@ -295,7 +331,7 @@ class Trainer:
                     step_times.append(time.perf_counter() - tick)
                     self._after_step(log, losses, step_times, ready.val_loaders, last_metrics)
                     tick = time.perf_counter()
-                    if self.iteration >= train.total_iter or self.stop.requested is not None:
+                    if self.iteration >= train.total_iter or self._stopping():
                         break
                 else:
                     progress.next_epoch()
@@ -305,7 +341,9 @@ class Trainer:
                                        "--auto-resume)") from None
         except UserError as exc:  # e.g. an image that cannot be decoded: keep the progress, then stop
             message = user_message(exc)
-            pt = self.ckpt.save_progress(self.iteration)
+            # Under torchrun the other ranks are inside a step this one will never join: no collective save;
+            # this process exits and torchrun stops the others (auto-resume takes the last interval checkpoint).
+            pt = self.ckpt.save_progress(self.iteration) if not self.dist.enabled else None
             saved = f"; progress saved in {pt}" if pt else ""
             logger.warning(f"stopped at iteration {self.iteration}: {message}{saved}")
             raise UserError(f"{message} (stopped at iteration {self.iteration}{saved}; fix it and resume "
@@ -329,6 +367,25 @@ class Trainer:
         for line in self._summary(last_metrics):
             logger.info(line)
         return TrainResult(self.iteration, self.best.state_dict(), last_metrics, interrupted)
+
+    def _stopping(self) -> bool:
+        """Whether to stop after this step: a signal here, or on any other rank (all ranks agree on the step)."""
+        stopping = self.dist.any(self.stop.requested is not None)
+        if stopping and self.stop.requested is None:
+            self.stop.requested = "stop request of another rank"
+        return stopping
+
+    def _log_batch(self, accumulate_steps: int) -> None:
+        spec = self.options.train_set
+        assert spec is not None
+        if self.dist.enabled or accumulate_steps > 1:
+            parts = [f"{spec.batch_size_per_gpu} per process"]
+            if accumulate_steps > 1:
+                parts.append(f"{accumulate_steps} accumulated micro-batches")
+            parts.append(f"{self.dist.world_size} process(es)")
+            total = spec.batch_size_per_gpu * accumulate_steps * self.dist.world_size
+            logger.info(f"World size {self.dist.world_size}; global batch per iteration {total} "
+                        f"({' x '.join(parts)})")
 
     def _after_step(self, log: ExperimentLogger, losses: Dict[str, torch.Tensor], step_times: List[float],
                     val_loaders: Dict[str, DataLoader], last_metrics: Dict[str, Dict[str, float]]) -> None:
@@ -373,7 +430,7 @@ class Trainer:
                 log.image(f"val/{set_name}/{image_name}", img, it)
 
             values = evaluate(self.model.inference, loader, options.val.metrics, save_dir, suffix=f"_{it}",
-                              on_first=to_tensorboard if index == 0 else None)
+                              on_first=to_tensorboard if index == 0 else None, gather=self.dist.gather)
             last_metrics[name] = values
             log.scalars({f"metrics/{name}/{k}": v for k, v in values.items()}, it)
             logger.info(f"Validation {name} @ iter {it}: {format_metrics(values)}")

@@ -13,6 +13,7 @@ block kills the child if it is still running.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -26,10 +27,14 @@ TEST_PY = str(REPO / "test.py")
 
 
 class Child:
-    def __init__(self, args: Sequence[str], cwd: os.PathLike, env: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, args: Sequence[str], cwd: os.PathLike, env: Optional[Dict[str, str]] = None,
+                 *, own_group: bool = False) -> None:
+        """``own_group``: the child leads a process group of its own, and killing it kills the group (a
+        launcher such as torchrun, whose workers must not outlive a failed test)."""
         full_env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.own_group = own_group
         self.proc = subprocess.Popen(list(args), cwd=cwd, env=full_env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+                                     stderr=subprocess.PIPE, text=True, bufsize=1, start_new_session=own_group)
         self._lines: Dict[str, List[str]] = {"stdout": [], "stderr": []}
         self._closed: Dict[str, bool] = {"stdout": False, "stderr": False}
         self._cond = threading.Condition()
@@ -95,6 +100,11 @@ class Child:
         return rc, self.output("stdout"), self.output("stderr")
 
     def kill(self) -> None:
+        if self.own_group:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the group outlives its leader: kill it even so
+            except ProcessLookupError:
+                pass
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=30)

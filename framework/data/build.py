@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import Any, Dict, Optional, Sized, Tuple, cast
+from typing import Any, Dict, Iterable, Optional, Sized, Tuple, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -37,7 +37,7 @@ def _ignore_stop_signals(_worker_id: int) -> None:
 
 
 def _loader(options: Options, phase: str, dataset: Dataset, device: torch.device, *, batch_size: int,
-            sampler: Optional[ResumableSampler] = None, drop_last: bool = False) -> DataLoader:
+            sampler: Optional[Iterable[Any]] = None, drop_last: bool = False) -> DataLoader:
     """The loader settings train and validation share: workers that persist and ignore stop signals, pinned
     memory on CUDA, and a generator of its own (see :func:`_own_generator`)."""
     spec = options.datasets[phase]
@@ -63,20 +63,34 @@ def _note_loader_settings(phase: str, asked: object, workers: int, prefetch_mode
                     "nothing: the loader's workers prefetch, and CUDA batches come from pinned memory")
 
 
-def build_train_loader(options: Options, dataset: Dataset,
-                       device: torch.device) -> Tuple[DataLoader, ResumableSampler]:
+def loader_batch_size(options: Options) -> int:
+    """Samples per loader batch of one process: ``batch_size_per_gpu`` micro-batches x ``accumulate_steps``
+    (the model splits them), so one loader batch is one iteration."""
+    steps = options.train.accumulate_steps if options.train is not None else 1
+    return options.datasets["train"].batch_size_per_gpu * steps
+
+
+def build_train_loader(options: Options, dataset: Dataset, device: torch.device, *, rank: int = 0,
+                       world_size: int = 1) -> Tuple[DataLoader, ResumableSampler]:
+    """The training loader of process ``rank`` of ``world_size``: its shard of every epoch."""
     spec = options.datasets["train"]
-    sampler = ResumableSampler(num_samples(dataset), options.manual_seed, spec.dataset_enlarge_ratio, shuffle=True)
-    if sampler.per_epoch < spec.batch_size_per_gpu:
-        raise UserError(f"datasets.train.batch_size_per_gpu: {spec.batch_size_per_gpu} is larger than the "
-                        f"{sampler.per_epoch} samples of an epoch; lower it or raise dataset_enlarge_ratio")
-    loader = _loader(options, "train", dataset, device, batch_size=spec.batch_size_per_gpu, sampler=sampler,
-                     drop_last=True)
+    sampler = ResumableSampler(num_samples(dataset), options.manual_seed, spec.dataset_enlarge_ratio, shuffle=True,
+                               num_replicas=world_size, rank=rank)
+    batch = loader_batch_size(options)
+    if sampler.per_epoch < batch:
+        per = f" per process ({world_size} processes)" if world_size > 1 else ""
+        steps = f" x accumulate_steps {batch // spec.batch_size_per_gpu}" if batch != spec.batch_size_per_gpu else ""
+        raise UserError(f"datasets.train.batch_size_per_gpu: {spec.batch_size_per_gpu}{steps} is larger than the "
+                        f"{sampler.per_epoch} samples of an epoch{per}; lower it or raise dataset_enlarge_ratio")
+    loader = _loader(options, "train", dataset, device, batch_size=batch, sampler=sampler, drop_last=True)
     return loader, sampler
 
 
-def build_val_loader(options: Options, phase: str, dataset: Dataset, device: torch.device) -> DataLoader:
-    return _loader(options, phase, dataset, device, batch_size=1)
+def build_val_loader(options: Options, phase: str, dataset: Dataset, device: torch.device, *, rank: int = 0,
+                     world_size: int = 1) -> DataLoader:
+    """Whole images one at a time; with several processes each takes every ``world_size``-th image."""
+    shard = range(rank, num_samples(dataset), world_size) if world_size > 1 else None
+    return _loader(options, phase, dataset, device, batch_size=1, sampler=shard)
 
 
 def close_loader(loader: DataLoader) -> None:

@@ -5,6 +5,16 @@ A model owns named networks (``net_g``, later ``net_d``), their EMA copies, name
 :class:`Model`; :class:`BaseModel` implements the parts that do not depend on the training logic (state,
 pretrained weights, inference, dry run), so a new model writes its constructor and :meth:`train_step`.
 
+Mixed precision, channels-last, ``torch.compile``, DDP and gradient accumulation are generic here too, per
+network and per optimizer, so every model's ``train_step`` reads the same (a GAN runs it once per optimizer)::
+
+    self.zero_grad("optim_g")
+    for micro in self.micro_batches(batch):      # accumulate_steps parts; DDP syncs on the last one only
+        with self.autocast():
+            _, losses = self.forward_losses(micro)   # forward through self.train_net("net_g")
+        self.backward(losses["l_pix"], "optim_g")   # scaled by the optimizer's GradScaler with fp16
+    self.step("optim_g", clip_norm=...)          # unscale, clip, step, scaler update
+
 The full training state is one plain dict (``state_dict``), grouped by kind so the checkpoint module can
 check its shape without knowing the model::
 
@@ -13,17 +23,21 @@ check its shape without knowing the model::
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Protocol, Tuple, runtime_checkable
+from typing import (Any, ContextManager, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple,
+                    runtime_checkable)
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import read_weights
 from ..errors import UserError
-from ..options import PathOptions
+from ..options import PathOptions, TrainOptions
 from .ema import ModelEMA
 
 logger = logging.getLogger(__name__)
@@ -107,6 +121,8 @@ class BaseModel:
     """The generic half of :class:`Model`; subclasses fill the dicts and write ``forward_losses``/``train_step``."""
 
     deploy_network = "net_g"
+    # DDP: set True in a model whose networks do not all receive gradients in every backward pass.
+    find_unused_parameters = False
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -116,6 +132,112 @@ class BaseModel:
         self.schedulers: Dict[str, Any] = {}
         self.scalers: Dict[str, Any] = {}
         self._step_lrs: Dict[str, float] = {}
+        # What the training forward pass calls per network (DDP and/or compiled wrappers of self.nets); the
+        # plain networks stay in self.nets for inference, EMA and state dicts (no module./_orig_mod. keys).
+        self.train_nets: Dict[str, nn.Module] = {}
+        self._ddp: Dict[str, DistributedDataParallel] = {}
+        self.accumulate_steps = 1
+        self.amp_dtype: Optional[torch.dtype] = None
+        self.channels_last = False
+
+    # --------------------------------------------------------------- precision, speed, DDP, accumulation
+
+    def prepare_training(self, train: TrainOptions) -> None:
+        """Call at the end of a subclass constructor, once networks, EMA and optimizers exist: applies the
+        precision and speed options of ``train`` to every trainable network and optimizer, and wraps the
+        networks in DDP when the process group of a torchrun launch is up."""
+        self.accumulate_steps = train.accumulate_steps
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(train.mixed_precision or "")
+        self.channels_last = train.channels_last
+        if train.mixed_precision == "fp16":  # bf16 has float32's range: no scaling needed
+            self.scalers = {name: torch.amp.GradScaler(self.device.type) for name in self.optimizers}
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        for name, net in self.nets.items():
+            if not any(p.requires_grad for p in net.parameters()):
+                continue
+            if self.channels_last:
+                net.to(memory_format=torch.channels_last)  # in place: the optimizers keep their parameters
+                if name in self.emas:
+                    self.emas[name].module.to(memory_format=torch.channels_last)
+            runner: nn.Module = net
+            if distributed:
+                runner = self._ddp[name] = DistributedDataParallel(
+                    net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                    find_unused_parameters=self.find_unused_parameters)
+            if train.compile:
+                runner = torch.compile(runner, mode=train.compile_mode)  # type: ignore[assignment]
+            self.train_nets[name] = runner
+
+    def train_net(self, name: str) -> nn.Module:
+        """The network as the training forward pass calls it (DDP, compiled); ``self.nets[name]`` otherwise."""
+        runner = self.train_nets.get(name)
+        return runner if runner is not None else self.nets[name]
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """An input batch tensor on the model's device, in channels-last layout when that option is on."""
+        tensor = tensor.to(self.device, non_blocking=True)
+        if self.channels_last and tensor.dim() == 4:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        return tensor
+
+    def autocast(self) -> ContextManager[Any]:
+        """The mixed-precision context of the training forward pass (a no-op in float32)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def micro_batches(self, batch: Batch) -> Iterator[Batch]:
+        """``batch`` in ``accumulate_steps`` equal parts (the loader delivers that many micro-batches at once).
+        Every part but the last runs inside DDP's ``no_sync``: gradients are averaged across processes once,
+        when the last micro-batch's backward pass completes them."""
+        steps = self.accumulate_steps
+        if steps == 1:
+            yield batch
+            return
+        size = len(batch["lq"]) // steps
+        for index in range(steps):
+            part = {key: value[index * size:(index + 1) * size] if isinstance(value, (torch.Tensor, list, tuple))
+                    else value for key, value in batch.items()}
+            with contextlib.ExitStack() as stack:
+                if index < steps - 1:
+                    for wrapper in self._ddp.values():
+                        stack.enter_context(wrapper.no_sync())
+                yield part
+
+    def zero_grad(self, optimizer_name: str) -> None:
+        self.optimizers[optimizer_name].zero_grad(set_to_none=True)
+
+    def backward(self, loss: torch.Tensor, optimizer_name: str) -> None:
+        """Backpropagate one micro-batch's loss for ``optimizer_name``: divided by the number of micro-batches
+        (the step then follows the mean gradient) and scaled by that optimizer's GradScaler with fp16."""
+        if self.accumulate_steps > 1:
+            loss = loss / self.accumulate_steps
+        scaler = self.scalers.get(optimizer_name)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+
+    def step(self, optimizer_name: str, clip_norm: Optional[float] = None) -> None:
+        """One update of ``optimizer_name``: unscale (fp16), clip the gradient norm of its parameters, step,
+        update the scaler (which skips a step whose gradients overflowed)."""
+        optimizer = self.optimizers[optimizer_name]
+        scaler = self.scalers.get(optimizer_name)
+        if clip_norm is not None:
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, clip_norm)
+        self._step_lrs[optimizer_name] = float(optimizer.param_groups[0]["lr"])
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+
+    @staticmethod
+    def mean_losses(parts: Sequence[Mapping[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+        """The micro-batches' named losses averaged (detached), as one step reports them."""
+        if len(parts) == 1:
+            return {name: loss.detach() for name, loss in parts[0].items()}
+        return {name: torch.stack([part[name].detach().float() for part in parts]).mean() for name in parts[0]}
 
     # ------------------------------------------------------------------------------------- for subclasses
 
@@ -156,7 +278,8 @@ class BaseModel:
             net.train(was_training)
 
     def deploy_state_dict(self) -> Dict[str, torch.Tensor]:
-        return self.deploy_net.state_dict()
+        # contiguous: a channels-last network exports the usual layout (a no-op for the others)
+        return {key: value.contiguous() for key, value in self.deploy_net.state_dict().items()}
 
     def dry_run(self, batch: Batch) -> DryRun:
         start = time.perf_counter()

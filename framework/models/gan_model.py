@@ -12,6 +12,7 @@ advance every iteration. The discriminator's real and fake terms are backpropaga
 """
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Callable, Dict, Optional, Tuple
 
@@ -71,6 +72,7 @@ class SRGANModel(BaseModel):
         self.grad_clip_norm = train.grad_clip_norm
         if train.ema_decay > 0:
             self.emas["net_g"] = ModelEMA(self.net_g, train.ema_decay)
+        self.prepare_training(train)
 
     # ------------------------------------------------------------------------------------------ building
 
@@ -108,46 +110,48 @@ class SRGANModel(BaseModel):
         return iteration % self.net_d_iters == 0 and iteration > self.net_d_init_iters
 
     def train_step(self, batch: Batch, iteration: int) -> Dict[str, torch.Tensor]:
-        """The generator's step (when due), then the discriminator's, then both schedules and the EMA."""
-        lq = batch["lq"].to(self.device, non_blocking=True)
-        gt = batch["gt"].to(self.device, non_blocking=True)
+        """The generator's step (when due) and the discriminator's, over ``accumulate_steps`` micro-batches, then
+        both schedules and the EMA."""
         step_g = self.generator_steps(iteration)
-        losses: Losses = {}
-
-        self.net_d.requires_grad_(False)
-        self.optim_g.zero_grad(set_to_none=True)
-        with torch.set_grad_enabled(step_g):  # without a generator step, its output is only the fake input of D
-            output = self.net_g(lq)
+        self.zero_grad("optim_g")
+        self.zero_grad("optim_d")
+        parts = [self._micro_step(micro, step_g) for micro in self.micro_batches(batch)]
+        self.note_learning_rates()  # both rates, also at the iterations where only D steps
         if step_g:
-            l_g_total, g_losses = self.generator_losses(output, gt)
-            self.backward(l_g_total)
-            self.clip(self.net_g)
-            losses.update(g_losses)
-
-        self.net_d.requires_grad_(True)
-        self.optim_d.zero_grad(set_to_none=True)
-        losses.update(self.discriminator_losses(output.detach(), gt, self.backward))
-        self.clip(self.net_d)
-
-        self.note_learning_rates()
-        if step_g:
-            self.optim_g.step()
-        self.optim_d.step()
+            self.step("optim_g", clip_norm=self.grad_clip_norm)
+        self.step("optim_d", clip_norm=self.grad_clip_norm)
         with warnings.catch_warnings():  # G's schedule advances while only D steps (net_d_init_iters)
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()` before")
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
             for scheduler in self.schedulers.values():
                 scheduler.step()
         for ema in self.emas.values():
             ema.update(self.net_g)
-        return {name: loss.detach() for name, loss in losses.items()}
+        return self.mean_losses(parts)
 
-    def backward(self, loss: torch.Tensor) -> None:
-        """Every loss of a step is backpropagated here (one place for a gradient scaler)."""
-        loss.backward()
+    def _micro_step(self, micro: Batch, step_g: bool) -> Losses:
+        """Forward and backward passes of one micro-batch: the generator's losses (when it steps), then the
+        discriminator's. The generator's GAN loss runs the plain discriminator (frozen, outside DDP: its
+        parameters get no gradient there); the discriminator trains through its DDP / compiled wrapper."""
+        lq, gt = self.to_device(micro["lq"]), self.to_device(micro["gt"])
+        losses: Losses = {}
+        self.net_d.requires_grad_(False)
+        with torch.set_grad_enabled(step_g), self.autocast():  # without a G step its output is only D's input
+            output = self.train_net("net_g")(lq)
+            if step_g:
+                l_g_total, g_losses = self.generator_losses(output, gt)
+        if step_g:
+            self.backward(l_g_total, "optim_g")
+            losses.update(g_losses)
+        self.net_d.requires_grad_(True)
+        with self.autocast():
+            losses.update(self.discriminator_losses(output.detach(), gt, self._backward_d))
+        return losses
 
-    def clip(self, net: nn.Module) -> None:
-        if self.grad_clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip_norm)
+    def _backward_d(self, loss: torch.Tensor) -> None:
+        """The discriminator's backward passes run between its forward passes: outside autocast, as PyTorch
+        recommends for every backward pass."""
+        with torch.autocast(self.device.type, enabled=False):
+            self.backward(loss, "optim_d")
 
     def forward_losses(self, batch: Batch) -> Tuple[torch.Tensor, Losses]:
         """Every loss of one step, without updates (the dry run)."""
@@ -181,10 +185,11 @@ class SRGANModel(BaseModel):
     def discriminator_losses(self, fake: torch.Tensor, gt: torch.Tensor, backward: Backward) -> Losses:
         """``l_d_real``, ``l_d_fake`` (each backpropagated by ``backward`` right after its forward) and the mean
         outputs ``out_d_real``, ``out_d_fake``."""
-        real_d_pred = self.net_d(gt)
+        net_d = self.train_net("net_d")
+        real_d_pred = net_d(gt)
         l_d_real = self.cri_gan(real_d_pred, True, is_disc=True)
         backward(l_d_real)
-        fake_d_pred = self.net_d(fake)
+        fake_d_pred = net_d(fake)
         l_d_fake = self.cri_gan(fake_d_pred, False, is_disc=True)
         backward(l_d_fake)
         return {"l_d_real": l_d_real, "l_d_fake": l_d_fake, "out_d_real": real_d_pred.detach().mean(),
@@ -204,12 +209,13 @@ class ESRGANModel(SRGANModel):
         return (l_g_real + l_g_fake) / 2
 
     def discriminator_losses(self, fake: torch.Tensor, gt: torch.Tensor, backward: Backward) -> Losses:
+        net_d = self.train_net("net_d")
         with torch.no_grad():  # BasicSR: net_d(output).detach(), only its mean is used
-            fake_d_mean = self.net_d(fake).mean()
-        real_d_pred = self.net_d(gt)
+            fake_d_mean = net_d(fake).mean()
+        real_d_pred = net_d(gt)
         l_d_real = self.cri_gan(real_d_pred - fake_d_mean, True, is_disc=True) * 0.5
         backward(l_d_real)
-        fake_d_pred = self.net_d(fake)
+        fake_d_pred = net_d(fake)
         l_d_fake = self.cri_gan(fake_d_pred - real_d_pred.detach().mean(), False, is_disc=True) * 0.5
         backward(l_d_fake)
         return {"l_d_real": l_d_real, "l_d_fake": l_d_fake, "out_d_real": real_d_pred.detach().mean(),

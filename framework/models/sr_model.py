@@ -53,23 +53,24 @@ class SRModel(BaseModel):
         self.grad_clip_norm = train.grad_clip_norm
         if train.ema_decay > 0:
             self.emas["net_g"] = ModelEMA(self.net_g, train.ema_decay)
+        self.prepare_training(train)
 
     def forward_losses(self, batch: Batch) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        lq = batch["lq"].to(self.device, non_blocking=True)
-        gt = batch["gt"].to(self.device, non_blocking=True)
-        output = self.net_g(lq)
+        lq, gt = self.to_device(batch["lq"]), self.to_device(batch["gt"])
+        output = self.train_net("net_g")(lq)
         return output, {"l_pix": self.loss(output, gt)}
 
     def train_step(self, batch: Batch, iteration: int) -> Dict[str, torch.Tensor]:
         """One optimizer step; losses come back as detached tensors (no device sync until they are logged)."""
-        self.optimizer.zero_grad(set_to_none=True)
-        _, losses = self.forward_losses(batch)
-        losses["l_pix"].backward()
-        if self.grad_clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip_norm)
-        self.note_learning_rates()
-        self.optimizer.step()
+        self.zero_grad("optim_g")
+        parts = []
+        for micro in self.micro_batches(batch):
+            with self.autocast():
+                _, losses = self.forward_losses(micro)
+            self.backward(losses["l_pix"], "optim_g")
+            parts.append(losses)
+        self.step("optim_g", clip_norm=self.grad_clip_norm)
         self.scheduler.step()
         for ema in self.emas.values():
             ema.update(self.net_g)
-        return {name: loss.detach() for name, loss in losses.items()}
+        return self.mean_losses(parts)
