@@ -81,13 +81,14 @@ class TrainOptions:
                              registry=OPTIMIZER_REGISTRY, injected=("params",),
                              hint="e.g. {type: Adam, lr: 2.0e-4}")
     pixel_opt: Optional[Component] = opt(None, doc="Pixel loss: `type` (L1Loss, MSELoss, CharbonnierLoss) plus "
-                                             "`loss_weight`, `reduction`. Required by SRModel; optional for GAN "
-                                             "models (logged as `l_g_pix`).", registry=LOSS_REGISTRY,
+                                             "`loss_weight`, `reduction`. SRModel needs it or `perceptual_opt` "
+                                             "(or both); optional for GAN models (logged as `l_g_pix`).", registry=LOSS_REGISTRY,
                                          hint="e.g. {type: L1Loss, loss_weight: 1.0}")
-    perceptual_opt: Optional[Component] = opt(None, doc="GAN models: VGG perceptual/style loss, `type: "
+    perceptual_opt: Optional[Component] = opt(None, doc="VGG perceptual/style loss, `type: "
                                                         "PerceptualLoss` (`layer_weights`, `vgg_type`, "
                                                         "`perceptual_weight`, `style_weight`, `criterion`, "
-                                                        "`weights_path`); logged as `l_g_percep`, `l_g_style`. "
+                                                        "`weights_path`); logged as `l_percep`, `l_style` "
+                                                        "(SRModel) or `l_g_percep`, `l_g_style` (GAN models). "
                                                         "Needs torchvision's VGG ImageNet weights in the torch "
                                                         "cache or `weights_path` (never downloaded).",
                                               registry=LOSS_REGISTRY)
@@ -369,13 +370,16 @@ def _dotted(options: Options, key: str) -> Any:
 
 
 def _check_model_keys(options: Options, model: Any, problems: List[Problem]) -> None:
-    """The keys a model type needs to train (``required_options``: dotted keys) and the ones it would ignore
-    (``unused_options``), so a GAN key in an SRModel file is not silently ignored."""
-    for key in getattr(model, "required_options", ()) if options.train is not None else ():
-        if _dotted(options, key) is None:
+    """The keys a model type needs to train (``required_options``: dotted keys, ``a|b`` for either) and the
+    ones it would ignore (``unused_options``), so a GAN key in an SRModel file is not silently ignored."""
+    for entry in getattr(model, "required_options", ()) if options.train is not None else ():
+        key, *others = entry.split("|")  # "a|b": a, b or both
+        if all(_dotted(options, k) is None for k in (key, *others)):
             meta = _field_meta(key)
             hint = f" ({meta['hint']})" if meta.get("hint") else ""
-            problems.append(Problem(tuple(key.split(".")), f"missing required key for {options.model_type}{hint}"))
+            alternatives = "".join(f" or {k}" for k in others)
+            problems.append(Problem(tuple(key.split(".")), f"missing required key for {options.model_type}"
+                                                           f"{alternatives}{hint}"))
     for key in getattr(model, "unused_options", ()):
         if _dotted(options, key) is not None:
             problems.append(Problem(tuple(key.split(".")), f"{options.model_type} does not use it; remove it, or "

@@ -189,3 +189,10 @@ class PerceptualLoss(nn.Module):
             total = value if total is None else total + value
         assert total is not None  # layer_weights is never empty
         return total
+
+
+def named_terms(loss: nn.Module, output: torch.Tensor, gt: torch.Tensor, prefix: str) -> Dict[str, torch.Tensor]:
+    """A perceptual loss's terms under BasicSR's names (``<prefix>percep``, ``<prefix>style``), the zero-weight
+    ones left out."""
+    percep, style = loss(output, gt)
+    return {prefix + name: term for name, term in (("percep", percep), ("style", style)) if term is not None}

@@ -446,6 +446,23 @@ def test_a_gan_run_with_the_perceptual_loss_from_the_cache(workdir: Path, monkey
     assert set(saved["networks"]) == {"net_g", "net_d"}  # the frozen VGG is no part of the checkpoint
 
 
+def test_srmodel_takes_a_perceptual_loss_as_basicsr_does(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    """BasicSR's SRModel: pixel_opt, perceptual_opt or both (l_pix, l_percep, l_style); neither is an error."""
+    random_vgg_file(workdir / "vgg19.pth")
+    percep = {"type": "PerceptualLoss", "layer_weights": {"conv2_2": 1.0}, "style_weight": 0.5,
+              "weights_path": str(workdir / "vgg19.pth")}
+    opt = write_options(workdir, "srp", **{"train.total_iter": 2, "logger.print_freq": 1,
+                                           "train.perceptual_opt": percep})
+    assert train_in_process(opt) == 0
+    log = next((workdir / "experiments" / "srp").glob("train_*.log")).read_text()
+    assert all(f"{name} " in line for line in log.splitlines() if "] lr " in line
+               for name in ("l_pix", "l_percep", "l_style"))
+    none = write_options(workdir, "none", **{"train.pixel_opt": None})
+    assert train_in_process(none) == 2
+    err = capsys.readouterr().err
+    assert "train.pixel_opt: missing required key for SRModel or train.perceptual_opt" in err, err
+
+
 # ------------------------------------------------------------------------------------------------ LPIPS
 
 HAS_LPIPS = importlib.util.find_spec("lpips") is not None

@@ -36,8 +36,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import read_weights
-from ..errors import UserError
+from ..errors import UserError, building
 from ..options import PathOptions, TrainOptions
+from ..registry import LOSS_REGISTRY, OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY
+from ..schema import Component
 from .ema import ModelEMA
 
 logger = logging.getLogger(__name__)
@@ -247,6 +249,29 @@ class BaseModel:
 
     def train_step(self, batch: Batch, iteration: int) -> Dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def build_loss(self, component: Optional[Component], key: str) -> Optional[nn.Module]:
+        """The loss ``train.<key>`` on the model's device (None when the option is absent)."""
+        if component is None:
+            return None
+        with building("train", key, args=component.kwargs):
+            return component.build(LOSS_REGISTRY).to(self.device)
+
+    def build_optimizer(self, component: Component, net: nn.Module, key: str) -> torch.optim.Optimizer:
+        """``self.optimizers[key]`` over the trainable parameters of ``net``."""
+        params = [p for p in net.parameters() if p.requires_grad]
+        with building("train", key, args=component.kwargs):
+            self.optimizers[key] = component.build(OPTIMIZER_REGISTRY, params=params)
+        return self.optimizers[key]
+
+    def build_schedule(self, optimizer_name: str, component: Optional[Component], key: str,
+                       warmup_iter: int) -> Any:
+        """``self.schedulers[optimizer_name]`` from ``train.<key>`` (a constant rate when it is absent)."""
+        component = component or Component("ConstantLR", {})
+        with building("train", key, args=component.kwargs):
+            self.schedulers[optimizer_name] = component.build(
+                SCHEDULER_REGISTRY, optimizer=self.optimizers[optimizer_name], warmup_iter=max(0, warmup_iter))
+        return self.schedulers[optimizer_name]
 
     def note_learning_rates(self) -> None:
         """Call right before the optimizer steps: the optimizers then already hold the next iteration's rate."""

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Tuple
 
 import torch
 from torch import nn
 
 from ..errors import OptionError, building
 from ..options import Options
-from ..registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY, OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY
-from ..schema import Component
+from ..perceptual import named_terms
+from ..registry import ARCH_REGISTRY, MODEL_REGISTRY
 from .base import Batch, BaseModel
 from .ema import ModelEMA
 from .sr_model import build_network
@@ -54,19 +54,18 @@ class SRGANModel(BaseModel):
         with building("network_d", args=options.network_d.kwargs):
             self.net_d = self.nets["net_d"] = options.network_d.build(ARCH_REGISTRY).to(device).train()
         self._check_patch_size(options)
-        self.cri_pix = self._loss(train.pixel_opt, "pixel_opt")
-        self.cri_perceptual = self._loss(train.perceptual_opt, "perceptual_opt")
-        cri_gan = self._loss(train.gan_opt, "gan_opt")
+        self.cri_pix = self.build_loss(train.pixel_opt, "pixel_opt")
+        self.cri_perceptual = self.build_loss(train.perceptual_opt, "perceptual_opt")
+        cri_gan = self.build_loss(train.gan_opt, "gan_opt")
         assert cri_gan is not None  # required_options
         self.cri_gan: nn.Module = cri_gan
-        self.optim_g = self._optimizer(train.optim_g, self.net_g, "optim_g")
-        self.optim_d = self._optimizer(train.optim_d, self.net_d, "optim_d")
-        schedule = train.scheduler or Component("ConstantLR", {})
-        self._schedule("optim_g", schedule, "scheduler", train.warmup_iter)
+        self.optim_g = self.build_optimizer(train.optim_g, self.net_g, "optim_g")
+        self.optim_d = self.build_optimizer(train.optim_d, self.net_d, "optim_d")
+        self.build_schedule("optim_g", train.scheduler, "scheduler", train.warmup_iter)
         if train.scheduler_d is not None:
-            self._schedule("optim_d", train.scheduler_d, "scheduler_d", train.warmup_iter)
+            self.build_schedule("optim_d", train.scheduler_d, "scheduler_d", train.warmup_iter)
         else:  # BasicSR: one schedule for every optimizer
-            self._schedule("optim_d", schedule, "scheduler", train.warmup_iter)
+            self.build_schedule("optim_d", train.scheduler, "scheduler", train.warmup_iter)
         self.net_d_iters = train.net_d_iters
         self.net_d_init_iters = train.net_d_init_iters
         self.grad_clip_norm = train.grad_clip_norm
@@ -75,23 +74,6 @@ class SRGANModel(BaseModel):
         self.prepare_training(train)
 
     # ------------------------------------------------------------------------------------------ building
-
-    def _loss(self, component: Optional[Component], key: str) -> Optional[nn.Module]:
-        if component is None:
-            return None
-        with building("train", key, args=component.kwargs):
-            return component.build(LOSS_REGISTRY).to(self.device)
-
-    def _optimizer(self, component: Component, net: nn.Module, key: str) -> torch.optim.Optimizer:
-        params = [p for p in net.parameters() if p.requires_grad]
-        with building("train", key, args=component.kwargs):
-            self.optimizers[key] = component.build(OPTIMIZER_REGISTRY, params=params)
-        return self.optimizers[key]
-
-    def _schedule(self, name: str, component: Component, key: str, warmup_iter: int) -> None:
-        with building("train", key, args=component.kwargs):
-            self.schedulers[name] = component.build(SCHEDULER_REGISTRY, optimizer=self.optimizers[name],
-                                                    warmup_iter=max(0, warmup_iter))
 
     def _check_patch_size(self, options: Options) -> None:
         """A discriminator with a fixed input size (VGGStyleDiscriminator) must match the training patches."""
@@ -171,11 +153,7 @@ class SRGANModel(BaseModel):
         if self.cri_pix is not None:
             losses["l_g_pix"] = self.cri_pix(output, gt)
         if self.cri_perceptual is not None:
-            percep, style = self.cri_perceptual(output, gt)
-            if percep is not None:
-                losses["l_g_percep"] = percep
-            if style is not None:
-                losses["l_g_style"] = style
+            losses.update(named_terms(self.cri_perceptual, output, gt, prefix="l_g_"))
         losses["l_g_gan"] = self.generator_gan_loss(output, gt)
         return sum(losses.values(), torch.zeros((), device=output.device)), losses
 

@@ -1,4 +1,5 @@
-"""Super-resolution training logic: one network, one pixel loss, one optimizer, a schedule, optional EMA.
+"""Super-resolution training logic: one network, a pixel and/or perceptual loss, one optimizer, a schedule,
+optional EMA.
 
 The model knows tensors and modules, not files or the loop; the generic half of the contract (state,
 pretrained weights, inference, dry run) is :class:`~framework.models.base.BaseModel`'s.
@@ -12,8 +13,8 @@ from torch import nn
 
 from ..errors import building
 from ..options import Options
-from ..registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY, OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY
-from ..schema import Component
+from ..perceptual import named_terms
+from ..registry import ARCH_REGISTRY, MODEL_REGISTRY
 from .base import Batch, BaseModel
 from .ema import ModelEMA
 
@@ -28,9 +29,8 @@ class SRModel(BaseModel):
     """Builds everything from the options and runs one optimisation step at a time."""
 
     # Checked with the option keys (framework.options): what this model needs to train, and what it would ignore.
-    required_options = ("train.pixel_opt",)
-    unused_options = ("network_d", "train.optim_d", "train.scheduler_d", "train.gan_opt", "train.perceptual_opt",
-                      "path.pretrain_path_d")
+    required_options = ("train.pixel_opt|train.perceptual_opt",)
+    unused_options = ("network_d", "train.optim_d", "train.scheduler_d", "train.gan_opt", "path.pretrain_path_d")
 
     def __init__(self, options: Options, device: torch.device) -> None:
         super().__init__(device)
@@ -40,16 +40,10 @@ class SRModel(BaseModel):
             self.net_g.eval()
             return
         self.net_g.train()
-        assert train.pixel_opt is not None  # required_options
-        with building("train", "pixel_opt", args=train.pixel_opt.kwargs):
-            self.loss = train.pixel_opt.build(LOSS_REGISTRY).to(device)
-        params = [p for p in self.net_g.parameters() if p.requires_grad]
-        with building("train", "optim_g", args=train.optim_g.kwargs):
-            self.optimizer = self.optimizers["optim_g"] = train.optim_g.build(OPTIMIZER_REGISTRY, params=params)
-        schedule = train.scheduler or Component("ConstantLR", {})
-        with building("train", "scheduler", args=schedule.kwargs):
-            self.scheduler = self.schedulers["optim_g"] = schedule.build(
-                SCHEDULER_REGISTRY, optimizer=self.optimizer, warmup_iter=max(0, train.warmup_iter))
+        self.cri_pix = self.build_loss(train.pixel_opt, "pixel_opt")
+        self.cri_perceptual = self.build_loss(train.perceptual_opt, "perceptual_opt")  # BasicSR's l_percep, l_style
+        self.optimizer = self.build_optimizer(train.optim_g, self.net_g, "optim_g")
+        self.scheduler = self.build_schedule("optim_g", train.scheduler, "scheduler", train.warmup_iter)
         self.grad_clip_norm = train.grad_clip_norm
         if train.ema_decay > 0:
             self.emas["net_g"] = ModelEMA(self.net_g, train.ema_decay)
@@ -58,7 +52,10 @@ class SRModel(BaseModel):
     def forward_losses(self, batch: Batch) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         lq, gt = self.to_device(batch["lq"]), self.to_device(batch["gt"])
         output = self.train_net("net_g")(lq)
-        return output, {"l_pix": self.loss(output, gt)}
+        losses = {"l_pix": self.cri_pix(output, gt)} if self.cri_pix is not None else {}
+        if self.cri_perceptual is not None:
+            losses.update(named_terms(self.cri_perceptual, output, gt, prefix="l_"))
+        return output, losses
 
     def train_step(self, batch: Batch, iteration: int) -> Dict[str, torch.Tensor]:
         """One optimizer step; losses come back as detached tensors (no device sync until they are logged)."""
@@ -67,7 +64,7 @@ class SRModel(BaseModel):
         for micro in self.micro_batches(batch):
             with self.autocast():
                 _, losses = self.forward_losses(micro)
-            self.backward(losses["l_pix"], "optim_g")
+            self.backward(sum(losses.values()), "optim_g")  # type: ignore[arg-type]
             parts.append(losses)
         self.step("optim_g", clip_norm=self.grad_clip_norm)
         self.scheduler.step()
