@@ -82,8 +82,8 @@ class TrainOptions:
                              hint="e.g. {type: Adam, lr: 2.0e-4}")
     pixel_opt: Optional[Component] = opt(None, doc="Pixel loss: `type` (L1Loss, MSELoss, CharbonnierLoss) plus "
                                              "`loss_weight`, `reduction`. SRModel needs it or `perceptual_opt` "
-                                             "(or both); optional for GAN models (logged as `l_g_pix`).", registry=LOSS_REGISTRY,
-                                         hint="e.g. {type: L1Loss, loss_weight: 1.0}")
+                                             "(or both); optional for GAN models (logged as `l_g_pix`).",
+                                         registry=LOSS_REGISTRY, hint="e.g. {type: L1Loss, loss_weight: 1.0}")
     perceptual_opt: Optional[Component] = opt(None, doc="VGG perceptual/style loss, `type: "
                                                         "PerceptualLoss` (`layer_weights`, `vgg_type`, "
                                                         "`perceptual_weight`, `style_weight`, `criterion`, "
