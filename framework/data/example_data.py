@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Union
 
 import torch
-from torchvision.io import write_png
 
 from ..errors import UserError
 from .degradations import bicubic_downsample
+from .image_io import write_image
 
 __all__ = ["ExampleDataError", "generate_example_data", "render_image", "MARKER_NAME"]
 
@@ -404,8 +404,8 @@ def _write_split(dest: Path, split: str, count: int, scale: int, size: int, seed
         image_gen = torch.Generator().manual_seed(int(torch.randint(0, 2 ** 62, (), generator=stream)))
         hr = render_image(size, scale, image_gen)
         lr = bicubic_downsample(hr, scale)
-        write_png(_to_uint8(hr), str(hr_dir / name))
-        write_png(_to_uint8(lr), str(lr_dir / name))
+        write_image(_to_uint8(hr), str(hr_dir / name))
+        write_image(_to_uint8(lr), str(lr_dir / name))
 
 
 def generate_example_data(root: Union[str, "os.PathLike[str]"], scale: int = 2, num_train: int = 48,
