@@ -24,6 +24,8 @@ setup(
         # 0.16. A torchcodec release is built for one torch release: pip picks the newest, made for the newest
         # torch; with an older torch install the torchcodec paired with it (README, "Image decoding").
         "torchcodec>=0.16",
+        # io_backend: {type: lmdb} and scripts/create_lmdb.py; a small wheel (0.6 MB) for every platform.
+        "lmdb>=1.4",
         "numpy>=1.24",
         "pyyaml>=6.0",
         "tqdm>=4.60",

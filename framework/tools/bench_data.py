@@ -47,6 +47,7 @@ def _opencv() -> Decoder:
 
     def decode(data: bytes) -> torch.Tensor:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+        assert img is not None
         if img.ndim == 2:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
         else:

@@ -127,7 +127,8 @@ def pairs_for(cfg: ExtractConfig, lq_tmpl: str) -> List[Tuple[str, Optional[str]
     if not os.path.isdir(cfg.lq):
         raise UserError(f"--lq: folder '{cfg.lq}' does not exist")
     lq_files = images_by_stem(cfg.lq)
-    pairs, missing = [], []
+    pairs: List[Tuple[str, Optional[str]]] = []
+    missing = []
     for stem, rel in gt_files.items():
         lq_stem = os.path.join(os.path.dirname(stem), lq_tmpl.format(os.path.basename(stem)))
         if lq_stem in lq_files:
