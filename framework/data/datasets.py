@@ -153,7 +153,10 @@ def _check_template(filename_tmpl: str) -> None:
 
 
 def _lq_name(stem: str, filename_tmpl: str) -> str:
-    return os.path.join(os.path.dirname(stem), filename_tmpl.format(os.path.basename(stem)))
+    if filename_tmpl == "{}":
+        return stem
+    folder, sep, base = stem.rpartition(os.sep)
+    return folder + sep + filename_tmpl.format(base)
 
 
 def match_pairs(dataroot_gt: str, dataroot_lq: str, filename_tmpl: str = "{}") -> list:
