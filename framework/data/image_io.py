@@ -206,7 +206,10 @@ def image_size(path: str) -> Tuple[int, int]:
 
 
 def _jpeg_size(fh, path: str) -> Tuple[int, int]:
+    """(width, height) as decoded: the frame header's, swapped when the EXIF orientation turns the image by 90
+    degrees (decoding applies it)."""
     fh.seek(2)
+    turned = False
     while True:
         marker = fh.read(2)
         if len(marker) < 2 or marker[0] != 0xFF:
@@ -222,6 +225,30 @@ def _jpeg_size(fh, path: str) -> Tuple[int, int]:
             if len(data) < 5:
                 break
             height, width = struct.unpack(">HH", data[1:5])
-            return width, height
+            return (height, width) if turned else (width, height)
+        if marker[1] == 0xE1:  # APP1: EXIF
+            turned = _exif_orientation(fh.read(length - 2)) in (5, 6, 7, 8) or turned
+            continue
         fh.seek(length - 2, os.SEEK_CUR)
     raise UserError(f"{path}: cannot read image (JPEG without a readable frame header; truncated?)")
+
+
+def _exif_orientation(segment: bytes) -> int:
+    """The orientation tag (0x0112) of an APP1 EXIF segment; 1 (as stored) when absent or unreadable."""
+    if not segment.startswith(b"Exif\x00\x00") or len(segment) < 14:
+        return 1
+    tiff = segment[6:]
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None:
+        return 1
+    try:
+        (ifd,) = struct.unpack(order + "I", tiff[4:8])
+        (count,) = struct.unpack(order + "H", tiff[ifd:ifd + 2])
+        for i in range(count):
+            entry = tiff[ifd + 2 + 12 * i:ifd + 14 + 12 * i]
+            tag, _kind, _n = struct.unpack(order + "HHI", entry[:8])
+            if tag == 0x0112:
+                return struct.unpack(order + "H", entry[8:10])[0]
+    except struct.error:
+        pass
+    return 1
