@@ -20,6 +20,12 @@ from framework.data.image_io import write_image
 
 from .tinyrun import make_data, tiny_options
 
+# torchvision's deprecated image decoding and encoding fail the tests (pytest.ini) and every train.py / test.py /
+# script the tests start (inherited by child processes): the example run included.
+_TORCHVISION_IMAGE_DEPRECATION = "The image decoding and encoding capabilities of TorchVision are deprecated"
+os.environ["PYTHONWARNINGS"] = ",".join(
+    filter(None, [os.environ.get("PYTHONWARNINGS", ""), f"error:{_TORCHVISION_IMAGE_DEPRECATION}:DeprecationWarning"]))
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_YML = REPO_ROOT / "options" / "train" / "example.yml"
 

@@ -89,3 +89,14 @@ def test_exif_orientation_is_applied_and_the_header_size_agrees(tmp_path: Path, 
     assert img.shape[1:] == shown.shape[:2] == ((16, 10) if orientation in (6, 8) else (10, 16))
     assert image_size(str(tmp_path / "x.jpg")) == (img.shape[2], img.shape[1])
     assert np.abs(img.permute(1, 2, 0).numpy().astype(int) - shown.astype(int)).max() <= 8  # two JPEG decoders
+
+
+def test_no_torchvision_image_io_anywhere() -> None:
+    """torchvision's image decoding/encoding is deprecated (0.29): decode_bytes (TorchCodec) is the one
+    decoder; pytest.ini and conftest make the deprecation warning an error in and below the tests too."""
+    repo = Path(__file__).resolve().parent.parent
+    sources = [*repo.glob("framework/**/*.py"), *repo.glob("scripts/*.py"), repo / "train.py", repo / "test.py"]
+    measured = repo / "framework" / "tools" / "bench_data.py"  # times the former decoder, for the README table
+    offenders = [str(p.relative_to(repo)) for p in sources
+                 if p != measured and "torchvision.io" in p.read_text(encoding="utf-8")]
+    assert offenders == []

@@ -137,14 +137,18 @@ def _lmdb_env(root: str) -> Any:
     (unusable after a fork): it closes that copy, which unmaps it in the worker only, and opens its own."""
     import lmdb
 
-    path = os.path.realpath(root)
-    pid, env = _ENVS.get(path, (None, None))
+    pid, env = _ENVS.get(root, (None, None))
     if env is not None and pid == os.getpid():
         return env
     if env is not None:
         env.close()
+    path = os.path.realpath(root)
+    for other, (other_pid, other_env) in _ENVS.items():  # the same LMDB under another name
+        if other_pid == os.getpid() and os.path.realpath(other) == path:
+            _ENVS[root] = (other_pid, other_env)
+            return other_env
     env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False, max_readers=2048)
-    _ENVS[path] = (os.getpid(), env)
+    _ENVS[root] = (os.getpid(), env)
     return env
 
 

@@ -204,7 +204,7 @@ class BicubicSRDataset(_SRDataset):
         super().__init__(scale, seed, train, gt_size, use_hflip, use_rot)
         self.dataroot_gt = dataroot_gt
         self.source = open_source(dataroot_gt, "dataroot_gt", io_backend, meta_info_file)
-        self.files = sorted(self.source.by_stem.values())
+        self.files = list(self.source.by_stem.values())  # sorted by the scan; a meta_info_file's order
 
     def names(self) -> list:
         return self.files

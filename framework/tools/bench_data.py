@@ -287,6 +287,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="images of the set-up timing (empty PNGs; default: %(default)s; 0: skip)")
     parser.add_argument("--only", nargs="*", choices=["decode", "loader", "wait", "names"],
                         help="run only these parts (default: all)")
+    parser.add_argument("--sources", nargs="*", choices=["2k", "folders", "lmdb"],
+                        help="loader sources to time (default: all; 2k is by far the slowest)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     parts = set(args.only or ["decode", "loader", "wait", "names"])
@@ -308,6 +310,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                       + f" | {same.get(name, '')} |")
         if "loader" in parts:
             variants = make_training_sets(os.path.join(tmp, "train"), args.images, args.seed, args.workers)
+            chosen = dict(zip(["2k", "folders", "lmdb"], variants, strict=True))
+            variants = {chosen[k]: variants[chosen[k]] for k in chosen if not args.sources or k in args.sources}
             rates2 = loader_rates(variants, args.workers, args.batch, args.batches, args.repeats)
             print(f"\nTraining loader, samples/s: PairedImageDataset x4, GT 256 crops, batch {args.batch}, "
                   f"{args.workers} workers, {args.images} 2K images (median of {args.repeats} interleaved "
