@@ -139,3 +139,21 @@ def test_extraction_in_processes_matches_one_process(tmp_path: Path) -> None:
     one = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.png"))
     assert one == sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*.png"))
     assert len(one) == 4 * 4 * 3 and all(p.parent.name == "sub" for p in one)
+
+
+def test_scripts_run_as_commands(tmp_path: Path) -> None:
+    """The thin wrappers in scripts/: --help, and one user mistake as one line with exit code 2."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    for script in ("extract_subimages.py", "generate_lr.py", "create_lmdb.py", "bench_data.py"):
+        done = subprocess.run([sys.executable, str(repo / "scripts" / script), "--help"], capture_output=True,
+                              text=True, env=env, timeout=120)
+        assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
+    done = subprocess.run([sys.executable, str(repo / "scripts" / "generate_lr.py"), "--input", str(tmp_path / "no"),
+                           "--output", str(tmp_path / "lr"), "--scale", "4"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: --input: folder '{tmp_path / 'no'}' does not exist"]
