@@ -65,7 +65,6 @@ def _resize_axis(img: torch.Tensor, dim: int, factor: int, shrink: bool) -> torc
     length = img.shape[dim]
     out_length = length // factor if shrink else length * factor
     columns, weights = _contributions(length, out_length, factor, shrink)
-    weights = weights.to(img.dtype)
     view = [1] * img.dim()
     view[dim] = out_length
     result = None
@@ -83,10 +82,12 @@ def imresize(img: torch.Tensor, factor: int, shrink: bool) -> torch.Tensor:
     shrinking, the size must be divisible by ``factor``."""
     if shrink and (img.shape[-2] % factor or img.shape[-1] % factor):
         raise ValueError(f"imresize: size {tuple(img.shape[-2:])} is not divisible by {factor}")
-    tall = _resize_axis(img, img.dim() - 2, factor, shrink)
+    # In float64, as MATLAB computes: float32 sums would put a pixel now and then on the other side of a
+    # rounding edge when the result is stored as 8 bits.
+    tall = _resize_axis(img.to(torch.float64), img.dim() - 2, factor, shrink)
     # Rows are gathered far faster than columns: the width pass runs on the transposed image.
     wide = _resize_axis(tall.transpose(-1, -2).contiguous(), img.dim() - 2, factor, shrink)
-    return wide.transpose(-1, -2).contiguous().clamp_(0.0, 1.0)
+    return wide.transpose(-1, -2).clamp_(0.0, 1.0).to(img.dtype).contiguous()
 
 
 def bicubic_downsample(img: torch.Tensor, scale: int) -> torch.Tensor:
