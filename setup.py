@@ -20,6 +20,12 @@ setup(
         # >= 2.10: the weights_only unpickler had code-execution flaws before (CVE-2025-32434, CVE-2026-24747)
         "torch>=2.10,<3",
         "torchvision>=0.25",
+        # Image decoding and PNG encoding (torchvision's are deprecated since 0.29); its image decoders came in
+        # 0.16. A torchcodec release is built for one torch release: pip picks the newest, made for the newest
+        # torch; with an older torch install the torchcodec paired with it (README, "Image decoding").
+        "torchcodec>=0.16",
+        # io_backend: {type: lmdb} and scripts/create_lmdb.py; a small wheel (0.6 MB) for every platform.
+        "lmdb>=1.4",
         "numpy>=1.24",
         "pyyaml>=6.0",
         "tqdm>=4.60",

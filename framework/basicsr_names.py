@@ -86,8 +86,6 @@ KEY_RULES: Tuple[KeyRule, ...] = (
     KeyRule("datasets.*", "use_shuffle", "remove", "the training set is always shuffled, by a resumable "
             "sampler, and validation sets never are"),
     KeyRule("datasets.*", "num_prefetch_queue", "remove", "the loader's workers prefetch here, 2 batches each"),
-    KeyRule("datasets.*", "meta_info_file", "absent", "the list of files to use, planned with issue 11; "
-            "without it every image pair of the folders is used"),
     KeyRule("val", "pbar", "remove", "validation has no progress-bar option here; its results are logged"),
     KeyRule("logger", "wandb", "remove", "Weights & Biases is not provided; TensorBoard events are written, "
             "see logger.use_tb_logger"),

@@ -87,6 +87,10 @@ def options_reference() -> str:
              "", "Plus `type` and that dataset's own arguments (`scale`, `seed` and whether it is the training "
                  "set come from the framework):", "", "| type | arguments |", "|---|---|",
              *_registered(DATASET_REGISTRY, DATASET_INJECTED), "",
+             "`io_backend`: `{type: disk}` (folders of PNG/JPEG, the default) or `{type: lmdb}` (`dataroot_gt`, "
+             "`dataroot_lq` are LMDB folders made by `scripts/create_lmdb.py` or BasicSR). `meta_info_file`: a "
+             "text file listing the GT images to use, one a line (BasicSR's `name (h,w,c) compression` lines "
+             "too), instead of a folder scan. See [Data preparation](#data-preparation).", "",
              "### `path`", "", head, *_rows(PathOptions, "path."), "",
              "### `train`", "", head, *_rows(TrainOptions, "train."), ""]
     meta = {f.name: f.metadata for f in dataclasses.fields(TrainOptions)}

@@ -19,7 +19,7 @@ from .errors import UserError
 from .registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY,
                        OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY)
 from .schema import (Component, Path_, Problem, YamlSource, build_component, build_section, build_value,
-                     coerce, format_problems, not_registered, opt, plain)
+                     coerce, format_problems, not_registered, opt, plain, signature_params)
 
 # The dataset classes get these from the framework (top-level `scale`, `manual_seed`, and the phase).
 DATASET_INJECTED = ("scale", "seed", "train")
@@ -436,7 +436,8 @@ def _build_datasets(raw: Any, problems: List[Problem], *, require_train: bool) -
             continue
         loader_raw = {k: v for k, v in block.items() if k in LOADER_KEYS}
         dataset_raw = {k: v for k, v in block.items() if k not in LOADER_KEYS and k != "io_backend"}
-        _check_io_backend(block.get("io_backend"), path + (phase, "io_backend"), problems)
+        if _check_io_backend(block, path + (phase, "io_backend"), problems):
+            dataset_raw["io_backend"] = block["io_backend"]
         loader = build_section(DatasetOptions, loader_raw, path + (phase,), problems)
         component = build_component(dataset_raw, DATASET_REGISTRY, DATASET_INJECTED, path + (phase,), problems,
                                     also=LOADER_KEYS)
@@ -447,12 +448,32 @@ def _build_datasets(raw: Any, problems: List[Problem], *, require_train: bool) -
     return out
 
 
-def _check_io_backend(value: Any, path: Path_, problems: List[Problem]) -> None:
-    """BasicSR's ``io_backend: {type: disk}`` is accepted for familiarity; other backends are not built."""
+def _check_io_backend(block: Dict[str, Any], path: Path_, problems: List[Problem]) -> bool:
+    """BasicSR's ``io_backend: {type: disk}`` (the default) or ``{type: lmdb}``; whether the dataset gets it
+    (one that reads folders only, without an ``io_backend`` argument, takes ``disk`` as its default)."""
+    value = block.get("io_backend")
     if value is None:
-        return
-    if not (isinstance(value, dict) and value.get("type") == "disk" and set(value) == {"type"}):
-        problems.append(Problem(path, f"only {{type: disk}} is supported, got {value!r}"))
+        return False
+    from .data.backends import IO_BACKENDS
+
+    supported = ", ".join(f"{{type: {kind}}}" for kind in IO_BACKENDS)
+    kind = value.get("type") if isinstance(value, dict) else None
+    if not (isinstance(value, dict) and kind in IO_BACKENDS and set(value) == {"type"}):
+        shown = f"type '{kind}'" if isinstance(value, dict) and "type" in value and set(value) == {"type"} \
+            else repr(value)
+        problems.append(Problem(path, f"{shown} is not supported; supported: {supported}"
+                                      f"{did_you_mean(str(kind), IO_BACKENDS) if kind else ''}"))
+        return False
+    name = block.get("type")
+    target = DATASET_REGISTRY.get(name) if isinstance(name, str) and name in DATASET_REGISTRY else None
+    if target is None:
+        return False  # the unknown type is reported on its own
+    if "io_backend" in signature_params(target)[0]:
+        return True
+    if kind != "disk":
+        problems.append(Problem(path, f"{name} reads folders only (it has no io_backend argument); use "
+                                      "{type: disk} or a dataset type that reads LMDB"))
+    return False
 
 
 def _build_metrics(raw: Any, problems: List[Problem]) -> Tuple[Dict[str, Component], Dict[str, bool]]:

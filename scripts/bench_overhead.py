@@ -12,7 +12,7 @@ example data set (generated into a temporary folder), batch 16, GT crop 64, 10x 
 Adam (lr 1e-3, betas 0.9/0.99) with the example's warm-up + cosine schedule, L1 loss, on the CPU with the same
 torch thread count and DataLoader worker count.
 
-* bare: a hand-written loop: a plain Dataset reading the PNG pairs with torchvision.io, random crop, flips
+* bare: a hand-written loop: a plain Dataset reading the PNG pairs with TorchCodec, random crop, flips
   and transposition with torch ops, a DataLoader (shuffle, drop_last, persistent workers), forward, backward,
   step.
 * framework: the real ``framework.trainer.Trainer``, options from ``options/train/example.yml`` with
@@ -97,9 +97,9 @@ def _others_share(before: Optional[List[int]], after: Optional[List[int]]) -> Op
 
 
 def _read_pair(gt_path: str, lq_path: str):
-    from torchvision.io import ImageReadMode, decode_image, read_file
-    gt = decode_image(read_file(gt_path), mode=ImageReadMode.RGB).float().div_(255.0)
-    lq = decode_image(read_file(lq_path), mode=ImageReadMode.RGB).float().div_(255.0)
+    from torchcodec.decoders import decode_image
+    gt = decode_image(gt_path, mode="RGB").float().div_(255.0)
+    lq = decode_image(lq_path, mode="RGB").float().div_(255.0)
     return gt, lq
 
 

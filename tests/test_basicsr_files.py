@@ -32,10 +32,6 @@ SUPPORTED = ["train_MSRResNet_x4.yml", "train_EDSR_Mx2.yml", "train_RRDBNet_PSNR
              "train_SRVGGNetCompact_x4.yml", "test_MSRResNet_x4.yml", "test_EDSR_Mx2.yml",
              "test_RRDBNet_PSNR_x4.yml", "test_SRVGGNetCompact_x4.yml"]
 
-# ---- Keys owned by another issue that has not landed on this branch: the converter keeps them (listed), and
-# ---- the test removes them as the message says. Empty this once issue 11 (meta_info_file) is merged.
-NOT_YET_HERE = {"meta_info_file": "issue 11"}
-
 # GT folder -> (LQ folder, scale, LQ file-name template), at BasicSR's paths; GT sizes divide by 2 and 4.
 LAYOUT: Dict[str, List[Tuple[str, int, str]]] = {
     "datasets/DF2K/DIV2K_train_HR_sub": [("datasets/DF2K/DIV2K_train_LR_bicubic_X4_sub", 4, "{}")],
@@ -114,13 +110,7 @@ def test_convert_then_dry_run_passes(fixture: str, basicsr_tree: Path, tmp_path:
     rc, out = _convert(src, dst, capsys)
     assert src.read_text(encoding="utf-8") == text, "the input was modified"
     left = [line for line in out.splitlines() if line.startswith("  ")]
-    not_yet = [line for line in left if any(f".{key}:" in line for key in NOT_YET_HERE)]
-    assert left == not_yet, f"{fixture}: left to fix:\n{out}"
-    assert rc == (convert_options.LEFT_TO_FIX if left else 0), out
-    converted = dst.read_text(encoding="utf-8")
-    for key in NOT_YET_HERE:  # what the message says to do until that issue lands
-        converted = re.sub(rf"(?m)^\s*{key}:.*\n", "", converted)
-    dst.write_text(converted, encoding="utf-8")
+    assert not left and rc == 0, f"{fixture}: left to fix:\n{out}"
 
     is_test = fixture.startswith("test_")
     if is_test:

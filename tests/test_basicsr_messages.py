@@ -71,8 +71,6 @@ MESSAGES: List[Any] = [
                  id="model-realesrgan"),
     pytest.param(Msg(at("datasets.train.type", "RealESRGANDataset"), ["datasets.train.type", "Real-ESRGAN dataset",
                                                                       "PairedImageDataset"]), id="dataset-realesrgan"),
-    pytest.param(Msg(at("datasets.train.meta_info_file", "meta.txt"), ["meta_info_file", "issue 11"]),
-                 id="meta_info_file"),
     pytest.param(Msg(at("network_g.type", "SwinIR"), ["'SwinIR' is a BasicSR arch", "available: EDSR"]),
                  id="arch-swinir"),
     pytest.param(Msg(at("train.optim_g.type", "RMSprop"), ["'RMSprop' is a BasicSR optimizer", "Adam"]),

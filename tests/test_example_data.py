@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from torchvision.io import read_image
 
 from framework.data import example_data
 from framework.data.degradations import bicubic_downsample, bicubic_upsample
 from framework.data.example_data import MARKER_NAME, ExampleDataError, generate_example_data
+from framework.data.image_io import decode_file
 from framework.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,7 +89,7 @@ def test_layout_names_and_sizes(small_set: dict) -> None:
         assert names == [f"{i:04d}.png" for i in range(count)]
         assert sorted(p.name for p in lr_dir.iterdir()) == names
         for name in names:
-            hr, lr = read_image(str(hr_dir / name)), read_image(str(lr_dir / name))
+            hr, lr = decode_file(str(hr_dir / name)), decode_file(str(lr_dir / name))
             assert hr.dtype == torch.uint8 and hr.shape == (3, 32, 32)
             assert lr.shape == (3, 16, 16)
     marker = json.loads((root / MARKER_NAME).read_text())
@@ -98,8 +98,8 @@ def test_layout_names_and_sizes(small_set: dict) -> None:
 
 
 def test_lr_is_the_bicubic_downsample_of_hr(small_set: dict) -> None:
-    hr = read_image(str(small_set["train_hr"] / "0000.png")).float() / 255
-    lr = read_image(str(small_set["train_lr"] / "0000.png")).float()
+    hr = decode_file(str(small_set["train_hr"] / "0000.png")).float() / 255
+    lr = decode_file(str(small_set["train_lr"] / "0000.png")).float()
     # LR is made from the unquantized HR, so allow a rounding step either side.
     assert (bicubic_downsample(hr, 2) * 255 - lr).abs().max() <= 1.5
 
@@ -121,8 +121,8 @@ def test_seed_and_split_change_the_images(tmp_path: Path, small_set: dict) -> No
 def test_images_are_not_trivial(small_set: dict) -> None:
     for split in ("train", "val"):
         for path in sorted(small_set[f"{split}_hr"].iterdir()):
-            hr = read_image(str(path))
-            lr = read_image(str(small_set[f"{split}_lr"] / path.name))
+            hr = decode_file(str(path))
+            lr = decode_file(str(small_set[f"{split}_lr"] / path.name))
             assert hr.float().std() > 20, f"{path} is nearly flat"
             assert hr.float().std(dim=(1, 2)).mean() > 10, f"{path} looks washed out"
             up = (bicubic_upsample(lr.float() / 255, 2) * 255).round()
@@ -168,13 +168,13 @@ def test_empty_folder_is_filled(tmp_path: Path) -> None:
 def test_interrupted_generation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
-    def failing_write_png(tensor: torch.Tensor, filename: str, *args: object, **kwargs: object) -> None:
+    def failing_write_image(tensor: torch.Tensor, filename: str, *args: object, **kwargs: object) -> None:
         calls.append(filename)
         if len(calls) > 3:
             raise KeyboardInterrupt
         Path(filename).write_bytes(b"partial")
 
-    monkeypatch.setattr(example_data, "write_png", failing_write_png)
+    monkeypatch.setattr(example_data, "write_image", failing_write_image)
     with pytest.raises(KeyboardInterrupt):
         generate_example_data(tmp_path / "example", **SMALL)
     assert list(tmp_path.iterdir()) == []

@@ -70,3 +70,33 @@ def test_unreadable_file_is_a_user_error(tmp_path: Path) -> None:
     (tmp_path / "bad.png").write_bytes(b"nope")
     with pytest.raises(UserError, match="bad.png: cannot read image"):
         decode_file(str(tmp_path / "bad.png"), channels="stored")
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_exif_orientation_is_applied_and_the_header_size_agrees(tmp_path: Path, orientation: int) -> None:
+    from framework.data.image_io import image_size
+
+    rgb = np.random.default_rng(0).integers(0, 256, (10, 16, 3), dtype=np.uint8)
+    pil = Image.fromarray(rgb)
+    exif = pil.getexif()
+    exif[0x0112] = orientation
+    pil.save(tmp_path / "x.jpg", exif=exif, quality=95)
+    img = decode_file(str(tmp_path / "x.jpg"))
+    with Image.open(tmp_path / "x.jpg") as opened:
+        from PIL import ImageOps
+
+        shown = np.asarray(ImageOps.exif_transpose(opened))
+    assert img.shape[1:] == shown.shape[:2] == ((16, 10) if orientation in (6, 8) else (10, 16))
+    assert image_size(str(tmp_path / "x.jpg")) == (img.shape[2], img.shape[1])
+    assert np.abs(img.permute(1, 2, 0).numpy().astype(int) - shown.astype(int)).max() <= 8  # two JPEG decoders
+
+
+def test_no_torchvision_image_io_anywhere() -> None:
+    """torchvision's image decoding/encoding is deprecated (0.29): decode_bytes (TorchCodec) is the one
+    decoder; pytest.ini and conftest make the deprecation warning an error in and below the tests too."""
+    repo = Path(__file__).resolve().parent.parent
+    sources = [*repo.glob("framework/**/*.py"), *repo.glob("scripts/*.py"), repo / "train.py", repo / "test.py"]
+    measured = repo / "framework" / "tools" / "bench_data.py"  # times the former decoder, for the README table
+    offenders = [str(p.relative_to(repo)) for p in sources
+                 if p != measured and "torchvision.io" in p.read_text(encoding="utf-8")]
+    assert offenders == []

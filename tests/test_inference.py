@@ -9,7 +9,7 @@ from typing import List, Tuple
 
 import pytest
 import torch
-from torchvision.io import write_jpeg
+from torchcodec.encoders import JpegEncoder
 
 from framework.cli import run_main
 from framework.data.image_io import decode_file, to_float, to_integer, write_image
@@ -58,7 +58,7 @@ def photos(tmp_path: Path, example_data) -> Path:
     write_image(to_integer(torch.cat([img, alpha])), str(folder / "rgba.png"))
     write_image(to_integer(torch.cat([img[:1], alpha])), str(folder / "gray_alpha.png"))
     write_image(to_integer(img, torch.uint16), str(folder / "deep" / "rgb16.png"))
-    write_jpeg(to_integer(img), str(folder / "photo.jpg"), quality=90)
+    JpegEncoder(to_integer(img)).to_file(str(folder / "photo.jpg"), quality=90)
     return folder
 
 

@@ -137,11 +137,11 @@ def _equal(x: object, y: object) -> bool:
 
 
 def test_a_run_scans_each_folder_and_builds_the_model_once(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from framework.data import datasets
+    from framework.data import backends
 
     scans: List[str] = []
-    scan = datasets.images_by_stem
-    monkeypatch.setattr(datasets, "images_by_stem", lambda folder: scans.append(folder) or scan(folder))
+    scan = backends.images_by_stem
+    monkeypatch.setattr(backends, "images_by_stem", lambda folder: scans.append(folder) or scan(folder))
     builds: List[int] = []
     init = SRModel.__init__
     monkeypatch.setattr(SRModel, "__init__", lambda self, *a, **k: builds.append(1) or init(self, *a, **k))

@@ -18,11 +18,11 @@ from typing import Dict, List
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 import yaml
 from PIL import Image
 
 from .childproc import TEST_PY, Child
+from .matlab_imresize import matlab_imresize
 from .tinyrun import BASE, make_data, train_in_process, write_options
 
 SCALE = 2
@@ -131,13 +131,12 @@ def _network_outputs(work: Path, pth: Path) -> Dict[str, np.ndarray]:
 
 
 def _bicubic_outputs(work: Path) -> Dict[str, np.ndarray]:
-    """Plain bicubic upsampling (torch's, a = -0.75, no antialiasing), clamped to [0, 1]."""
+    """Bicubic upsampling as MATLAB's imresize (the reference loop of tests/matlab_imresize.py), clamped to
+    [0, 1]."""
     outs = {}
     for name, _gt, lq in _pairs(work):
-        x = _to_input(lq)
-        up = F.interpolate(x, size=(x.shape[-2] * SCALE, x.shape[-1] * SCALE), mode="bicubic",
-                           align_corners=False, antialias=False)
-        outs[name] = _quantise(up.clamp(0.0, 1.0))
+        up = matlab_imresize(_to_input(lq)[0].double().numpy(), SCALE)
+        outs[name] = _quantise(torch.from_numpy(up).clamp(0.0, 1.0)[None])
     return outs
 
 

@@ -6,7 +6,7 @@ image is ``position % len``, and the sample's randomness is seeded from (seed, e
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -15,7 +15,8 @@ from torch.utils.data import Dataset
 from ..errors import OptionError, UserError
 from ..registry import DATASET_REGISTRY
 from .degradations import bicubic_downsample
-from .image_io import decode_file, image_size, images_by_stem, read_image, to_float
+from .backends import FolderSource, ImageSource, open_source
+from .image_io import decode_bytes, to_float
 from .transforms import augment, crop_origin, mod_crop, paired_random_crop, pair_scale_problem
 
 Key = Union[int, Tuple[int, int]]
@@ -25,11 +26,6 @@ def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     """A generator for one sample, independent of every other (seed, epoch, index)."""
     state = np.random.SeedSequence([seed, epoch, index]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-
-
-def _check_folder(folder: str, key: str) -> None:
-    if not os.path.isdir(folder):
-        raise OptionError((key,), f"folder '{folder}' does not exist")
 
 
 class _SRDataset(Dataset):
@@ -89,15 +85,33 @@ class _SRDataset(Dataset):
 
 @DATASET_REGISTRY.register()
 class PairedImageDataset(_SRDataset):
-    """GT and LQ folders; a GT file ``x.png`` pairs with the LQ file ``filename_tmpl.format('x')`` + any
-    image extension. Unmatched files are an error that lists them, never silently dropped."""
+    """GT and LQ images; a GT image ``x.png`` pairs with the LQ image ``filename_tmpl.format('x')`` + any
+    image extension. Unmatched images are an error that lists them, never silently dropped.
+
+    ``io_backend: {type: lmdb}``: ``dataroot_gt`` and ``dataroot_lq`` are LMDB folders (their
+    ``meta_info.txt`` lists the images). ``meta_info_file``: the GT images to use, one name a line (BasicSR's
+    ``name (h,w,c) compression`` lines too); with folders, each LQ image is then the GT name through
+    ``filename_tmpl`` with the GT's extension, as in BasicSR, and no folder is scanned.
+    """
 
     def __init__(self, dataroot_gt: str, dataroot_lq: str, scale: int, seed: int = 0, train: bool = False,
                  gt_size: Optional[int] = None, use_hflip: bool = True, use_rot: bool = True,
-                 filename_tmpl: str = "{}") -> None:
+                 filename_tmpl: str = "{}", io_backend: Optional[Mapping[str, Any]] = None,
+                 meta_info_file: Optional[str] = None) -> None:
         super().__init__(scale, seed, train, gt_size, use_hflip, use_rot)
         self.dataroot_gt, self.dataroot_lq = dataroot_gt, dataroot_lq
-        self.pairs = match_pairs(dataroot_gt, dataroot_lq, filename_tmpl)
+        _check_template(filename_tmpl)
+        self.gt_source = open_source(dataroot_gt, "dataroot_gt", io_backend, meta_info_file)
+        self.lq_source: ImageSource
+        if meta_info_file and isinstance(self.gt_source, FolderSource):
+            # BasicSR: the LQ names follow from the GT list, no scan of the LQ folder
+            self.pairs = [(name, _lq_name(stem, filename_tmpl) + os.path.splitext(name)[1])
+                          for stem, name in self.gt_source.by_stem.items()]
+            self.lq_source = FolderSource(dataroot_lq, "dataroot_lq", listed=[lq for _, lq in self.pairs])
+        else:
+            self.lq_source = open_source(dataroot_lq, "dataroot_lq", io_backend, None)
+            self.pairs = pair_names(self.gt_source.by_stem, self.lq_source.by_stem, filename_tmpl,
+                                    dataroot_gt, dataroot_lq)
         self._names = [gt for gt, _ in self.pairs]  # once: __len__ and __getitem__ run for every sample
 
     def names(self) -> list:
@@ -105,10 +119,10 @@ class PairedImageDataset(_SRDataset):
 
     def size_problems(self) -> List[Tuple[str, str]]:
         problems: List[Tuple[str, str]] = []
-        for gt_rel, lq_rel in self.pairs:
-            gt_path, lq_path = os.path.join(self.dataroot_gt, gt_rel), os.path.join(self.dataroot_lq, lq_rel)
-            lq_wh = image_size(lq_path)
-            mismatch = pair_scale_problem(gt_path, image_size(gt_path), lq_wh, self.scale)
+        for gt_name, lq_name in self.pairs:
+            gt_path, lq_path = self.gt_source.where(gt_name), self.lq_source.where(lq_name)
+            lq_wh = self.lq_source.size(lq_name)
+            mismatch = pair_scale_problem(gt_path, self.gt_source.size(gt_name), lq_wh, self.scale)
             if mismatch:
                 problems.append(("", mismatch))
             elif self.gt_size:
@@ -119,10 +133,10 @@ class PairedImageDataset(_SRDataset):
         return problems
 
     def load_pair(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, str, str]:
-        gt_rel, lq_rel = self.pairs[index]
-        gt_path = os.path.join(self.dataroot_gt, gt_rel)
-        lq_path = os.path.join(self.dataroot_lq, lq_rel)
-        gt, lq = decode_file(gt_path), decode_file(lq_path)
+        gt_name, lq_name = self.pairs[index]
+        gt_path, lq_path = self.gt_source.where(gt_name), self.lq_source.where(lq_name)
+        gt = decode_bytes(self.gt_source.read(gt_name), gt_path)
+        lq = decode_bytes(self.lq_source.read(lq_name), lq_path)
         (_, h_gt, w_gt), (_, h_lq, w_lq) = gt.shape, lq.shape
         mismatch = pair_scale_problem(gt_path, (w_gt, h_gt), (w_lq, h_lq), self.scale, lq_path)
         if mismatch:
@@ -130,34 +144,43 @@ class PairedImageDataset(_SRDataset):
         return gt[:, :h_lq * self.scale, :w_lq * self.scale], lq, gt_path, lq_path
 
 
-def match_pairs(dataroot_gt: str, dataroot_lq: str, filename_tmpl: str = "{}") -> list:
-    """[(gt_rel, lq_rel)] matched by name in O(N); raises listing unmatched files on either side."""
-    _check_folder(dataroot_gt, "dataroot_gt")
-    _check_folder(dataroot_lq, "dataroot_lq")
+def _check_template(filename_tmpl: str) -> None:
     try:
         filename_tmpl.format("x")
     except (ValueError, IndexError, KeyError) as exc:
         raise OptionError(("filename_tmpl",), f"'{filename_tmpl}' is not a valid template with one {{}} for the "
                           f"GT name ({exc})") from None
-    gt_files = images_by_stem(dataroot_gt)
-    lq_files = images_by_stem(dataroot_lq)
-    if not gt_files:
-        raise OptionError(("dataroot_gt",), f"no PNG/JPEG images in '{dataroot_gt}'")
+
+
+def _lq_name(stem: str, filename_tmpl: str) -> str:
+    if filename_tmpl == "{}":
+        return stem
+    folder, sep, base = stem.rpartition(os.sep)
+    return folder + sep + filename_tmpl.format(base)
+
+
+def match_pairs(dataroot_gt: str, dataroot_lq: str, filename_tmpl: str = "{}") -> list:
+    """[(gt_rel, lq_rel)] of two folders, matched by name in O(N); raises listing unmatched files."""
+    _check_template(filename_tmpl)
+    gt = FolderSource(dataroot_gt, "dataroot_gt")
+    lq = FolderSource(dataroot_lq, "dataroot_lq")
+    return pair_names(gt.by_stem, lq.by_stem, filename_tmpl, dataroot_gt, dataroot_lq)
+
+
+def pair_names(gt_files: Dict[str, str], lq_files: Dict[str, str], filename_tmpl: str, dataroot_gt: str,
+               dataroot_lq: str) -> list:
+    """[(gt_name, lq_name)] from ``{stem: name}`` of both sides; raises listing unmatched names."""
+    lq_left = dict(lq_files)
     pairs, missing = [], []
-    unpaired_lq = dict(lq_files)
     for stem, gt_rel in gt_files.items():
-        lq_rel = unpaired_lq.pop(_lq_stem(stem, filename_tmpl), None)
+        lq_rel = lq_left.pop(_lq_name(stem, filename_tmpl), None)
         if lq_rel is None:
             missing.append(gt_rel)
         else:
             pairs.append((gt_rel, lq_rel))
-    if missing or unpaired_lq:
-        raise _unmatched(dataroot_gt, dataroot_lq, filename_tmpl, gt_files, lq_files, missing, unpaired_lq)
+    if missing or lq_left:
+        raise _unmatched(dataroot_gt, dataroot_lq, filename_tmpl, gt_files, lq_files, missing, lq_left)
     return pairs
-
-
-def _lq_stem(gt_stem: str, filename_tmpl: str) -> str:
-    return os.path.join(os.path.dirname(gt_stem), filename_tmpl.format(os.path.basename(gt_stem)))
 
 
 def _unmatched(dataroot_gt: str, dataroot_lq: str, filename_tmpl: str, gt_files: Dict[str, str],
@@ -168,7 +191,7 @@ def _unmatched(dataroot_gt: str, dataroot_lq: str, filename_tmpl: str, gt_files:
     if missing:
         first = os.path.splitext(missing[0])[0]
         parts.append(f"{len(missing)} GT file(s) without LQ in '{dataroot_lq}': {_few(missing)} (with "
-                     f"filename_tmpl '{filename_tmpl}', GT {missing[0]} pairs with LQ {_lq_stem(first, filename_tmpl)}"
+                     f"filename_tmpl '{filename_tmpl}', GT {missing[0]} pairs with LQ {_lq_name(first, filename_tmpl)}"
                      ".<png|jpg|...>)")
     if unpaired_lq:
         parts.append(f"{len(unpaired_lq)} LQ file(s) without GT in '{dataroot_gt}': "
@@ -193,7 +216,7 @@ def _pairing_template(gt_files: Dict[str, str], lq_files: Dict[str, str]) -> Opt
             continue
         escape = {ord("{"): "{{", ord("}"): "}}"}
         template = lq_name[:at].translate(escape) + "{}" + lq_name[at + len(gt_name):].translate(escape)
-        if all(_lq_stem(stem, template) in lq_files for stem in gt_files):
+        if all(_lq_name(stem, template) in lq_files for stem in gt_files):
             return template
     return None
 
@@ -204,16 +227,17 @@ def _few(names: list, n: int = 5) -> str:
 
 @DATASET_REGISTRY.register()
 class BicubicSRDataset(_SRDataset):
-    """GT images only; LQ is the bicubic downsampling of the (cropped) GT, made on the fly."""
+    """GT images only; LQ is the bicubic downsampling of the (cropped) GT, made on the fly (MATLAB's imresize,
+    as ``scripts/generate_lr.py`` makes stored LR images). ``io_backend`` and ``meta_info_file``: as
+    :class:`PairedImageDataset`'s."""
 
     def __init__(self, dataroot_gt: str, scale: int, seed: int = 0, train: bool = False,
-                 gt_size: Optional[int] = None, use_hflip: bool = True, use_rot: bool = True) -> None:
+                 gt_size: Optional[int] = None, use_hflip: bool = True, use_rot: bool = True,
+                 io_backend: Optional[Mapping[str, Any]] = None, meta_info_file: Optional[str] = None) -> None:
         super().__init__(scale, seed, train, gt_size, use_hflip, use_rot)
-        _check_folder(dataroot_gt, "dataroot_gt")
         self.dataroot_gt = dataroot_gt
-        self.files = sorted(images_by_stem(dataroot_gt).values())
-        if not self.files:
-            raise OptionError(("dataroot_gt",), f"no PNG/JPEG images in '{dataroot_gt}'")
+        self.source = open_source(dataroot_gt, "dataroot_gt", io_backend, meta_info_file)
+        self.files = list(self.source.by_stem.values())  # sorted by the scan; a meta_info_file's order
 
     def names(self) -> list:
         return self.files
@@ -221,8 +245,8 @@ class BicubicSRDataset(_SRDataset):
     def size_problems(self) -> List[Tuple[str, str]]:
         problems = []
         for rel in self.files:
-            path = os.path.join(self.dataroot_gt, rel)
-            width, height = image_size(path)
+            path = self.source.where(rel)
+            width, height = self.source.size(rel)
             issue = self._crop_fits(path, width - width % self.scale, height - height % self.scale,
                                     self.gt_size or 0)
             if issue:
@@ -230,8 +254,8 @@ class BicubicSRDataset(_SRDataset):
         return problems
 
     def load_pair(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, str, str]:
-        gt_path = os.path.join(self.dataroot_gt, self.files[index])
-        gt = mod_crop(read_image(gt_path), self.scale)
+        gt_path = self.source.where(self.files[index])
+        gt = mod_crop(to_float(decode_bytes(self.source.read(self.files[index]), gt_path)), self.scale)
         return gt, bicubic_downsample(gt, self.scale), gt_path, gt_path
 
     # LQ pixels a bicubic (antialiased) downsampling lets see beyond a window: 2 per side; one spare.
@@ -244,8 +268,8 @@ class BicubicSRDataset(_SRDataset):
         # whole image (as validation does), for a fraction of the work.
         epoch, position = key if isinstance(key, tuple) else (0, key)
         index = position % len(self)
-        gt_path = os.path.join(self.dataroot_gt, self.files[index])
-        gt = mod_crop(decode_file(gt_path), self.scale)
+        gt_path = self.source.where(self.files[index])
+        gt = mod_crop(decode_bytes(self.source.read(self.files[index]), gt_path), self.scale)
         gen = sample_generator(self.seed, epoch, position)
         assert self.gt_size is not None  # required for training (checked in __init__)
         s, m, size = self.scale, self._MARGIN, self.gt_size // self.scale

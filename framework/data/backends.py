@@ -1,0 +1,165 @@
+"""Where a dataset's images come from: a folder (``io_backend: {type: disk}``, the default) or an LMDB made by
+``scripts/create_lmdb.py`` or BasicSR's tools (``io_backend: {type: lmdb}``). Both hand out the encoded bytes;
+decoding is :func:`framework.data.image_io.decode_bytes`'s job.
+
+BasicSR's LMDB layout: ``<name>.lmdb/data.mdb`` (and ``lock.mdb``) holds one value per image, the encoded
+image file, under the key ``<name without extension>``; ``<name>.lmdb/meta_info.txt`` lists the images, one a
+line: ``<name> (<h>,<w>,<c>) <compression level>``. A ``meta_info_file`` (BasicSR's key) is a list in the same
+form (only the first word of a line is needed) that chooses the images instead of a folder scan.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+from ..errors import OptionError, UserError
+from .image_io import IMG_EXTENSIONS, image_size, images_by_stem
+
+IO_BACKENDS = ("disk", "lmdb")
+META_INFO_NAME = "meta_info.txt"
+_SHAPE = re.compile(r"\((\d+),\s*(\d+),\s*(\d+)\)")
+
+
+def read_meta_info(path: str, key: str = "meta_info_file") -> List[Tuple[str, Optional[Tuple[int, int, int]]]]:
+    """``[(name, (h, w, c) or None)]`` from a meta-info file; a line it cannot read names the file and line."""
+    if not os.path.isfile(path):
+        raise OptionError((key,), f"file '{path}' does not exist")
+    out: List[Tuple[str, Optional[Tuple[int, int, int]]]] = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            text = line.strip()
+            if not text:
+                continue
+            name, _, rest = text.partition(" ")
+            match = _SHAPE.match(rest.strip())
+            if rest.strip() and not match:
+                raise OptionError((key,), f"{path}, line {number}: expected 'name (h,w,c) compression', got "
+                                          f"{text!r}")
+            shape = (int(match.group(1)), int(match.group(2)), int(match.group(3))) if match else None
+            out.append((name, shape))
+    if not out:
+        raise OptionError((key,), f"'{path}' lists no images")
+    return out
+
+
+def _by_stem(names: List[str], where: str) -> Dict[str, str]:
+    """``{stem: name}``; a name listed twice (or two extensions of one name) is an error."""
+    found: Dict[str, str] = {}
+    for name in names:
+        stem = os.path.splitext(name)[0] if name.lower().endswith(IMG_EXTENSIONS) else name
+        if stem in found:
+            raise UserError(f"{where}: '{stem}' is listed twice ({found[stem]} and {name}); keep one")
+        found[stem] = name
+    return found
+
+
+class FolderSource:
+    """Image files below ``root``: every PNG/JPEG (sorted), the ones a meta-info file lists, or ``listed``."""
+
+    def __init__(self, root: str, key: str, meta_info_file: Optional[str] = None,
+                 listed: Optional[List[str]] = None) -> None:
+        if not os.path.isdir(root):
+            raise OptionError((key,), f"folder '{root}' does not exist")
+        self.root = root
+        if listed is not None:  # names known already (from the other side of a pair): no scan
+            self.by_stem = _by_stem(listed, root)
+        elif meta_info_file:
+            self.by_stem = _by_stem([name for name, _ in read_meta_info(meta_info_file)], meta_info_file)
+        else:
+            self.by_stem = images_by_stem(root)
+        if not self.by_stem:
+            raise OptionError((key,), f"no PNG/JPEG images in '{root}'")
+
+    def where(self, name: str) -> str:
+        return os.path.join(self.root, name)
+
+    def read(self, name: str) -> bytes:
+        path = self.where(name)
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read image ({exc.strerror or exc})") from None
+
+    def size(self, name: str) -> Tuple[int, int]:
+        """(width, height) from the file header."""
+        return image_size(self.where(name))
+
+
+class LmdbSource:
+    """The images of an LMDB in BasicSR's layout. The environment opens on first read in each process (a
+    DataLoader worker never inherits its parent's handle), read-only and without locks: many readers, no
+    writer."""
+
+    def __init__(self, root: str, key: str, meta_info_file: Optional[str] = None) -> None:
+        if not os.path.isfile(os.path.join(root, "data.mdb")):
+            raise OptionError((key,), f"'{root}' is not an LMDB folder (no data.mdb in it); make one with "
+                                      "scripts/create_lmdb.py, or use io_backend: {type: disk} for a folder")
+        try:
+            import lmdb  # noqa: F401  (checked here, at the option check, not in a loader worker)
+        except ImportError:
+            raise OptionError(("io_backend",), "reading LMDB needs the lmdb package: pip install lmdb") from None
+        self.root = root
+        meta = meta_info_file or os.path.join(root, META_INFO_NAME)
+        entries = read_meta_info(meta, "meta_info_file" if meta_info_file else key)
+        self.by_stem = _by_stem([name for name, _ in entries], meta)
+        self.shapes = {name: shape for name, shape in entries}
+
+    def where(self, name: str) -> str:
+        return f"{self.root}:{self._key(name)}"
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return os.path.splitext(name)[0] if name.lower().endswith(IMG_EXTENSIONS) else name
+
+    def read(self, name: str) -> bytes:
+        with _lmdb_env(self.root).begin(write=False) as txn:
+            value = txn.get(self._key(name).encode("utf-8"))
+        if value is None:
+            raise UserError(f"{self.where(name)}: not in the LMDB (meta_info lists it); recreate the LMDB")
+        return bytes(value)
+
+    def size(self, name: str) -> Tuple[int, int]:
+        shape = self.shapes.get(name)
+        if shape is None:
+            raise UserError(f"{self.where(name)}: meta_info gives no (h,w,c) size")
+        return shape[1], shape[0]
+
+
+
+_ENVS: Dict[str, Tuple[int, Any]] = {}  # LMDB path -> (process id, environment): one per path and process
+
+
+def _lmdb_env(root: str) -> Any:
+    """This process's read-only environment of ``root``, opened on first use. LMDB allows one per path and
+    process, shared by every dataset reading it; a forked DataLoader worker finds its parent's in this table
+    (unusable after a fork): it closes that copy, which unmaps it in the worker only, and opens its own."""
+    import lmdb
+
+    pid, env = _ENVS.get(root, (None, None))
+    if env is not None and pid == os.getpid():
+        return env
+    if env is not None:
+        env.close()
+    path = os.path.realpath(root)
+    for other, (other_pid, other_env) in _ENVS.items():  # the same LMDB under another name
+        if other_pid == os.getpid() and os.path.realpath(other) == path:
+            _ENVS[root] = (other_pid, other_env)
+            return other_env
+    env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False, max_readers=2048)
+    _ENVS[root] = (os.getpid(), env)
+    return env
+
+
+ImageSource = FolderSource | LmdbSource
+
+
+def open_source(root: str, key: str, io_backend: Optional[object], meta_info_file: Optional[str]) -> ImageSource:
+    """The source of ``io_backend`` (checked by the option loader: ``disk``, the default, or ``lmdb``)."""
+    kind = dict(io_backend or {}).get("type", "disk")  # type: ignore[call-overload]
+    if kind == "lmdb":
+        return LmdbSource(root, key, meta_info_file)
+    if kind != "disk":
+        raise OptionError(("io_backend",), f"type '{kind}' is not supported; supported: {', '.join(IO_BACKENDS)}")
+    return FolderSource(root, key, meta_info_file)
