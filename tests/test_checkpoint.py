@@ -9,6 +9,7 @@ import random
 import signal
 import time
 from pathlib import Path
+from typing import Any, Dict
 
 import pytest
 import torch
@@ -582,17 +583,26 @@ def test_a_new_best_on_an_interval_step_is_serialised_once(workdir: Path, monkey
 
 
 @pytest.mark.parametrize("better", ["higher", "lower"])
-def test_metric_direction_decides_the_best_model(workdir: Path, better: str) -> None:
-    # A learning rate (5x the tiny run's) at which PSNR goes down as well as up over the four validations
-    # (seeded: the same every run on one machine), so both directions see at least two new bests.
-    opt = write_options(workdir, **{"train.total_iter": 8, "val.val_freq": 2, "train.optim_g.lr": 0.005,
+def test_metric_direction_decides_the_best_model(workdir: Path, better: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real validation runs; its PSNR is then replaced by a scripted series that goes up and down, so the
+    # outcome does not hang on how this machine's CPU kernels make the tiny run's PSNR move.
+    from framework import trainer
+
+    scripted = [1.0, 3.0, 2.0, 0.0]
+    real_evaluate = trainer.evaluate
+
+    def evaluate(*args: Any, **kwargs: Any) -> Dict[str, float]:
+        values = real_evaluate(*args, **kwargs)
+        return {**values, "psnr": scripted.pop(0) if len(scripted) > 1 else scripted[0]}
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+    opt = write_options(workdir, **{"train.total_iter": 8, "val.val_freq": 2,
                                     "val.metrics": {"psnr": {"type": "calculate_psnr", "better": better}}})
     assert train_in_process(opt) == 0
     best = _load(workdir / "weights" / "tiny_best.pt")
     history = json.loads((workdir / "experiments" / "tiny" / "best_model" / "best_records.json").read_text())
     values = [entry["metrics"]["psnr"] for entry in history["history"]]
-    assert len(values) >= 2 and values == sorted(values, reverse=(better == "lower"))
-    assert len(set(values)) == len(values)
+    assert values == ([1.0, 3.0] if better == "higher" else [1.0, 0.0])
     assert best["best"]["psnr"]["value"] == pytest.approx(values[-1])
     saved = yaml.safe_load((workdir / "experiments" / "tiny" / "options_tiny.yml").read_text())
     assert saved["val"]["metrics"]["psnr"]["better"] == better
