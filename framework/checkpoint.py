@@ -25,7 +25,8 @@ import warnings
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
+from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, TypeVar,
+                    Union)
 
 import torch
 
@@ -35,6 +36,7 @@ from .rng import capture_rng
 from .version import __version__
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 try:
     import fcntl
@@ -540,13 +542,17 @@ class CheckpointManager:
         if not (interval or new_best):
             return Saved()
         state = self.collect()
-        if not self.dist.is_main:
-            self.last_saved = iteration if interval else self.last_saved
-            self.dist.barrier()  # rank 0 is writing
-            return Saved()
-        saved = self._write_step(iteration, state, interval=interval, new_best=new_best)
-        self.dist.barrier()  # a failed write raises instead: the process exits and torchrun stops the others
-        return saved
+        saved = self._on_rank0(lambda: self._write_step(iteration, state, interval=interval, new_best=new_best))
+        if interval:
+            self.last_saved = iteration  # every rank: rank 0 has written this step
+        return saved or Saved()
+
+    def _on_rank0(self, write: Callable[[], _T]) -> Optional[_T]:
+        """``write`` on rank 0 alone; every rank returns once the files are in place. A failed write raises on
+        rank 0 instead of reaching the barrier: its process exits and torchrun stops the others."""
+        result = write() if self.dist.is_main else None
+        self.dist.barrier()
+        return result
 
     def _write_step(self, iteration: int, state: Dict[str, Any], *, interval: bool, new_best: bool) -> Saved:
         params = self._params()
@@ -568,14 +574,15 @@ class CheckpointManager:
         if iteration <= self.last_saved:
             return None
         state = self.collect()
-        if not self.dist.is_main:
+
+        def write() -> str:
+            pt, _ = self._write(self.iter_paths(iteration), state, self._params())
             self.last_saved = iteration
-            self.dist.barrier()
-            return None
-        pt, _ = self._write(self.iter_paths(iteration), state, self._params())
+            self.prune()
+            return pt
+
+        pt = self._on_rank0(write)
         self.last_saved = iteration
-        self.prune()
-        self.dist.barrier()
         return pt
 
     def _params(self) -> Dict[str, torch.Tensor]:
