@@ -383,7 +383,7 @@ class Trainer:
             if accumulate_steps > 1:
                 parts.append(f"{accumulate_steps} accumulated micro-batches")
             parts.append(f"{self.dist.world_size} process(es)")
-            total = spec.batch_size_per_gpu * accumulate_steps * self.dist.world_size
+            total = self.progress.batch_size * self.dist.world_size  # the loader batch holds the micro-batches
             logger.info(f"World size {self.dist.world_size}; global batch per iteration {total} "
                         f"({' x '.join(parts)})")
 
