@@ -30,6 +30,7 @@ from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional, Prot
 
 import torch
 
+from .checkpoint_async import BackgroundWriter, SnapshotBuffers, snapshot_state, test_pause
 from .distributed import DistContext
 from .errors import UserError
 from .rng import capture_rng
@@ -122,6 +123,7 @@ def _replace_all(targets: Sequence[Tuple[str, Callable[[str], None]]]) -> None:
             folder = os.path.dirname(os.path.abspath(path))
             temps.append(os.path.join(folder, f".{os.path.basename(path)}{_TMP_MARK}{os.getpid()}"))
             make_temp(temps[-1])
+        test_pause()
         for (path, _make), tmp in zip(targets, temps, strict=True):
             os.replace(tmp, path)
     except (OSError, RuntimeError) as exc:  # torch's zip writer reports a full disk as RuntimeError
@@ -430,17 +432,27 @@ class CheckpointManager:
     decides when to write them: every ``save_freq`` iterations, at the end, on a new best, on a stop request.
 
     Under torchrun every rank calls the save policy at the same steps (it collects each rank's RNG state);
-    rank 0 alone writes, and the others wait until the files are in place."""
+    rank 0 alone writes, and the others wait until the files are in place.
+
+    With ``async_save`` a save point only snapshots the state (:mod:`framework.checkpoint_async`) and a
+    background thread writes it with the same :meth:`_write_step` a synchronous save runs. One save at a time:
+    the next save point (and :meth:`finish`) waits for the one in flight, then every rank passes a barrier, so
+    "the previous save is on disk" holds on all ranks from there on, as after a synchronous save. A failed
+    background write is raised on the training thread at the next step (:meth:`check`)."""
 
     def __init__(self, weights_root: str, name: str, keep_last: Optional[int] = None,
-                 save_freq: Optional[int] = None, dist: Optional[DistContext] = None) -> None:
+                 save_freq: Optional[int] = None, dist: Optional[DistContext] = None,
+                 async_save: bool = False) -> None:
         self.root = weights_root
         self.name = name
         self.keep_last = keep_last
         self.save_freq = save_freq
         self.dist = dist or DistContext()
+        self.async_save = async_save
         self.last_saved = 0
         self._parts: Optional[Dict[str, Any]] = None
+        self._writer = BackgroundWriter()
+        self._buffers = SnapshotBuffers()
 
     # names
     def path(self, tag: str, ext: str) -> str:
@@ -535,17 +547,60 @@ class CheckpointManager:
             return own
         return {**own, "per_rank": self.dist.gather(own)}
 
-    def after_step(self, iteration: int, *, new_best: bool = False, final: bool = False) -> Saved:
+    def after_step(self, iteration: int, *, new_best: bool = False, final: bool = False,
+                   on_saved: Optional[Callable[[Saved], None]] = None) -> Saved:
         """Write what this step calls for: the interval files (every ``save_freq`` and at the end) and the
-        best files; when both fall on one step the state is serialised once and the best names link to it."""
+        best files; when both fall on one step the state is serialised once and the best names link to it.
+
+        ``on_saved`` runs on rank 0 once the files are in place (the best-model archive, the log line); with
+        ``async_save`` that is on the writer thread, and the returned :class:`Saved` is empty."""
+        self.check()
         interval = final or bool(self.save_freq and iteration % self.save_freq == 0)
         if not (interval or new_best):
             return Saved()
-        state = self.collect()
-        saved = self._on_rank0(lambda: self._write_step(iteration, state, interval=interval, new_best=new_best))
+        if self.async_save:
+            self._wait_for_writer()
+            live = self.collect()  # every rank: it gathers the ranks' RNG states
+            if self.dist.is_main:
+                state, params = snapshot_state((live, self._params()), self._buffers)
+                self._writer.start(lambda: self._write_step(iteration, state, params, interval=interval,
+                                                            new_best=new_best, on_saved=on_saved))
+            if interval:
+                self.last_saved = iteration  # in flight: a failure stops the run at the next step
+            return Saved()
+        state = snapshot_state(self.collect())
+        saved = self._on_rank0(lambda: self._write_step(iteration, state, snapshot_state(self._params()),
+                                                        interval=interval, new_best=new_best, on_saved=on_saved))
         if interval:
             self.last_saved = iteration  # every rank: rank 0 has written this step
         return saved or Saved()
+
+    def check(self) -> None:
+        """Raise the failure of a background save that has finished (a no-op for synchronous saves)."""
+        self._writer.raise_failure()
+
+    def finish(self) -> None:
+        """The end of the loop: wait for the save in flight; raise if it failed."""
+        if self.async_save:
+            self._wait_for_writer()
+
+    def close(self) -> None:
+        """The run is ending on an error: wait for the save in flight (its files must not be cut off), and log
+        its failure rather than hide the error that is ending the run."""
+        self._writer.wait()
+        failure = self._writer.take_failure()
+        if failure is not None:
+            logger.warning(f"the background checkpoint write failed too: {failure}")
+
+    def _wait_for_writer(self) -> None:
+        """Rank 0 waits for the save in flight (the log says how long); then every rank passes a barrier."""
+        if self._writer.in_flight:
+            busy = self._writer.busy
+            waited = self._writer.wait()
+            if busy:
+                logger.info(f"Waited {waited:.2f} s for the previous checkpoint write to finish")
+        self.check()
+        self.dist.barrier()
 
     def _on_rank0(self, write: Callable[[], _T]) -> Optional[_T]:
         """``write`` on rank 0 alone; every rank returns once the files are in place. A failed write raises on
@@ -554,8 +609,8 @@ class CheckpointManager:
         self.dist.barrier()
         return result
 
-    def _write_step(self, iteration: int, state: Dict[str, Any], *, interval: bool, new_best: bool) -> Saved:
-        params = self._params()
+    def _write_step(self, iteration: int, state: Dict[str, Any], params: Dict[str, torch.Tensor], *,
+                    interval: bool, new_best: bool, on_saved: Optional[Callable[[Saved], None]] = None) -> Saved:
         saved_interval = self._write(self.iter_paths(iteration), state, params) if interval else None
         saved_best = None
         if new_best:
@@ -567,16 +622,22 @@ class CheckpointManager:
         if saved_interval is not None:
             self.last_saved = iteration
             self.prune()
-        return Saved(interval=saved_interval, best=saved_best)
+        saved = Saved(interval=saved_interval, best=saved_best)
+        if on_saved is not None:
+            on_saved(saved)
+        return saved
 
     def save_progress(self, iteration: int) -> Optional[str]:
-        """A stop request or an error mid-run: the last completed step, unless it is saved already."""
+        """A stop request or an error mid-run: the last completed step, unless it is saved already (a
+        background save of it in flight is waited for)."""
+        if self.async_save:
+            self._wait_for_writer()
         if iteration <= self.last_saved:
             return None
-        state = self.collect()
+        state = snapshot_state(self.collect())
 
         def write() -> str:
-            pt, _ = self._write(self.iter_paths(iteration), state, self._params())
+            pt, _ = self._write(self.iter_paths(iteration), state, snapshot_state(self._params()))
             self.last_saved = iteration
             self.prune()
             return pt

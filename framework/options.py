@@ -167,6 +167,13 @@ class LoggerOptions:
     keep_last: Optional[int] = opt(None, doc="Keep only the newest K interval checkpoints (older ones are "
                                              "deleted after the new one is safely written); none = keep all. "
                                              "Best files are never deleted.", min=1)
+    async_save: Union[bool, Literal["auto"]] = opt(
+        "auto", doc="Write checkpoints in the background: training pauses only to copy the state into CPU "
+                    "memory (pinned on a GPU; the copy is reused, so about one state's size of RAM), and a "
+                    "writer thread writes the same files, bytes and guarantees as a synchronous save. One save "
+                    "at a time (the next one waits, the log says how long); a failed write stops the run at the "
+                    "next step; the run waits for it before exiting. `auto` = on, except on a CPU run with one "
+                    "core (the writer would take the core training runs on); `false` = save in the loop.")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,13 +15,14 @@ import statistics
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from .checkpoint import CheckpointManager, CheckpointWriteError
+from .checkpoint import CheckpointManager, CheckpointWriteError, Saved
+from .checkpoint_async import resolve_async_save
 from .checks import Built
 from .data.build import build_train_loader, build_val_loader, close_loader, loader_batch_size, num_samples
 from .data.sampler import ResumableSampler
@@ -102,7 +103,8 @@ class Trainer:
         self.device = built.device
         self.show_progress = show_progress
         self.ckpt = CheckpointManager(options.path.weights_root, options.name, options.logger.keep_last,
-                                      options.logger.save_checkpoint_freq, dist=self.dist)
+                                      options.logger.save_checkpoint_freq, dist=self.dist,
+                                      async_save=resolve_async_save(options.logger.async_save, self.device))
         self.exp_dir = os.path.join(options.path.experiments_root, options.name)
         self.progress = TrainingProgress(batch_size=loader_batch_size(options), world_size=self.dist.world_size)
         self.best = BestRecord()
@@ -234,6 +236,8 @@ class Trainer:
             logger.info(f"device: cuda ({torch.cuda.get_device_name(self.device)}), {threads} CPU threads")
         else:
             logger.info(f"device: cpu ({usable_cores()} usable cores, {threads} torch threads)")
+        logger.info(f"checkpoints: {'written in the background' if self.ckpt.async_save else 'written in the loop'}"
+                    f" (logger.async_save: {str(self.options.logger.async_save).lower()})")
         if self.dist.enabled:
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             logger.info(f"torchrun: {self.dist.world_size} processes ({backend}), one {self.device.type} device "
@@ -335,6 +339,7 @@ class Trainer:
                         break
                 else:
                     progress.next_epoch()
+            self.ckpt.finish()  # a background save in flight: on disk (or its failure raised) before we go on
         except CheckpointWriteError as exc:  # a full disk: another save now would fail the same way
             logger.warning(f"stopped at iteration {self.iteration}: {exc}")
             raise CheckpointWriteError(f"{exc} (stopped at iteration {self.iteration}; make room and resume with "
@@ -349,6 +354,7 @@ class Trainer:
             raise UserError(f"{message} (stopped at iteration {self.iteration}{saved}; fix it and resume "
                             "with --auto-resume)") from None
         finally:
+            self.ckpt.close()  # after an error too: a background save in flight is completed, never cut off
             self.stop.restore()
             log.end_progress()
         interrupted = self.stop.requested is not None
@@ -405,16 +411,25 @@ class Trainer:
         new_best = False
         if options.val is not None and val_loaders and (it % options.val.val_freq == 0 or final):
             new_best = self._validate(log, val_loaders, last_metrics)
-        saved = self.ckpt.after_step(it, new_best=new_best, final=final)
-        if saved.best is not None:
-            assert options.val is not None
-            pt, pth = saved.best
-            first_metric = next(iter(options.val.metrics))
-            archived = log.archive_best(pth, it, self.current_metrics, first_metric)
-            logger.info(f"New best {first_metric} {self.best.values[first_metric]['value']:.4f} at iteration "
-                        f"{it}: saved {pt} and {pth}; archived {archived}")
-        if saved.interval is not None:
-            logger.info(f"Saved checkpoint {saved.interval[0]} and {saved.interval[1]}")
+        self.ckpt.after_step(it, new_best=new_best, final=final, on_saved=self._announce_saved(log, it))
+
+    def _announce_saved(self, log: ExperimentLogger, it: int) -> Callable[[Saved], None]:
+        """What follows a save once its files are in place (on the writer thread with asynchronous saving, so
+        the values are taken now): the best-model archive and the log lines."""
+        metrics = dict(self.current_metrics)
+        first_metric = next(iter(self.options.val.metrics)) if self.options.val is not None else ""
+        best_value = self.best.values.get(first_metric, {}).get("value")
+
+        def announce(saved: Saved) -> None:
+            if saved.best is not None:
+                pt, pth = saved.best
+                archived = log.archive_best(pth, it, metrics, first_metric)
+                logger.info(f"New best {first_metric} {best_value:.4f} at iteration {it}: saved {pt} and {pth}; "
+                            f"archived {archived}")
+            if saved.interval is not None:
+                logger.info(f"Saved checkpoint {saved.interval[0]} and {saved.interval[1]}")
+
+        return announce
 
     def _validate(self, log: ExperimentLogger, val_loaders: Dict[str, DataLoader],
                   last_metrics: Dict[str, Dict[str, float]]) -> bool:

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_PY = str(REPO / "train.py")
@@ -28,13 +28,15 @@ TEST_PY = str(REPO / "test.py")
 
 class Child:
     def __init__(self, args: Sequence[str], cwd: os.PathLike, env: Optional[Dict[str, str]] = None,
-                 *, own_group: bool = False) -> None:
+                 *, own_group: bool = False, preexec_fn: Optional[Callable[[], None]] = None) -> None:
         """``own_group``: the child leads a process group of its own, and killing it kills the group (a
-        launcher such as torchrun, whose workers must not outlive a failed test)."""
+        launcher such as torchrun, whose workers must not outlive a failed test). ``preexec_fn``: run in the
+        child before it executes ``args`` (e.g. to drop a capability)."""
         full_env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **(env or {})}
         self.own_group = own_group
         self.proc = subprocess.Popen(list(args), cwd=cwd, env=full_env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1, start_new_session=own_group)
+                                     stderr=subprocess.PIPE, text=True, bufsize=1, start_new_session=own_group,
+                                     preexec_fn=preexec_fn)
         self._lines: Dict[str, List[str]] = {"stdout": [], "stderr": []}
         self._closed: Dict[str, bool] = {"stdout": False, "stderr": False}
         self._cond = threading.Condition()

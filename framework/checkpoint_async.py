@@ -1,0 +1,182 @@
+"""Saving a checkpoint without holding up training: a snapshot of the state, and one writer thread.
+
+At a save point the training thread copies the state's tensors into CPU buffers (:func:`snapshot_state`) and
+goes on; :class:`BackgroundWriter` then runs the same write function a synchronous save runs, so the files,
+their bytes and their guarantees (atomic replace, fsync, ``.pt`` + ``.pth`` together, pruning after a
+complete write) are the same. What torch.save writes depends on more than tensor values: which tensors share a
+storage (views), storage offsets and strides, dict order, container types (a state dict is an ``OrderedDict``
+with ``_metadata``) and which objects are the same object (pickle memoises them). The snapshot therefore copies
+storages, not tensors, rebuilds every view on its copy, and deep-copies the containers with the tensors'
+copies pre-seeded, so the pickled structure is the live state's.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import time
+from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Tuple, Union
+
+import torch
+
+from .device import usable_cores
+
+WRITER_THREAD = "checkpoint-writer"
+# Test-only: seconds the checkpoint writer sleeps between writing its temp files and renaming them, so a test
+# can kill or signal a run while a background save is in flight. Never set it for real runs.
+TEST_SLOW_SAVE_ENV = "FRAMEWORK_TEST_SLOW_SAVE_S"
+
+
+def resolve_async_save(value: Union[bool, Literal["auto"]], device: torch.device) -> bool:
+    """``logger.async_save``: ``auto`` is on, except for a CPU run on one core, where the writer thread would
+    take the only core from training and the pause would just move into the steps."""
+    if value != "auto":
+        return bool(value)
+    return device.type != "cpu" or usable_cores() > 1
+
+
+def test_pause() -> None:
+    """The test-only pause of :data:`TEST_SLOW_SAVE_ENV` (a no-op unless a test sets it)."""
+    seconds = float(os.environ.get(TEST_SLOW_SAVE_ENV, 0) or 0)
+    if seconds > 0:
+        time.sleep(seconds)
+
+
+class SnapshotBuffers:
+    """CPU copies of the state's storages, kept from one save to the next.
+
+    Each buffer is keyed by where its storage is first met in the state (``model/networks/net_g/conv.weight``),
+    so the same state reuses the same buffers: after the first save a snapshot costs one copy and no new memory.
+    Buffers for GPU storages are pinned, which makes the copy a fast DMA.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: Dict[str, torch.UntypedStorage] = {}
+        self._used: Dict[str, torch.UntypedStorage] = {}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(buffer.nbytes() for buffer in self._buffers.values())
+
+    def copy_of(self, key: str, storage: torch.UntypedStorage) -> torch.UntypedStorage:
+        pinned = storage.device.type == "cuda"
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.nbytes() != storage.nbytes() or buffer.is_pinned() != pinned:
+            buffer = torch.empty(storage.nbytes(), dtype=torch.uint8, pin_memory=pinned).untyped_storage()
+        buffer.copy_(storage, non_blocking=pinned)
+        self._used[key] = buffer
+        return buffer
+
+    def settle(self) -> None:
+        """End of a snapshot: keep the buffers it used, free the others (a state that changed shape)."""
+        self._buffers, self._used = self._used, {}
+
+
+def _tensors(obj: Any, path: str = "") -> Iterator[Tuple[str, torch.Tensor]]:
+    """Every tensor in nested dicts, lists and tuples, with its path (the order torch.save meets them)."""
+    if isinstance(obj, torch.Tensor):
+        yield path, obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _tensors(value, f"{path}/{key}")
+    elif isinstance(obj, (list, tuple)):
+        for index, value in enumerate(obj):
+            yield from _tensors(value, f"{path}/{index}")
+
+
+def _view_on(tensor: torch.Tensor, storage: torch.UntypedStorage) -> torch.Tensor:
+    """``tensor``'s view (dtype, offset, size, stride, requires_grad) on another storage."""
+    view = torch.empty((0,), dtype=tensor.dtype).set_(storage, tensor.storage_offset(), tensor.size(),
+                                                       tensor.stride())
+    if type(tensor) is torch.nn.Parameter:
+        return torch.nn.Parameter(view, requires_grad=tensor.requires_grad)
+    return view.requires_grad_(tensor.requires_grad) if tensor.requires_grad else view
+
+
+def snapshot_state(obj: Any, buffers: Optional[SnapshotBuffers] = None) -> Any:
+    """A copy of ``obj`` whose tensors live on the CPU and no longer change with the live state.
+
+    With ``buffers`` every storage is copied into them (an asynchronous save). Without, CPU storages are
+    shared with the live state and only those on another device are copied (a synchronous save of a GPU
+    state: the files then hold CPU tensors whichever way they were written).
+    """
+    copies: Dict[int, torch.UntypedStorage] = {}
+    memo: Dict[int, Any] = {}
+    keep_alive: List[torch.Tensor] = []
+    on_gpu = copied = False
+    for path, tensor in _tensors(obj):
+        if id(tensor) in memo or type(tensor) not in (torch.Tensor, torch.nn.Parameter):
+            continue  # met before; a tensor subclass is left to deepcopy
+        storage = tensor.untyped_storage()
+        key = storage._cdata
+        if key not in copies:
+            on_gpu = on_gpu or storage.device.type == "cuda"
+            if buffers is not None:
+                copies[key] = buffers.copy_of(path, storage)
+            elif storage.device.type == "cpu":
+                copies[key] = storage
+            else:
+                copies[key] = storage.cpu()
+            copied = copied or copies[key] is not storage
+        memo[id(tensor)] = _view_on(tensor, copies[key])
+        keep_alive.append(tensor)  # ids stay unique while the memo is in use
+    if buffers is not None:
+        buffers.settle()
+    if on_gpu:
+        torch.cuda.synchronize()  # the non-blocking copies into pinned buffers are complete
+    if not copied:
+        return obj  # all on the CPU and nothing to copy: the live state is what a synchronous save writes
+    return copy.deepcopy(obj, memo)
+
+
+class BackgroundWriter:
+    """Runs one save at a time on a thread of its own and keeps its failure for the training thread.
+
+    The thread is not a daemon: even if the training thread dies unexpectedly, the interpreter waits for the
+    write to finish before the process exits.
+    """
+
+    def __init__(self) -> None:
+        self._thread: Optional[threading.Thread] = None
+        self._failure: Optional[BaseException] = None
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def in_flight(self) -> bool:
+        """A save was started and not yet waited for (it may have finished meanwhile)."""
+        return self._thread is not None
+
+    def start(self, job: Callable[[], Any]) -> None:
+        if self._thread is not None:
+            raise RuntimeError("a checkpoint write is still in flight; wait() for it first")
+
+        def run() -> None:
+            try:
+                job()
+            except BaseException as exc:  # noqa: BLE001 - handed to the training thread, never lost
+                self._failure = exc
+
+        self._thread = threading.Thread(target=run, name=WRITER_THREAD, daemon=False)
+        self._thread.start()
+
+    def wait(self) -> float:
+        """Seconds spent waiting for the write in flight (0 when there is none)."""
+        if self._thread is None:
+            return 0.0
+        start = time.perf_counter()
+        self._thread.join()
+        self._thread = None
+        return time.perf_counter() - start
+
+    def take_failure(self) -> Optional[BaseException]:
+        """The exception of a finished write that failed, once; None when all went well so far."""
+        failure, self._failure = self._failure, None
+        return failure
+
+    def raise_failure(self) -> None:
+        failure = self.take_failure()
+        if failure is not None:
+            raise failure
