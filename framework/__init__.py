@@ -4,6 +4,7 @@ Importing the package registers every built-in component (networks, datasets, lo
 schedules, models), so a YAML ``type:`` can name any of them; user code registers its own the same way
 (``@ARCH_REGISTRY.register()`` in a module it imports, or a ``framework/archs/*_arch.py`` file).
 """
+from ._started import IMPORT_STARTED  # noqa: F401  (first: start-up latency is counted from here)
 from . import archs, losses, lpips_metric, metrics, optim, perceptual  # noqa: F401  (registration)
 from .data import datasets  # noqa: F401  (registration)
 from .models import gan_model, sr_model  # noqa: F401  (registration)

@@ -15,7 +15,7 @@ import copy
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Literal, Optional, Tuple, Union
 
 import torch
 
@@ -100,33 +100,30 @@ def snapshot_state(obj: Any, buffers: Optional[SnapshotBuffers] = None) -> Any:
     shared with the live state and only those on another device are copied (a synchronous save of a GPU
     state: the files then hold CPU tensors whichever way they were written).
     """
+    found = [(path, tensor) for path, tensor in _tensors(obj)
+             if type(tensor) in (torch.Tensor, torch.nn.Parameter)]  # a tensor subclass is left to deepcopy
+    if buffers is None and all(tensor.device.type == "cpu" for _path, tensor in found):
+        return obj  # nothing to copy: the live state is what a synchronous save of a CPU state writes
     copies: Dict[int, torch.UntypedStorage] = {}
     memo: Dict[int, Any] = {}
-    keep_alive: List[torch.Tensor] = []
-    on_gpu = copied = False
-    for path, tensor in _tensors(obj):
-        if id(tensor) in memo or type(tensor) not in (torch.Tensor, torch.nn.Parameter):
-            continue  # met before; a tensor subclass is left to deepcopy
+    on_gpu = False
+    for path, tensor in found:
+        if id(tensor) in memo:
+            continue  # one object in two places stays one object (pickle writes it once)
         storage = tensor.untyped_storage()
         key = storage._cdata
         if key not in copies:
             on_gpu = on_gpu or storage.device.type == "cuda"
             if buffers is not None:
                 copies[key] = buffers.copy_of(path, storage)
-            elif storage.device.type == "cpu":
-                copies[key] = storage
             else:
-                copies[key] = storage.cpu()
-            copied = copied or copies[key] is not storage
+                copies[key] = storage if storage.device.type == "cpu" else storage.cpu()
         memo[id(tensor)] = _view_on(tensor, copies[key])
-        keep_alive.append(tensor)  # ids stay unique while the memo is in use
     if buffers is not None:
         buffers.settle()
     if on_gpu:
         torch.cuda.synchronize()  # the non-blocking copies into pinned buffers are complete
-    if not copied:
-        return obj  # all on the CPU and nothing to copy: the live state is what a synchronous save writes
-    return copy.deepcopy(obj, memo)
+    return copy.deepcopy(obj, memo)  # ``found`` keeps the tensors, so their ids stay unique meanwhile
 
 
 class BackgroundWriter:

@@ -17,6 +17,7 @@ from .checks import check_and_build, check_files
 from .device import device_named
 from .distributed import from_environment
 from .errors import UserError, user_message
+from .malloc import tune_malloc
 from .options import Options, load_options
 from .tester import check_test_options, run_test
 from .trainer import Trainer
@@ -92,6 +93,7 @@ def train_main(argv: List[str]) -> int:
     """``python train.py -opt x.yml``: load the options, check and build everything once, train."""
     args = train_parser().parse_args(argv)
     options = options_from_args(args, require_train=True)
+    tune_malloc(options.malloc_tuning)  # before the network and the data are built; the trainer logs it
     # Under torchrun: join the process group first (the model wraps its networks in DDP). On an error this
     # process exits without leaving the group: torchrun then stops the others at once.
     dist = from_environment(device_named(options.device).type)

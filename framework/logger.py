@@ -209,5 +209,13 @@ class RankLogger(ExperimentLogger):
         raise RuntimeError("only rank 0 archives the best model")
 
 
+def seconds_since_import() -> float:
+    """Seconds since the framework package began importing (torch's import included; the interpreter's own
+    start, a few tens of milliseconds, not)."""
+    from ._started import IMPORT_STARTED
+
+    return time.monotonic() - IMPORT_STARTED
+
+
 def format_metrics(values: Dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in values.items())

@@ -29,7 +29,9 @@ from .data.sampler import ResumableSampler
 from .device import configure_threads, usable_cores
 from .distributed import DistContext, rank_seed
 from .errors import UserError, user_message
-from .logger import ExperimentLogger, RankLogger, format_metrics, held_messages, held_startup_lines
+from .logger import (ExperimentLogger, RankLogger, format_metrics, held_messages, held_startup_lines,
+                     seconds_since_import)
+from .malloc import malloc_status
 from .models.base import load_pretrained, parameter_count
 from .options import Options, format_change, option_changes, save_options
 from .progress import BestRecord, TrainingProgress
@@ -236,6 +238,7 @@ class Trainer:
             logger.info(f"device: cuda ({torch.cuda.get_device_name(self.device)}), {threads} CPU threads")
         else:
             logger.info(f"device: cpu ({usable_cores()} usable cores, {threads} torch threads)")
+        logger.info(malloc_status())
         logger.info(f"checkpoints: {'written in the background' if self.ckpt.async_save else 'written in the loop'}"
                     f" (logger.async_save: {str(self.options.logger.async_save).lower()})")
         if self.dist.enabled:
@@ -330,6 +333,8 @@ class Trainer:
                 ready.sampler.set_position(progress.epoch, progress.samples_done)
                 tick = time.perf_counter()
                 for batch in ready.loader:  # step time = waiting for data + the step; not validation or saving
+                    if not step_times:
+                        self._log_startup(ready.resuming)
                     losses = self.model.train_step(batch, self.iteration + 1)
                     progress.step()
                     step_times.append(time.perf_counter() - tick)
@@ -373,6 +378,12 @@ class Trainer:
         for line in self._summary(last_metrics):
             logger.info(line)
         return TrainResult(self.iteration, self.best.state_dict(), last_metrics, interrupted)
+
+    @staticmethod
+    def _log_startup(resuming: bool) -> None:
+        """The start-up latency users wait through (interpreter, imports, checks, resume, loader start)."""
+        logger.info(f"Start-up: first batch in hand {seconds_since_import():.2f} s after the framework was "
+                    f"imported ({'resumed' if resuming else 'fresh start'})")
 
     def _stopping(self) -> bool:
         """Whether to stop after this step: a signal here, or on any other rank (all ranks agree on the step)."""

@@ -5,6 +5,8 @@ Usage (from the repository root, no install needed; not part of the test suite):
 
     python scripts/bench_overhead.py                  # workers 0 and 2, malloc as is: about 2 minutes, 2 cores
     python scripts/bench_overhead.py --malloc both    # and again with GLIBC_TUNABLES: about 4 minutes
+    python scripts/bench_overhead.py --malloc all --workers 0   # plain, GLIBC_TUNABLES, the framework's mallopt
+    python scripts/bench_overhead.py --workers 2 --threads 1,2  # torch threads beside 2 loader workers
     python scripts/bench_overhead.py --iters 100 --repeats 4 --workers 0 --threads 2 --json out.json
 
 Both loops train the example network (MSRResNet, num_feat 32, num_block 4, x2, from ARCH_REGISTRY) on the
@@ -28,7 +30,9 @@ in hand to the optimizer and scheduler step done) and the rest (waiting for data
 Every variant (malloc setting x worker count) runs in its own fresh Python process, which alternates the two
 loops (bare, framework, framework, bare, ...) ``--repeats`` times each, so drift from other processes on the
 machine hits both; on Linux it also reports how much of the machine's CPU other processes took meanwhile.
-The ``tuned`` malloc variant sets ``GLIBC_TUNABLES`` (the README's speed notes) for its process.
+The ``tuned`` malloc variant sets ``GLIBC_TUNABLES`` (the README's speed notes) for its process; the ``mallopt``
+variant has the framework set the same thresholds from inside the process (``framework.malloc.tune_malloc``, what
+train.py does by default) before anything else; ``plain`` leaves glibc's defaults.
 The ratio framework/bare is given per repeat pair, with the spread; timings on a shared machine are noisy.
 """
 from __future__ import annotations
@@ -274,6 +278,10 @@ def sample_cost_us(spec: Dict[str, Any], rounds: int = 2, count: int = 96) -> Di
 
 
 def child_main(spec: Dict[str, Any]) -> None:
+    malloc_line = ""
+    if spec["malloc"] == "mallopt":
+        from framework.malloc import tune_malloc
+        malloc_line = tune_malloc()  # first thing: as train.py does, before the network and the data exist
     import torch
     torch.set_num_threads(spec["threads"])
     net = _network()  # untimed warm-up of the process (thread pool, kernels, allocator) before the first loop
@@ -290,7 +298,7 @@ def child_main(spec: Dict[str, Any]) -> None:
                 results["framework"].append(run_framework(spec, rep))
             torch.set_num_threads(spec["threads"])  # the same count for every measurement
     payload = {"results": results, "threads": torch.get_num_threads(), "samples_us": sample_cost_us(spec),
-               "glibc_tunables": os.environ.get("GLIBC_TUNABLES", "")}
+               "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""), "malloc_line": malloc_line}
     print("BENCH_RESULT " + json.dumps(payload))
 
 
@@ -349,12 +357,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="measurements of each loop per variant, alternated (default: %(default)s)")
     parser.add_argument("--workers", default="0,2",
                         help="comma-separated DataLoader worker counts (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for both loops (default: the trainer's own choice, cores minus "
-                             "workers, or all cores with no workers)")
-    parser.add_argument("--malloc", choices=("plain", "tuned", "both"), default="plain",
-                        help="glibc malloc settings: as is, GLIBC_TUNABLES as in the README's speed notes, or both "
-                             "(default: %(default)s; 'tuned' needs glibc)")
+    parser.add_argument("--threads", default=None,
+                        help="comma-separated torch thread counts for both loops, one variant each (default: the "
+                             "trainer's own choice for the worker count)")
+    parser.add_argument("--malloc", choices=("plain", "tuned", "mallopt", "both", "all"), default="plain",
+                        help="glibc malloc settings: as is, GLIBC_TUNABLES as in the README's speed notes, the "
+                             "framework's mallopt (train.py's default), both = plain and tuned, all = the three "
+                             "(default: %(default)s; tuned and mallopt need glibc)")
     parser.add_argument("--data-root", default=None,
                         help="an existing example data set (default: generate one in a temporary folder)")
     parser.add_argument("--json", default=None, help="also write the raw figures to this file")
@@ -368,10 +377,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.warmup < 1 or args.iters <= args.warmup + 1:
         parser.error("need 1 <= --warmup < --iters - 1")
     workers_list = [int(w) for w in args.workers.split(",") if w.strip()]
-    malloc = ["plain", "tuned"] if args.malloc == "both" else [args.malloc]
-    if "tuned" in malloc and platform.libc_ver()[0] != "glibc":
-        print("note: not a glibc system; the tuned malloc variant is skipped", file=sys.stderr)
-        malloc = [m for m in malloc if m != "tuned"] or ["plain"]
+    malloc = {"both": ["plain", "tuned"], "all": ["plain", "tuned", "mallopt"]}.get(args.malloc, [args.malloc])
+    if platform.libc_ver()[0] != "glibc" and set(malloc) - {"plain"}:
+        print("note: not a glibc system; the tuned and mallopt malloc variants are skipped", file=sys.stderr)
+        malloc = [m for m in malloc if m == "plain"] or ["plain"]
+    thread_counts = [int(t) for t in args.threads.split(",") if t.strip()] if args.threads else [None]
 
     began = time.perf_counter()
     tmp = tempfile.mkdtemp(prefix="bench_overhead_")
@@ -381,36 +391,35 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             from framework.data.example_data import generate_example_data
             data = str(generate_example_data(os.path.join(tmp, "example"), scale=SCALE)["root"])
-        print(f"torch threads: {args.threads or 'trainer default'}; cores: {os.cpu_count()}; "
+        print(f"torch threads: {args.threads or 'the trainer default'}; cores: {os.cpu_count()}; "
               f"{args.iters} iterations per measurement, stats over iterations {args.warmup}..{args.iters}; "
               f"{args.repeats} repeats of each loop per variant; data: {data}", flush=True)
         variants = []
-        for mode in malloc:
-            for workers in workers_list:
-                threads = args.threads or default_threads(workers)
-                tag = f"{mode}_w{workers}"
-                spec = {"data": data, "out": os.path.join(tmp, tag), "tag": tag, "workers": workers,
-                        "threads": threads, "iters": args.iters, "warmup": args.warmup,
-                        "repeats": args.repeats}
-                env = dict(os.environ)
-                if mode == "tuned":
-                    env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), MALLOC_TUNED]))
-                start = time.perf_counter()
-                proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
-                                      cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True)
-                lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
-                if proc.returncode != 0 or not lines:
-                    sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
-                    print(f"error: variant {tag} failed (exit {proc.returncode})", file=sys.stderr)
-                    return 1
-                payload = json.loads(lines[-1][len("BENCH_RESULT "):])
-                stats = {k: [summarize(r, args.warmup, args.iters) for r in v]
-                         for k, v in payload["results"].items()}
-                variants.append({"malloc": mode, "workers": workers, "threads": payload["threads"],
-                                 "stats": stats, "samples_us": payload["samples_us"]})
-                print(f"  variant malloc={mode} workers={workers} threads={payload['threads']}: "
-                      f"{time.perf_counter() - start:.0f} s", flush=True)
+        for mode, workers, threads in [(m, w, t) for m in malloc for w in workers_list for t in thread_counts]:
+            threads = threads or default_threads(workers)
+            tag = f"{mode}_w{workers}_t{threads}"
+            spec = {"data": data, "out": os.path.join(tmp, tag), "tag": tag, "workers": workers,
+                    "threads": threads, "iters": args.iters, "warmup": args.warmup,
+                    "repeats": args.repeats, "malloc": mode}
+            env = dict(os.environ)
+            if mode == "tuned":
+                env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), MALLOC_TUNED]))
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
+                                  cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+            lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
+            if proc.returncode != 0 or not lines:
+                sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+                print(f"error: variant {tag} failed (exit {proc.returncode})", file=sys.stderr)
+                return 1
+            payload = json.loads(lines[-1][len("BENCH_RESULT "):])
+            stats = {k: [summarize(r, args.warmup, args.iters) for r in v]
+                     for k, v in payload["results"].items()}
+            variants.append({"malloc": mode, "workers": workers, "threads": payload["threads"],
+                             "stats": stats, "samples_us": payload["samples_us"]})
+            print(f"  variant malloc={mode} workers={workers} threads={payload['threads']}: "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
         report(variants, args)
         if args.json:
             with open(args.json, "w", encoding="utf-8") as fh:
@@ -474,17 +483,30 @@ def report(variants: List[Dict[str, Any]], args: argparse.Namespace) -> None:
         seen = {r["threads"] for r in b + f}
         if seen != {v["threads"]}:
             print(f"WARNING: torch thread counts at the first step differ from {v['threads']}: {sorted(seen)}")
-    by_key = {(v["malloc"], v["workers"]): v for v in variants}
+    by_key = {(v["malloc"], v["workers"], v["threads"]): v for v in variants}
+    for mode, label in (("tuned", "GLIBC_TUNABLES"), ("mallopt", "the framework's mallopt")):
+        lines = []
+        for (other, workers, threads), v in by_key.items():
+            if other == mode and ("plain", workers, threads) in by_key:
+                d = by_key[("plain", workers, threads)]
+                for kind in ("bare", "framework"):
+                    ratio = med(v["stats"][kind], "iter_ms") / med(d["stats"][kind], "iter_ms")
+                    lines.append(f"workers {workers} threads {threads} {kind} {ratio:.3f}")
+        if lines:
+            print()
+            print(f"malloc effect, median ms/iter with {label} / glibc's defaults: " + "; ".join(lines))
     lines = []
-    for (mode, workers), v in by_key.items():
-        if mode == "tuned" and ("plain", workers) in by_key:
-            d = by_key[("plain", workers)]
+    for (mode, workers, threads), v in by_key.items():
+        base = default_threads(workers)
+        if threads != base and (mode, workers, base) in by_key:
+            d = by_key[(mode, workers, base)]
             for kind in ("bare", "framework"):
                 ratio = med(v["stats"][kind], "iter_ms") / med(d["stats"][kind], "iter_ms")
-                lines.append(f"workers {workers} {kind} {ratio:.3f}")
+                lines.append(f"malloc {mode} workers {workers} {kind} {ratio:.3f}")
+            lines[-2] = f"{threads} threads / {base}: " + lines[-2]
     if lines:
         print()
-        print("malloc effect, median ms/iter with GLIBC_TUNABLES / without: " + "; ".join(lines))
+        print("threads effect, median ms/iter: " + "; ".join(lines))
     print()
     print("Timings on a shared machine are noisy (other processes, and torch threads waiting on each other when "
           "the cores are oversubscribed):")

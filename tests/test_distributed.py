@@ -8,11 +8,13 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import pytest
 import torch
 
+from framework.checkpoint import verify
+from framework.checkpoint_async import TEST_SLOW_SAVE_ENV
 from framework.checks import check_and_build
 from framework.data.build import build_val_loader
 from framework.options import load_options
@@ -26,11 +28,12 @@ pytestmark = pytest.mark.slow
 DIST_TRAIN = str(REPO / "scripts" / "dist_train.sh")
 
 
-def torchrun(workdir: Path, opt: Path, *args: str, max_restarts: int = 0) -> Child:
+def torchrun(workdir: Path, opt: Path, *args: str, max_restarts: int = 0,
+             env: Optional[Dict[str, str]] = None) -> Child:
     """``scripts/dist_train.sh 2 OPT ARGS`` (torchrun, 2 CPU processes) with bounded reads of its output."""
     return Child(["bash", DIST_TRAIN, "2", str(opt), *args, "--no-progress"], cwd=workdir,
-                 env={"PYTHON": sys.executable, "MAX_RESTARTS": str(max_restarts), "SHUTDOWN_TIMEOUT": "60"},
-                 own_group=True)
+                 env={"PYTHON": sys.executable, "MAX_RESTARTS": str(max_restarts), "SHUTDOWN_TIMEOUT": "60",
+                      **(env or {})}, own_group=True)
 
 
 def finish(child: Child, timeout: float = 180) -> str:
@@ -185,3 +188,26 @@ def test_an_esrgan_trains_under_ddp_and_resumes_bitwise(workdir: Path) -> None:
         state = a["model"]["networks"][net]
         assert not any(k.startswith(("module.", "_orig_mod.")) for k in state)
         assert all(torch.equal(state[k], b["model"]["networks"][net][k]) for k in state)
+
+
+def test_background_saves_under_torchrun_write_what_synchronous_saves_write(workdir: Path) -> None:
+    """Rank 0's writer thread, slowed down so every save point waits for the previous write: the ranks keep in
+    step (the barrier after each wait), the files verify, and training is what a synchronous run trains."""
+    common = {"train.total_iter": 8, "logger.save_checkpoint_freq": 2, "val.val_freq": 4, "logger.keep_last": 2}
+    sync = write_options(workdir, "sync", **common, **{"logger.async_save": False})
+    bg = write_options(workdir, "bg", **common, **{"logger.async_save": True})
+    with torchrun(workdir, sync) as child:
+        assert "checkpoints: written in the loop" in finish(child)
+    with torchrun(workdir, bg, env={TEST_SLOW_SAVE_ENV: "0.5"}) as child:
+        out = finish(child)
+    assert "checkpoints: written in the background (logger.async_save: true)" in out
+    assert "for the previous checkpoint write to finish" in out
+    assert "Saved checkpoint weights/bg_iter_8.pt" in out and "Training finished at iteration 8" in out
+    weights = workdir / "weights"
+    names = sorted(n for n in _files(weights) if n.startswith("bg_"))
+    assert names == ["bg_best.pt", "bg_best.pth", "bg_iter_6.pt", "bg_iter_6.pth", "bg_iter_8.pt", "bg_iter_8.pth"]
+    for name in names:
+        verify(str(weights / name))
+    assert (weights / "bg_iter_8.pth").read_bytes() == (weights / "sync_iter_8.pth").read_bytes()
+    assert (workdir / "experiments" / "bg" / "best_model" / "bg_best.pth").read_bytes() == \
+        (weights / "bg_best.pth").read_bytes()
