@@ -51,20 +51,23 @@ class SnapshotBuffers:
     """
 
     def __init__(self) -> None:
-        self._buffers: Dict[str, torch.UntypedStorage] = {}
-        self._used: Dict[str, torch.UntypedStorage] = {}
+        # key -> (buffer, pinned); the flag is kept because asking a storage is_pinned() costs tens of µs
+        self._buffers: Dict[str, Tuple[torch.UntypedStorage, bool]] = {}
+        self._used: Dict[str, Tuple[torch.UntypedStorage, bool]] = {}
 
     @property
     def nbytes(self) -> int:
-        return sum(buffer.nbytes() for buffer in self._buffers.values())
+        return sum(buffer.nbytes() for buffer, _pinned in self._buffers.values())
 
     def copy_of(self, key: str, storage: torch.UntypedStorage) -> torch.UntypedStorage:
         pinned = storage.device.type == "cuda"
-        buffer = self._buffers.get(key)
-        if buffer is None or buffer.nbytes() != storage.nbytes() or buffer.is_pinned() != pinned:
+        found = self._buffers.get(key)
+        if found is not None and found[1] == pinned and found[0].nbytes() == storage.nbytes():
+            buffer = found[0]
+        else:
             buffer = torch.empty(storage.nbytes(), dtype=torch.uint8, pin_memory=pinned).untyped_storage()
         buffer.copy_(storage, non_blocking=pinned)
-        self._used[key] = buffer
+        self._used[key] = (buffer, pinned)
         return buffer
 
     def settle(self) -> None:

@@ -37,13 +37,22 @@ def resolve_workers(value: Union[int, Literal["auto"]], device: torch.device) ->
     return 0 if device.type == "cpu" else min(4, usable_cores())
 
 
+def auto_threads(workers: int) -> int:
+    """``num_threads: auto`` on CPU: this process's share of the cores (torchrun's processes on one machine
+    share them), minus one per loader worker, at least 1.
+
+    Measured side by side (``scripts/bench_overhead.py --workers 2 --threads 1,2``, README Notes on speed): with
+    2 workers on 2 cores, 1 torch thread beat 2 in both loops, because a worker that wakes up to prefetch (or
+    any other process) takes a core from one of the compute threads, and every parallel op then waits for
+    the descheduled thread."""
+    cores = max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1) or 1)))
+    return max(1, cores - workers)
+
+
 def configure_threads(options: Options, device: torch.device) -> None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop sizes: the fastest kernels are worth finding once
-    if options.num_threads:
+    if isinstance(options.num_threads, int):
         torch.set_num_threads(options.num_threads)
     elif device.type == "cpu" and options.train_set is not None:
-        workers = resolve_workers(options.train_set.num_worker_per_gpu, device)
-        # torchrun's processes on one machine share its cores
-        cores = max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1) or 1)))
-        torch.set_num_threads(max(1, cores - workers) if workers else cores)
+        torch.set_num_threads(auto_threads(resolve_workers(options.train_set.num_worker_per_gpu, device)))

@@ -15,7 +15,6 @@ import re
 from typing import Literal
 
 import torch
-import torchvision
 
 from .checkpoint import safe_load
 from .errors import UserError
@@ -25,6 +24,8 @@ _BACKBONES = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
 
 
 def _backbone_file(net: str) -> str:
+    import torchvision  # here, not at import: torchvision takes seconds to import, and few runs use LPIPS
+
     url = torchvision.models.get_model_weights(_BACKBONES[net]).IMAGENET1K_V1.url
     return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
 

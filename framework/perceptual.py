@@ -15,10 +15,8 @@ import os
 from typing import Callable, Dict, List, Literal, Mapping, Optional, Tuple
 
 import torch
-import torchvision
 from torch import nn
 from torch.nn import functional as F
-from torchvision.models import vgg as tv_vgg
 
 from .checkpoint import safe_load
 from .errors import UserError, did_you_mean
@@ -51,6 +49,8 @@ def vgg_layer_names(features: nn.Sequential) -> List[str]:
 
 def vgg_cache_file(vgg_type: str) -> str:
     """Where torchvision keeps the ImageNet weights of ``vgg_type`` (it downloads them there itself)."""
+    import torchvision  # here, not at import: torchvision takes seconds to import, and only GAN runs need it
+
     weights = torchvision.models.get_model_weights(vgg_type).IMAGENET1K_V1
     return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
 
@@ -74,6 +74,8 @@ class VGGFeatureExtractor(nn.Module):
         if vgg_type not in VGG_TYPES:
             raise UserError(f"PerceptualLoss: vgg_type must be one of {', '.join(VGG_TYPES)}, got {vgg_type!r}"
                             f"{did_you_mean(str(vgg_type), VGG_TYPES)}")
+        from torchvision.models import vgg as tv_vgg  # see vgg_cache_file
+
         features = tv_vgg.make_layers(tv_vgg.cfgs[_VGG_CFG[vgg_type.removesuffix('_bn')]],
                                       batch_norm=vgg_type.endswith("_bn"))
         names = vgg_layer_names(features)

@@ -342,9 +342,10 @@ def _others(rows: List[Dict[str, Any]]) -> str:
 
 
 def default_threads(workers: int) -> int:
-    """What the trainer picks on CPU when num_threads is unset (framework.trainer.configure_threads)."""
-    cores = os.cpu_count() or 1
-    return max(1, cores - workers) if workers else cores
+    """What the trainer picks on CPU with ``num_threads: auto`` (framework.device.auto_threads)."""
+    sys.path.insert(0, str(REPO))
+    from framework.device import auto_threads
+    return auto_threads(workers)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -71,10 +71,10 @@ def test_a_snapshot_is_saved_byte_for_byte_like_the_live_state_and_no_longer_mov
     state["groups"][0]["params"].append(4)
     assert _saved_bytes(snap) == expected
     # the next snapshot of the same state reuses the buffers: no new memory per save
-    first = {id(buffer) for buffer in buffers._buffers.values()}
+    first = {id(buffer) for buffer, _pinned in buffers._buffers.values()}
     size = buffers.nbytes
     again = snapshot_state(state, buffers)
-    assert {id(buffer) for buffer in buffers._buffers.values()} == first and buffers.nbytes == size
+    assert {id(buffer) for buffer, _pinned in buffers._buffers.values()} == first and buffers.nbytes == size
     assert _saved_bytes(again) == _saved_bytes(state)
 
 

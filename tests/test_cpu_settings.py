@@ -7,10 +7,15 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Any, Dict
 
 import pytest
+import torch
 
+
+from framework import device as device_module
+from framework.device import configure_threads
+from framework.options import load_options
 
 from .tinyrun import REPO, run_train, write_options
 
@@ -68,3 +73,20 @@ def test_train_py_logs_its_malloc_start_up_and_checkpoint_settings(workdir: Path
     assert "Start-up: first batch in hand" in result.stdout and "(fresh start)" in result.stdout
     expected = "in the background" if len(os.sched_getaffinity(0)) > 1 else "in the loop"
     assert f"checkpoints: written {expected} (logger.async_save: auto)" in result.stdout
+
+
+@pytest.mark.parametrize("setting,workers,local_world,expected", [
+    ("auto", 2, 1, 2),  # 4 cores, 2 workers: 2 threads
+    ("auto", 0, 1, 4),
+    ("auto", 6, 1, 1),  # never below 1
+    ("auto", 1, 2, 1),  # two torchrun processes share the 4 cores: 2 each, minus the worker
+    (None, 2, 1, 2),  # none means auto
+    (3, 2, 1, 3),  # an explicit count is kept
+])
+def test_auto_threads_leave_a_core_per_loader_worker(workdir: Path, monkeypatch: pytest.MonkeyPatch, setting: Any,
+                                                     workers: int, local_world: int, expected: int) -> None:
+    monkeypatch.setattr(device_module, "usable_cores", lambda: 4)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_world))
+    opt = write_options(workdir, "t", **{"num_threads": setting, "datasets.train.num_worker_per_gpu": workers})
+    configure_threads(load_options(str(opt)), torch.device("cpu"))
+    assert torch.get_num_threads() == expected  # the workdir fixture restores the count afterwards

@@ -58,7 +58,7 @@ def test_example_yml_loads_typed_with_defaults() -> None:
     assert o.path.strict_load is True
     assert o.path.param_key == "params"
     assert o.path.weights_root == "weights" and o.path.experiments_root == "experiments"
-    assert o.num_threads is None
+    assert o.num_threads == "auto"
     default_batch = next(f.default for f in dataclasses.fields(DatasetOptions) if f.name == "batch_size_per_gpu")
     assert o.datasets["val"].batch_size_per_gpu == default_batch == 16
     assert o.datasets["val"].dataset_enlarge_ratio == 1

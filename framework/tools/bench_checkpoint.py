@@ -185,7 +185,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default=",".join(map(str, SIZES_MB)),
                         help="state sizes in MB, comma-separated (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats (default: %(default)s)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         help="where the state lives (default: %(default)s)")
     parser.add_argument("--dir", default=None, help="folder to write in (default: a temporary folder)")
