@@ -585,9 +585,9 @@ class CheckpointManager:
             self._wait_for_writer()
 
     def close(self) -> None:
-        """The run is ending on an error: wait for the save in flight (its files must not be cut off), and log
-        its failure rather than hide the error that is ending the run."""
-        self._writer.wait()
+        """The run is ending (after an error too): wait for the save in flight (its files must not be cut off),
+        end the writer thread, and log a failure rather than hide the error that may be ending the run."""
+        self._writer.stop()
         failure = self._writer.take_failure()
         if failure is not None:
             logger.warning(f"the background checkpoint write failed too: {failure}")

@@ -262,3 +262,29 @@ def test_a_weights_folder_made_read_only_during_a_background_write_stops_the_run
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     assert "ro_iter_4.pt" in lines[0] and "checkpoint not written" in lines[0] and "--auto-resume" in lines[0]
     assert not [n for n in _real_files(weights) if "iter_4" in n]  # nothing half-written under a real name
+
+
+WRITER_EXIT_SCRIPT = """
+import sys, time
+from framework.checkpoint_async import BackgroundWriter
+writer = BackgroundWriter()
+writer.start(lambda: None)
+writer.wait()
+def slow_write():
+    time.sleep(1.0)
+    open(sys.argv[1], "w").write("written")
+writer.start(slow_write)
+# the main thread ends here without wait() or stop()
+"""
+
+
+def test_the_writer_thread_finishes_a_write_in_flight_at_exit_and_then_lets_the_process_end(tmp_path: Path) -> None:
+    """The long-lived writer thread is not a daemon (a write in flight is completed when the main thread ends
+    without waiting for it), and it ends by itself once the main thread is gone, so the process exits."""
+    target = tmp_path / "written.txt"
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", WRITER_EXIT_SCRIPT, str(target)], cwd=REPO, timeout=60,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert target.read_text() == "written"
+    assert time.perf_counter() - start < 30
