@@ -37,16 +37,17 @@ def resolve_workers(value: Union[int, Literal["auto"]], device: torch.device) ->
     return 0 if device.type == "cpu" else min(4, usable_cores())
 
 
-def auto_threads(workers: int) -> int:
+def auto_threads() -> int:
     """``num_threads: auto`` on CPU: this process's share of the cores (torchrun's processes on one machine
-    share them), minus one per loader worker, at least 1.
+    share them), whatever the number of loader workers.
 
-    Measured side by side (``scripts/bench_overhead.py --workers 2 --threads 1,2``, README Notes on speed): with
-    2 workers on 2 cores, 1 torch thread beat 2 in both loops, because a worker that wakes up to prefetch (or
-    any other process) takes a core from one of the compute threads, and every parallel op then waits for
-    the descheduled thread."""
-    cores = max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1) or 1)))
-    return max(1, cores - workers)
+    Measured side by side on 2 idle cores with 2 loader workers (``scripts/bench_overhead.py --workers 2
+    --threads 1,2 --malloc mallopt``, README Notes on speed): 2 torch threads 82.6 / 75.1 ms per iteration (bare
+    loop / framework) against 144.2 / 149.6 with 1 (cores minus workers): workers that prefetch small crops
+    are idle most of the time, and a core left to them is a core the convolutions do not get. On a machine
+    whose cores other jobs also want, fewer threads win (threads wait for a descheduled one); set
+    ``num_threads`` there."""
+    return max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1) or 1)))
 
 
 def configure_threads(options: Options, device: torch.device) -> None:
@@ -55,4 +56,4 @@ def configure_threads(options: Options, device: torch.device) -> None:
     if isinstance(options.num_threads, int):
         torch.set_num_threads(options.num_threads)
     elif device.type == "cpu" and options.train_set is not None:
-        torch.set_num_threads(auto_threads(resolve_workers(options.train_set.num_worker_per_gpu, device)))
+        torch.set_num_threads(auto_threads())

@@ -189,9 +189,9 @@ class Options:
     manual_seed: int = opt(0, doc="Seed of everything random: weights, data order, crops and flips.", min=0)
     device: Literal["auto", "cpu", "cuda"] = opt("auto", doc="`auto` = CUDA when available, else CPU.")
     num_threads: Union[int, Literal["auto"], None] = opt(
-        "auto", doc="Torch CPU threads. `auto` (or none): on CPU one per core, minus one per data-loader worker "
-                    "(at least 1; measured faster than keeping every core, see Notes on speed); on CUDA torch's "
-                    "default.", min=1)
+        "auto", doc="Torch CPU threads. `auto` (or none): on CPU one per core (shared among torchrun's "
+                    "processes), data-loader workers or not (measured faster on idle cores, see Notes on speed; "
+                    "on cores other jobs use too, fewer can be faster); on CUDA torch's default.", min=1)
     malloc_tuning: bool = opt(True, doc="On Linux with glibc, train.py sets malloc's thresholds at start-up "
                                         "(mmap 32 MiB, trim 2 GiB, as `GLIBC_TUNABLES` would): freed memory is "
                                         "kept for the next step instead of being returned to the system and "

@@ -341,11 +341,11 @@ def _others(rows: List[Dict[str, Any]]) -> str:
     return f"{max(shares) * 100:.0f}%" if shares else "n/a"
 
 
-def default_threads(workers: int) -> int:
+def default_threads() -> int:
     """What the trainer picks on CPU with ``num_threads: auto`` (framework.device.auto_threads)."""
     sys.path.insert(0, str(REPO))
     from framework.device import auto_threads
-    return auto_threads(workers)
+    return auto_threads()
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -397,7 +397,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"{args.repeats} repeats of each loop per variant; data: {data}", flush=True)
         variants = []
         for mode, workers, threads in [(m, w, t) for m in malloc for w in workers_list for t in thread_counts]:
-            threads = threads or default_threads(workers)
+            threads = threads or default_threads()
             tag = f"{mode}_w{workers}_t{threads}"
             spec = {"data": data, "out": os.path.join(tmp, tag), "tag": tag, "workers": workers,
                     "threads": threads, "iters": args.iters, "warmup": args.warmup,
@@ -498,7 +498,7 @@ def report(variants: List[Dict[str, Any]], args: argparse.Namespace) -> None:
             print(f"malloc effect, median ms/iter with {label} / glibc's defaults: " + "; ".join(lines))
     lines = []
     for (mode, workers, threads), v in by_key.items():
-        base = default_threads(workers)
+        base = default_threads()
         if threads != base and (mode, workers, base) in by_key:
             d = by_key[(mode, workers, base)]
             for kind in ("bare", "framework"):

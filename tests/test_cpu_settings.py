@@ -76,15 +76,16 @@ def test_train_py_logs_its_malloc_start_up_and_checkpoint_settings(workdir: Path
 
 
 @pytest.mark.parametrize("setting,workers,local_world,expected", [
-    ("auto", 2, 1, 2),  # 4 cores, 2 workers: 2 threads
+    ("auto", 2, 1, 4),  # 4 cores, 2 workers: every core a thread (idle workers cost little, measured)
     ("auto", 0, 1, 4),
-    ("auto", 6, 1, 1),  # never below 1
-    ("auto", 1, 2, 1),  # two torchrun processes share the 4 cores: 2 each, minus the worker
-    (None, 2, 1, 2),  # none means auto
+    ("auto", 1, 2, 2),  # two torchrun processes share the 4 cores: 2 each
+    ("auto", 0, 8, 1),  # never below 1
+    (None, 2, 1, 4),  # none means auto
     (3, 2, 1, 3),  # an explicit count is kept
 ])
-def test_auto_threads_leave_a_core_per_loader_worker(workdir: Path, monkeypatch: pytest.MonkeyPatch, setting: Any,
-                                                     workers: int, local_world: int, expected: int) -> None:
+def test_auto_threads_use_the_process_share_of_the_cores(workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         setting: Any, workers: int, local_world: int,
+                                                         expected: int) -> None:
     monkeypatch.setattr(device_module, "usable_cores", lambda: 4)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_world))
     opt = write_options(workdir, "t", **{"num_threads": setting, "datasets.train.num_worker_per_gpu": workers})
