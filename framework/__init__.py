@@ -6,7 +6,7 @@ schedules, models), so a YAML ``type:`` can name any of them; user code register
 """
 from . import archs, losses, lpips_metric, metrics, optim, perceptual  # noqa: F401  (registration)
 from .data import datasets, realesrgan  # noqa: F401  (registration)
-from .models import gan_model, sr_model  # noqa: F401  (registration)
+from .models import gan_model, realesrgan_model, sr_model  # noqa: F401  (registration)
 from .version import __version__
 
 __all__ = ["__version__"]

@@ -227,7 +227,8 @@ class Options:
     scale: int = opt(doc="Super-resolution factor (1 for restoration without resizing).", min=1, max=8)
     model_type: str = opt("SRModel", doc="Training logic (registered model): SRModel, or SRGANModel / "
                                          "ESRGANModel (GAN fine-tuning: `network_d`, `train.optim_d`, "
-                                         "`train.gan_opt`).")
+                                         "`train.gan_opt`), or RealESRNetModel / RealESRGANModel (LR inputs "
+                                         "synthesised from GT images: RealESRGANDataset, `degradation`).")
     manual_seed: int = opt(0, doc="Seed of everything random: weights, data order, crops and flips.", min=0)
     device: Literal["auto", "cpu", "cuda"] = opt("auto", doc="`auto` = CUDA when available, else CPU.")
     num_threads: Optional[int] = opt(None, doc="Torch CPU threads; none = one per core, minus the data "
@@ -408,6 +409,7 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
         problems.append(not_registered(("model_type",), MODEL_REGISTRY, options.model_type))
     if options.model_type in MODEL_REGISTRY:
         _check_model_keys(options, MODEL_REGISTRY.get(options.model_type), problems)
+        _check_synthesis(options, MODEL_REGISTRY.get(options.model_type), datasets.get("train"), problems)
     if options.train is not None:
         _check_loss_roles(options.train, problems)
     return dataclasses.replace(options, **replace)
@@ -435,6 +437,32 @@ def _check_model_keys(options: Options, model: Any, problems: List[Problem]) -> 
         if _dotted(options, key) is not None:
             problems.append(Problem(tuple(key.split(".")), f"{options.model_type} does not use it; remove it, or "
                                                            "set model_type: ESRGANModel or SRGANModel to train a GAN"))
+
+
+SYNTHESIS_MODELS = "RealESRNetModel or RealESRGANModel"
+
+
+def _check_synthesis(options: Options, model: Any, train_set: Optional[DatasetOptions],
+                     problems: List[Problem]) -> None:
+    """A model that synthesises its LR inputs (``synthesizes_inputs``) and a dataset of GT images only
+    (``gt_only``) go together; the ``degradation`` section belongs to such a model."""
+    synthesizes = bool(getattr(model, "synthesizes_inputs", False))
+    if not synthesizes and options.degradation is not None:
+        problems.append(Problem(("degradation",), f"{options.model_type} does not use it (it trains on the "
+                                                  f"dataset's LR images); remove it, or set model_type: "
+                                                  f"{SYNTHESIS_MODELS}"))
+    dataset = train_set.dataset if train_set is not None else None
+    if options.train is None or dataset is None or dataset.type not in DATASET_REGISTRY:
+        return
+    gt_only = bool(getattr(DATASET_REGISTRY.get(dataset.type), "gt_only", False))
+    if gt_only and not synthesizes:
+        problems.append(Problem(("datasets", "train", "type"), f"{dataset.type} gives GT images only, for a model "
+                                                               f"that synthesises the LR inputs: set model_type: "
+                                                               f"{SYNTHESIS_MODELS}"))
+    elif synthesizes and not gt_only:
+        problems.append(Problem(("datasets", "train", "type"), f"{options.model_type} synthesises its LR inputs "
+                                                               f"from GT images and kernels: use RealESRGANDataset "
+                                                               f"(not {dataset.type})"))
 
 
 # Which kind of loss each loss key takes (a loss class's ``loss_role``; losses without one are pixel losses).

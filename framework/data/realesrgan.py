@@ -26,6 +26,9 @@ from .transforms import augment, crop_origin
 
 KernelType = Literal["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"]
 _PROB = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
+_KINDS: Tuple[KernelType, ...] = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso",
+                                  "plateau_aniso")
+assert _KINDS == KERNEL_TYPES  # the option's type names exactly the kernels kernels.py makes
 
 
 @DATASET_REGISTRY.register()
@@ -35,15 +38,17 @@ class RealESRGANDataset(torch.utils.data.Dataset):
     (Real-ESRGAN reads 8-bit images; the model converts on its device), ``kernel1``, ``kernel2``,
     ``sinc_kernel``."""
 
+    gt_only = True  # the option checks pair it with a model that synthesises the LR inputs
+
     def __init__(self, dataroot_gt: str, scale: int, seed: int = 0, train: bool = True,
                  gt_size: Optional[int] = None, use_hflip: bool = True, use_rot: bool = False,
                  crop_pad_size: int = 400, io_backend: Optional[Mapping[str, Any]] = None,
                  meta_info_file: Optional[str] = None,
-                 blur_kernel_size: int = 21, kernel_list: Tuple[KernelType, ...] = KERNEL_TYPES,
+                 blur_kernel_size: int = 21, kernel_list: Tuple[KernelType, ...] = _KINDS,
                  kernel_prob: Tuple[float, ...] = _PROB, sinc_prob: float = 0.1,
                  blur_sigma: Tuple[float, float] = (0.2, 3.0), betag_range: Tuple[float, float] = (0.5, 4.0),
                  betap_range: Tuple[float, float] = (1.0, 2.0),
-                 blur_kernel_size2: int = 21, kernel_list2: Tuple[KernelType, ...] = KERNEL_TYPES,
+                 blur_kernel_size2: int = 21, kernel_list2: Tuple[KernelType, ...] = _KINDS,
                  kernel_prob2: Tuple[float, ...] = _PROB, sinc_prob2: float = 0.1,
                  blur_sigma2: Tuple[float, float] = (0.2, 1.5), betag_range2: Tuple[float, float] = (0.5, 4.0),
                  betap_range2: Tuple[float, float] = (1.0, 2.0), final_sinc_prob: float = 0.8) -> None:

@@ -26,11 +26,12 @@ Jpeg = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def filter2d(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Each image of ``img`` (B, C, H, W) convolved with its own kernel (B, k, k) (or one (k, k) for all), with
-    reflected borders, so the output keeps the input's size."""
+    reflected borders, so the output keeps the input's size (replicated borders where the image is not larger
+    than half the kernel: tiny crops, where Real-ESRGAN's reflection would fail)."""
     b, c, h, w = img.shape
     k = kernel.shape[-1]
     pad = k // 2
-    padded = F.pad(img, (pad, pad, pad, pad), mode="reflect")
+    padded = F.pad(img, (pad, pad, pad, pad), mode="reflect" if pad < min(h, w) else "replicate")
     if kernel.dim() == 2:
         weight = kernel.to(img.dtype).expand(c, 1, k, k)
         return F.conv2d(padded, weight, groups=c)
