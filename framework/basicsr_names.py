@@ -174,9 +174,10 @@ def key_fix(path: Tuple[Any, ...], value: Any) -> Optional[Fix]:
     if rule.action == "remove":
         return Fix("remove", key, f"'{key}' has no use here ({rule.why}); remove it", rule.why)
     if rule.action == "move":
-        return Fix("move", key, f"{rule.origin}'s top-level '{key}' belongs in the {DEGRADATION_SECTION} section "
-                                f"here ({rule.to}: {rule.why}); move it there", rule.why,
-                   new_key=rule.to.rpartition(".")[0])
+        section = rule.to.rpartition(".")[0]
+        return Fix("move", key, f"{rule.origin}'s top-level '{key}' belongs in the {section} section here "
+                                f"({rule.to}); move it there (scripts/convert_options.py moves them all)", rule.why,
+                   new_key=section)
     if rule.action == "absent":
         return Fix("absent", key, f"'{key}' is a {rule.origin} key ({rule.why}) that this trainer does not "
                                   "provide yet", rule.why)
