@@ -174,10 +174,11 @@ def test_converter_lists_what_it_cannot_map(tmp_path: Path, capsys: pytest.Captu
 
 # Real-ESRGAN's GAN file with local data and smaller sizes (its keys and layout unchanged): the edits the test
 # makes to the published file before converting it.
-REAL_ESRGAN_SMALLER = {"num_gpu: 4": "num_gpu: 0", "gt_size: 256": "gt_size: 32", "queue_size: 180": "queue_size: 4",
-                       "num_worker_per_gpu: 5": "num_worker_per_gpu: 0", "batch_size_per_gpu: 12": "batch_size_per_gpu: 2",
-                       "num_feat: 64": "num_feat: 8", "num_block: 23": "num_block: 1", "num_grow_ch: 32": "num_grow_ch: 4",
-                       "blur_kernel_size: 21": "blur_kernel_size: 9", "blur_kernel_size2: 21": "blur_kernel_size2: 9"}
+REAL_ESRGAN_SMALLER = {
+    "num_gpu: 4": "num_gpu: 0", "gt_size: 256": "gt_size: 32", "queue_size: 180": "queue_size: 4",
+    "num_worker_per_gpu: 5": "num_worker_per_gpu: 0", "batch_size_per_gpu: 12": "batch_size_per_gpu: 2",
+    "num_feat: 64": "num_feat: 8", "num_block: 23": "num_block: 1", "num_grow_ch: 32": "num_grow_ch: 4",
+    "blur_kernel_size: 21": "blur_kernel_size: 9", "blur_kernel_size2: 21": "blur_kernel_size2: 9"}
 
 
 def test_realesrgan_file_passes_with_only_the_documented_renames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
