@@ -349,3 +349,63 @@ def test_realesrgan_option_errors_exit_2_with_one_line_each(workdir: Path, chang
     for text in expect:
         assert text in err, f"{text!r} not in {err}"
     assert not (workdir / "weights").exists() or not list((workdir / "weights").iterdir())
+
+
+# ------------------------------------------------------------------------------ the examples, the grid tool
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _example_x4(root: Path) -> None:
+    generate_example_data(root / "datasets" / "example_x4", num_train=4, num_val=1, size=64, scale=4)
+
+
+def test_show_degradations_writes_the_grid_for_the_example_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    from framework.cli import run_main
+    from framework.data.image_io import read_image
+    from framework.tools import show_degradations
+
+    _example_x4(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    opt = str(REPO / "options/train/example_realesrnet.yml")
+    assert run_main(show_degradations.main, ["-opt", opt, "--count", "3"]) == 0
+    grid = (read_image(str(tmp_path / "example_RealESRNet_x4_degradations.png")) * 255).round()
+    tile = 64 + show_degradations.GAP
+    assert grid.shape == (3, 3 * tile + 2, 5 * tile + 2)
+    first = [grid[:, 2:66, 2 + c * tile:2 + c * tile + 64] for c in range(5)]
+    assert not torch.equal(first[0], first[1])  # the LR input is not the GT
+    assert int(first[2].max()) == 255 and int(first[2].min()) == 0  # a kernel, scaled to its range
+    assert "one row per sample" in capsys.readouterr().out
+    # the same draws again: the same image; an existing file is not replaced without --force
+    assert run_main(show_degradations.main, ["-opt", opt, "--count", "3", "-o", "again.png"]) == 0
+    assert (tmp_path / "again.png").read_bytes() == (tmp_path / "example_RealESRNet_x4_degradations.png").read_bytes()
+    assert run_main(show_degradations.main, ["-opt", opt, "-o", "again.png"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert run_main(show_degradations.main, ["-opt", str(REPO / "options/train/example.yml")]) == 2
+    assert "RealESRNetModel / RealESRGANModel" in capsys.readouterr().err
+
+
+def test_two_stage_realesrgan_example_in_miniature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """options/train/example_realesrnet.yml, then example_realesrgan.yml from its .pth, both shortened."""
+    import os
+
+    import yaml
+
+    from framework.cli import run_main, train_main
+
+    _example_x4(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    short = ["--no-progress", "--set", "val.val_freq=2", "--set", "logger.save_checkpoint_freq=2",
+             "--set", "logger.use_tb_logger=false"]
+    assert run_main(train_main, ["-opt", str(REPO / "options/train/example_realesrnet.yml"), *short,
+                                 "--set", "train.total_iter=2"]) == 0
+    gan = yaml.safe_load((REPO / "options/train/example_realesrgan.yml").read_text())
+    pretrain = gan["path"]["pretrain_path"]
+    assert pretrain == "weights/example_RealESRNet_x4_iter_400.pth"  # stage 1's last .pth, at its full length
+    os.replace(tmp_path / "weights" / "example_RealESRNet_x4_iter_2.pth", tmp_path / pretrain)
+    assert run_main(train_main, ["-opt", str(REPO / "options/train/example_realesrgan.yml"), *short,
+                                 "--set", "train.total_iter=2"]) == 0
+    pt = load(tmp_path / "weights" / f"{gan['name']}_iter_2.pt")
+    assert set(pt["model"]["networks"]) == {"net_g", "net_d"}
+    assert pt["model"]["pair_pool"]["filled"] == 8  # two batches of 4 into the pool of 16

@@ -40,6 +40,18 @@ def filter2d(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return out.view(b, c, h, w)
 
 
+def separable_blur(img: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """:func:`filter2d` with the kernel ``outer(g, g)`` (the same borders), as two 1-D passes: 2k instead of
+    k^2 multiplications per pixel (USM's 101 x 101 Gaussian)."""
+    b, c, h, w = img.shape
+    k = g.shape[0]
+    pad = k // 2
+    padded = F.pad(img, (pad, pad, pad, pad), mode="reflect" if pad < min(h, w) else "replicate")
+    g = g.to(img.dtype)
+    rows = F.conv2d(padded.reshape(b * c, 1, *padded.shape[-2:]), g.view(1, 1, 1, k))
+    return F.conv2d(rows, g.view(1, 1, k, 1)).view(b, c, h, w)
+
+
 def gaussian_kernel_1d(size: int, sigma: float = 0.0) -> torch.Tensor:
     """OpenCV's ``getGaussianKernel``: sigma 0 means ``0.3 * ((size - 1) / 2 - 1) + 0.8``."""
     if sigma <= 0:
@@ -52,13 +64,11 @@ def gaussian_kernel_1d(size: int, sigma: float = 0.0) -> torch.Tensor:
 def usm_sharp(img: torch.Tensor, weight: float = 0.5, threshold: float = 10, radius: int = 50) -> torch.Tensor:
     """Unsharp masking as Real-ESRGAN sharpens its GT: ``img + weight * (img - blur)``, clamped, blended in
     where the detail exceeds ``threshold`` (in 8-bit levels) through a soft (blurred) mask."""
-    size = radius * 2 + 1
-    g = gaussian_kernel_1d(size).to(img.device)
-    kernel = torch.outer(g, g)
-    blur = filter2d(img, kernel)
+    g = gaussian_kernel_1d(radius * 2 + 1).to(img.device)
+    blur = separable_blur(img, g)
     residual = img - blur
     mask = (residual.abs() * 255 > threshold).to(img.dtype)
-    soft_mask = filter2d(mask, kernel)
+    soft_mask = separable_blur(mask, g)
     sharp = (img + weight * residual).clamp(0, 1)
     return soft_mask * sharp + (1 - soft_mask) * img
 

@@ -138,7 +138,9 @@ class Synthesis:
         self.degrade = Degradation(options.scale, _stage(opts, ""), _stage(opts, "2"), opts.second_blur_prob,
                                    jpeg_compress)
         self.pool = PairPool(opts.queue_size) if opts.queue_size else None
-        self.targets = dict(targets)  # "gt_pix" / "gt_percep" / "gt_gan" -> sharpened or not; "source": degrade
+        # "gt_pix" / "gt_percep" / "gt_gan": whether that loss's target is sharpened; "source": whether the
+        # degradation starts from the sharpened GT
+        self.targets = dict(targets)
         self.rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
     def generators(self, iteration: int) -> Tuple[torch.Generator, torch.Generator]:
@@ -213,8 +215,12 @@ class RealESRNetModel(_Synthesising, SRModel):
     def __init__(self, options: Options, device: torch.device) -> None:
         super().__init__(options, device)
         if options.train is not None:
-            usm = (options.degradation or DegradationOptions()).gt_usm
-            self.synthesis = Synthesis(options, device, {"source": usm, "gt_pix": usm, "gt_percep": usm})
+            self.synthesis = Synthesis(options, device, self.synthesis_targets(options))
+
+    @staticmethod
+    def synthesis_targets(options: Options) -> Dict[str, bool]:
+        usm = (options.degradation or DegradationOptions()).gt_usm
+        return {"source": usm, "gt_pix": usm, "gt_percep": usm}
 
 
 @MODEL_REGISTRY.register()
@@ -227,7 +233,9 @@ class RealESRGANModel(_Synthesising, SRGANModel):
     def __init__(self, options: Options, device: torch.device) -> None:
         super().__init__(options, device)
         if options.train is not None:
-            opts = options.degradation or DegradationOptions()
-            self.synthesis = Synthesis(options, device, {"source": True, "gt_pix": opts.l1_gt_usm,
-                                                         "gt_percep": opts.percep_gt_usm,
-                                                         "gt_gan": opts.gan_gt_usm})
+            self.synthesis = Synthesis(options, device, self.synthesis_targets(options))
+
+    @staticmethod
+    def synthesis_targets(options: Options) -> Dict[str, bool]:
+        opts = options.degradation or DegradationOptions()
+        return {"source": True, "gt_pix": opts.l1_gt_usm, "gt_percep": opts.percep_gt_usm, "gt_gan": opts.gan_gt_usm}
