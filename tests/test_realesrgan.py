@@ -4,7 +4,6 @@ Real-ESRGAN option layout."""
 from __future__ import annotations
 
 import math
-import signal
 from pathlib import Path
 from typing import Any, Dict
 
@@ -18,9 +17,8 @@ from framework.data.example_data import generate_example_data
 from framework.errors import OptionError
 from framework.rng import derived_generator
 
-from .childproc import Child
 from .test_model_contract import _equal
-from .tinyrun import load, train_in_process, write_options
+from .tinyrun import load, stop_with_sigterm, train_in_process, write_options
 
 # ------------------------------------------------------------------------------------------------ kernels
 
@@ -279,15 +277,7 @@ def test_sigterm_and_resume_of_a_tiny_realesrgan_is_bitwise(workdir: Path) -> No
     ref = real_options(workdir, "ref", **common)
     assert train_in_process(ref) == 0
     opt = real_options(workdir, "sig", **common)
-    with Child.train(workdir, "-opt", str(opt)) as child:
-        child.wait_for("iter 4]", timeout=120)
-        child.proc.send_signal(signal.SIGTERM)
-        rc, out, err = child.finish(timeout=60)
-    assert rc == 0, err
-    assert "SIGTERM: stopped after iteration" in out
-    saved = list((workdir / "weights").glob("sig_iter_*.pt"))
-    assert len(saved) == 1
-    stopped = load(saved[0])
+    stopped = stop_with_sigterm(workdir, opt, "iter 4]")
     assert 4 <= stopped["iteration"] < 14
     pool = stopped["model"]["pair_pool"]
     assert pool["filled"] == 4 and pool["gt"].shape == (4, 3, 32, 32) and pool["lq"].shape == (4, 3, 8, 8)

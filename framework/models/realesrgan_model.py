@@ -184,6 +184,18 @@ class _Synthesising:
     the dry run, and the pool in the training state."""
 
     synthesis: Optional[Synthesis] = None
+    synthesizes_inputs = True  # the option checks pair such a model with RealESRGANDataset
+
+    def __init__(self, options: Options, device: torch.device) -> None:
+        super().__init__(options, device)  # type: ignore[call-arg]
+        if options.train is not None:
+            self.synthesis = Synthesis(options, device, self.synthesis_targets(options))
+
+    @staticmethod
+    def synthesis_targets(options: Options) -> Dict[str, bool]:
+        """Which GT each loss compares with (``gt_pix``, ``gt_percep``, ``gt_gan``: sharpened or not) and
+        whether the degradation starts from the sharpened GT (``source``)."""
+        raise NotImplementedError
 
     def train_step(self, batch: Batch, iteration: int) -> Dict[str, torch.Tensor]:
         assert self.synthesis is not None
@@ -210,13 +222,6 @@ class RealESRNetModel(_Synthesising, SRModel):
     """Real-ESRNet: the PSNR-oriented first stage; ``degradation.gt_usm`` sharpens the GT that is degraded and
     compared with."""
 
-    synthesizes_inputs = True
-
-    def __init__(self, options: Options, device: torch.device) -> None:
-        super().__init__(options, device)
-        if options.train is not None:
-            self.synthesis = Synthesis(options, device, self.synthesis_targets(options))
-
     @staticmethod
     def synthesis_targets(options: Options) -> Dict[str, bool]:
         usm = (options.degradation or DegradationOptions()).gt_usm
@@ -227,13 +232,6 @@ class RealESRNetModel(_Synthesising, SRModel):
 class RealESRGANModel(_Synthesising, SRGANModel):
     """Real-ESRGAN: the GAN stage; the degradation starts from the sharpened GT, and each loss compares with the
     sharpened GT or not (``l1_gt_usm``, ``percep_gt_usm``, ``gan_gt_usm``)."""
-
-    synthesizes_inputs = True
-
-    def __init__(self, options: Options, device: torch.device) -> None:
-        super().__init__(options, device)
-        if options.train is not None:
-            self.synthesis = Synthesis(options, device, self.synthesis_targets(options))
 
     @staticmethod
     def synthesis_targets(options: Options) -> Dict[str, bool]:
