@@ -208,3 +208,17 @@ def test_bad_images_are_clear_errors() -> None:
         jpeg_compress(torch.rand(1, 1, 8, 8), 50)
     with pytest.raises(TypeError, match="floating-point"):
         jpeg_compress(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), 50)
+
+
+def test_reduced_precision_settings_do_not_change_the_result() -> None:
+    """Under autocast or TF32-style matmul precision the quantisation decisions must stay the codec's."""
+    img = torch.rand(2, 3, 24, 40, generator=torch.Generator().manual_seed(7))
+    ref = jpeg_compress(img, torch.tensor([35.0, 80.0]))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(jpeg_compress(img, torch.tensor([35.0, 80.0])), ref, rtol=0, atol=1e-5)
+    previous = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        torch.testing.assert_close(jpeg_compress(img, torch.tensor([35.0, 80.0])), ref, rtol=0, atol=1e-5)
+    finally:
+        torch.set_float32_matmul_precision(previous)

@@ -155,47 +155,62 @@ def _from_blocks(blocks: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return blocks.reshape(b, c, h // 8, w // 8, 8, 8).permute(0, 1, 2, 4, 3, 5).reshape(b, c, h, w)
 
 
-def _round_half_away(x: torch.Tensor) -> torch.Tensor:
-    return torch.sign(x) * torch.floor(x.abs() + 0.5)
+def _transform_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 for the block transforms when float32 matmuls may run in TF32 / bfloat16.
+
+    ``torch.set_float32_matmul_precision('high')`` (or ``allow_tf32``) keeps about 10 mantissa bits: enough
+    error to move coefficients across rounding boundaries, so the quantisation would no longer be the codec's.
+    """
+    if dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest":
+        return torch.float64
+    return dtype
 
 
 def _quantize_planes(planes: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """DCT, quantise with ``table`` (B, 64), dequantise and inverse-DCT every 8x8 block of ``planes`` (0..255)."""
-    k = _basis(planes.device, planes.dtype)
-    coef = (_to_blocks(planes) - 128.0) @ k
-    step = table.to(planes.dtype)[:, None, :]
-    coef = _round_half_away(coef / step) * step
-    blocks = (coef @ k.t() + 128.0).clamp_(0.0, 255.0)
-    return _from_blocks(blocks, planes.shape)
+    """JPEG round trip of every 8x8 block of level-shifted ``planes`` (-128..127) with ``table`` (B, 64).
+
+    The quantiser step is folded into the transforms: ``round(X K / Q) * Q K^T = round(X (K / Q)) (Q K^T)``,
+    one batched matmul each way with a per-image matrix.
+    """
+    dtype = _transform_dtype(planes.dtype)
+    k = _basis(planes.device, dtype)
+    step = table.to(dtype)
+    forward = k / step[:, None, :]  # (B, 64, 64): DCT, then divide coefficient j by Q[j]
+    inverse = step[:, :, None] * k.t()  # (B, 64, 64): multiply by Q[j], then inverse DCT
+    coef = torch.bmm(_to_blocks(planes).to(dtype), forward)
+    # Half away from zero, like libjpeg's quantiser (torch.round would send halves to even).
+    coef = coef.abs().add_(0.5).floor_().copysign_(coef)
+    blocks = torch.bmm(coef, inverse).clamp_(-128.0, 127.0)  # libjpeg range-limits each component here
+    return _from_blocks(blocks.to(planes.dtype), planes.shape)
 
 
-def _upsample2_axis(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """Double ``x`` along ``dim`` with libjpeg's triangle filter: 3/4 nearest + 1/4 next-nearest sample."""
-    n = x.shape[dim]
-    before = torch.cat([x.narrow(dim, 0, 1), x.narrow(dim, 0, n - 1)], dim)
-    after = torch.cat([x.narrow(dim, 1, n - 1), x.narrow(dim, n - 1, 1)], dim)
-    even = 0.75 * x + 0.25 * before
-    odd = 0.75 * x + 0.25 * after
-    return torch.stack([even, odd], dim + 1).flatten(dim, dim + 1)
+def _mix_channels(matrix: torch.Tensor, planes: torch.Tensor) -> torch.Tensor:
+    """``matrix`` (C_out, C_in) applied to every pixel of ``planes`` (B, C_in, H, W), without copying them."""
+    b, c, h, w = planes.shape
+    return torch.matmul(matrix, planes.reshape(b, c, h * w)).reshape(b, -1, h, w)
 
 
 def _codec(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
-    """Encode + decode ``x`` (B, 3, H, W) in [0, 1] at ``quality`` [B]; float in, float out."""
+    """Encode + decode ``x`` (B, 3, H, W) in [0, 1] at ``quality`` [B]; float in, float out.
+
+    Planes are kept level-shifted (Y - 128, Cb - 128, Cr - 128) from the colour conversion to the end.
+    """
     _, _, h, w = x.shape
     pad_h, pad_w = -h % _MCU, -w % _MCU
-    rgb = F.pad(x * 255.0, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x * 255.0
-    ycc = torch.einsum("ij,bjhw->bihw", _matrix(_RGB_TO_YCC, x.device, x.dtype), rgb)
-    luma = ycc[:, :1]
-    chroma = F.avg_pool2d(ycc[:, 1:], 2) + 128.0
+    rgb = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+    ycc = _mix_channels(_matrix(_RGB_TO_YCC, x.device, x.dtype) * 255.0, rgb)
+    luma = ycc[:, :1] - 128.0
+    chroma = F.avg_pool2d(ycc[:, 1:], 2)
     luma_table, chroma_table = quantization_tables(quality)
 
     luma = _quantize_planes(luma, luma_table)[..., :h, :w]
     chroma = _quantize_planes(chroma, chroma_table)[..., :(h + 1) // 2, :(w + 1) // 2]
-    chroma = _upsample2_axis(_upsample2_axis(chroma, 2), 3)[..., :h, :w] - 128.0
+    # libjpeg's "fancy" h2v2 upsampling is a 3/4, 1/4 triangle filter along each axis with the edge sample
+    # replicated: exactly bilinear interpolation by 2 with align_corners=False (which clamps at the edges).
+    chroma = F.interpolate(chroma, scale_factor=2, mode="bilinear", align_corners=False)[..., :h, :w]
 
-    ycc = torch.cat([luma, chroma], 1)
-    out = torch.einsum("ij,bjhw->bihw", _matrix(_YCC_TO_RGB, x.device, x.dtype), ycc)
-    return out.div_(255.0).clamp_(0.0, 1.0)
+    out = _mix_channels(_matrix(_YCC_TO_RGB, x.device, x.dtype)[:, 1:] / 255.0, chroma)
+    return out.add_(luma, alpha=1 / 255.0).add_(128 / 255.0).clamp_(0.0, 1.0)
 
 
 def jpeg_compress(images: torch.Tensor, quality: Union[torch.Tensor, float]) -> torch.Tensor:
@@ -211,6 +226,7 @@ def jpeg_compress(images: torch.Tensor, quality: Union[torch.Tensor, float]) -> 
     if images.numel() == 0:
         return images.detach().clone()
     work = torch.float64 if images.dtype == torch.float64 else torch.float32
-    with torch.no_grad():
+    # No autocast: bfloat16 / float16 matmuls would move coefficients across the quantiser's rounding points.
+    with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
         out = _codec(images.detach().to(work), q)
     return out.to(images.dtype)
