@@ -222,3 +222,11 @@ def test_reduced_precision_settings_do_not_change_the_result() -> None:
         torch.testing.assert_close(jpeg_compress(img, torch.tensor([35.0, 80.0])), ref, rtol=0, atol=1e-5)
     finally:
         torch.set_float32_matmul_precision(previous)
+
+
+def test_benchmark_script_runs(capsys: pytest.CaptureFixture) -> None:
+    from framework.tools.bench_jpeg import main
+
+    assert main(["--sizes", "16", "--batch", "2", "--repeats", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 2x3x16x16 |")]
+    assert len(rows) == 1 and all(float(cell) > 0 for cell in rows[0].strip("| ").split(" | ")[1:]), rows
