@@ -1,25 +1,31 @@
 """framework.data.jpeg: the batched torch JPEG against a real libjpeg (Pillow's), and its contract.
 
-Measured on this machine (Pillow 12's libjpeg-turbo, libjpeg 6.2 API; ours vs libjpeg on 8-bit inputs, both
-decodes unrounded/8-bit as they come; "lib vs in" is libjpeg's own error against the input), by
-``.venv/bin/python -m pytest tests/test_jpeg.py -k table -s`` (prints the same table):
+Measured on the dev machine (Pillow 13, libjpeg-turbo with the libjpeg 6.2 API, 4:2:0) on 8-bit-valued images:
+"ours-lib" compares our decode with libjpeg's, "lib-in" is libjpeg's own error against the input; MAE in grey
+levels (1/255), PSNR in dB. Printed by ``.venv/bin/python -m pytest tests/test_jpeg.py -k table -s``:
 
-    image        q   ours-lib MAE(/255) PSNR  | lib-in MAE(/255) PSNR
-    natural      30   0.86   44.5            |  5.03   28.8
-    natural      50   1.06   43.2            |  4.26   30.1
-    natural      75   0.89   46.1            |  3.34   31.9
-    natural      95   0.87   46.4            |  1.92   35.1
-    natural 37x53 30  0.87   45.4            |  3.88   32.9
-    natural 37x53 95  0.73   48.2            |  1.49   39.2
-    gradient     30   0.72   47.9            |  2.78   37.1
-    gradient     95   0.60   50.6            |  0.65   48.6
-    noise        30   1.54   35.7            | 55.1    11.4
-    noise        75   2.40   37.2            | 47.0    12.6
+    image            q  ours-lib MAE  PSNR | lib-in MAE  PSNR
+    natural         30      0.86    44.5 |   5.03   28.8
+    natural         50      1.06    43.2 |   4.26   30.1
+    natural         75      0.89    46.0 |   3.34   31.9
+    natural         95      0.87    46.4 |   1.92   35.1
+    natural 37x53   30      0.87    45.4 |   3.88   32.9
+    natural 37x53   50      0.78    45.5 |   3.00   34.5
+    natural 37x53   75      0.81    46.9 |   2.46   35.7
+    natural 37x53   95      0.73    48.2 |   1.49   39.2
+    gradient        30      0.72    47.9 |   2.78   37.1
+    gradient        50      0.54    51.2 |   1.73   41.4
+    gradient        75      0.54    51.5 |   1.28   43.4
+    gradient        95      0.60    50.5 |   0.65   48.6
+    noise           30      1.54    35.7 |  55.11   11.4
+    noise           50      2.08    36.3 |  51.47   11.9
+    noise           75      2.40    37.2 |  47.00   12.6
+    noise           95      1.40    42.9 |  45.81   12.8
 
 The remaining difference is libjpeg's integer arithmetic (8-bit YCbCr, integer DCTs, rounded upsampling):
 rounding at each of those steps in an experiment brought the MAE to about 0.2-0.7. A coefficient that lands
 on the other side of a rounding boundary moves a whole block, so single pixels can differ by 10-40 levels at
-low quality; the mean stays small. Thresholds below sit above the worst measured value with some room.
+low quality; the mean stays small. The thresholds below sit above the worst measured values with some room.
 """
 from __future__ import annotations
 
