@@ -258,3 +258,14 @@ def test_cuda_matches_cpu() -> None:
     assert cuda.device.type == "cuda" and cuda.dtype == torch.float32
     # Summation order differs between devices, so a rare coefficient may round the other way.
     assert _mae255(cuda.cpu(), cpu) < 0.2
+
+
+def test_quality_types() -> None:
+    img = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(10))
+    torch.testing.assert_close(jpeg_compress(img, np.float64(60.0)), jpeg_compress(img, 60), rtol=0, atol=0)
+    torch.testing.assert_close(jpeg_compress(img, torch.tensor(60)), jpeg_compress(img, 60), rtol=0, atol=0)
+    for bad in ("60", True, None, torch.tensor([True, False])):
+        with pytest.raises(TypeError, match="quality must be a real number"):
+            jpeg_compress(img, bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"in \[1, 100\]"):
+        jpeg_compress(torch.rand(0, 3, 8, 8), 0.5)

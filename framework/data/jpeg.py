@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from typing import Tuple, Union
 
 import torch
@@ -132,25 +133,27 @@ def _check_images(images: torch.Tensor) -> None:
                         "(convert uint8 images with img.float() / 255)")
 
 
+def _quality_error(bad: float) -> ValueError:
+    return ValueError(f"jpeg_compress: quality must be in [1, 100] (as in jpeg_range), got {bad}")
+
+
 def _qualities(quality: Union[torch.Tensor, float], batch: int, device: torch.device) -> torch.Tensor:
     """``quality`` as a float tensor [B] on ``device``, or a ValueError naming what is wrong."""
-    if isinstance(quality, bool):
-        raise TypeError("jpeg_compress: quality must be a number or a tensor, got a bool")
-    if isinstance(quality, torch.Tensor):
-        if quality.is_complex() or quality.dtype == torch.bool:
-            raise TypeError(f"jpeg_compress: quality must be a real tensor, got {quality.dtype}")
-        if quality.dim() > 1 or (quality.dim() == 1 and quality.numel() != batch):
-            raise ValueError(f"jpeg_compress: quality must be a scalar or a tensor of shape [{batch}] (one per "
-                             f"image), got shape {list(quality.shape)}")
-        q = quality.detach().to(device=device, dtype=torch.float32).reshape(-1).expand(batch)
-    elif isinstance(quality, (int, float)):
-        q = torch.full((batch,), float(quality), dtype=torch.float32, device=device)
-    else:
-        raise TypeError(f"jpeg_compress: quality must be a number or a tensor, got {type(quality).__name__}")
-    if batch and not bool(((q >= 1) & (q <= 100)).all()):  # NaN fails too
-        bad = q[~((q >= 1) & (q <= 100))][0].item()
-        raise ValueError(f"jpeg_compress: quality must be in [1, 100] (as in jpeg_range), got {bad}")
-    return q
+    if isinstance(quality, numbers.Real) and not isinstance(quality, bool):
+        if not 1 <= float(quality) <= 100:  # NaN fails too
+            raise _quality_error(float(quality))
+        return torch.full((batch,), float(quality), dtype=torch.float32, device=device)
+    if not isinstance(quality, torch.Tensor) or quality.is_complex() or quality.dtype == torch.bool:
+        what = quality.dtype if isinstance(quality, torch.Tensor) else type(quality).__name__
+        raise TypeError(f"jpeg_compress: quality must be a real number or a tensor of them, got {what}")
+    if quality.dim() > 1 or (quality.dim() == 1 and quality.numel() != batch):
+        raise ValueError(f"jpeg_compress: quality must be a scalar or a tensor of shape [{batch}] (one per "
+                         f"image), got shape {list(quality.shape)}")
+    q = quality.detach().to(device=device, dtype=torch.float32).reshape(-1)
+    valid = (q >= 1) & (q <= 100)  # NaN fails too
+    if not bool(valid.all()):
+        raise _quality_error(q[~valid][0].item())
+    return q.expand(batch)
 
 
 def _to_blocks(planes: torch.Tensor) -> torch.Tensor:
