@@ -98,7 +98,9 @@ def _dct_basis() -> torch.Tensor:
     return torch.kron(d, d).t().contiguous()
 
 
+@functools.lru_cache(maxsize=16)
 def _basis(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The DCT matrix on ``device``, copied there once. Callers never modify it."""
     return _dct_basis().to(device=device, dtype=dtype)
 
 
