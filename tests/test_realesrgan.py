@@ -317,6 +317,8 @@ def test_a_tiny_realesrnet_run_and_its_dry_run(workdir: Path, capsys: pytest.Cap
     ({"degradation": {"resize_range": [0.5, 0.9]}}, ["degradation.resize_range", "must contain 1"]),
     ({"degradation": {"gaussian_noise_prob": 2}}, ["degradation.gaussian_noise_prob"]),
     ({"datasets.train.crop_pad_size": 30}, ["datasets.train.crop_pad_size", "multiple of scale 4"]),
+    ({"degradation": {"high_order_degradation": False}}, ["degradation.high_order_degradation", "only true",
+                                                          "PairedImageDataset"]),
 ])
 def test_realesrgan_option_errors_exit_2_with_one_line_each(workdir: Path, changes: dict, expect: list,
                                                             capsys: pytest.CaptureFixture) -> None:
