@@ -150,6 +150,8 @@ class Synthesis:
 
     @torch.no_grad()
     def make(self, batch: Batch, iteration: int, *, use_pool: bool = True) -> Dict[str, Any]:
+        """The training batch of ``iteration``: ``lq``, ``gt`` and the sharpened targets (``gt_pix`` ...) that
+        the losses ask for; ``use_pool=False`` (the dry run, the grid tool) leaves the pool untouched."""
         if "kernel1" not in batch:
             raise OptionError(("datasets", "train", "type"), "the training batches carry no kernels: use "
                                                              "RealESRGANDataset")
