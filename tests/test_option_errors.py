@@ -604,7 +604,7 @@ def example_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the README walk-through's layout (options/train/photos_x4.yml)."""
     root = tmp_path_factory.mktemp("shipped_options") / "datasets"
     generate_example_data(root / "example")
-    generate_example_data(root / "example_x4", scale=4)
+    generate_example_data(root / "example_x4", scale=4, degraded_val=True)
     for split in ("train", "val"):
         (root / "photos" / split).mkdir(parents=True)
         (root / "photos" / split / "HR").symlink_to(root / "example" / split / "HR", target_is_directory=True)

@@ -11,6 +11,7 @@ gets the same crops and kernels.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple
 
 import torch
@@ -29,6 +30,21 @@ _PROB = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
 _KINDS: Tuple[KernelType, ...] = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso",
                                   "plateau_aniso")
 assert _KINDS == KERNEL_TYPES  # the option's type names exactly the kernels kernels.py makes
+
+
+@dataclass(frozen=True)
+class KernelSampler:
+    """The three kernels of one degradation, drawn from the dataset's blur keys: the one place that draws them,
+    for training samples and for the degraded validation sets of :mod:`framework.tools.degrade_images`."""
+
+    first: BlurSettings
+    second: BlurSettings
+    final_sinc_prob: float
+
+    def draw(self, gen: torch.Generator) -> Dict[str, torch.Tensor]:
+        """``kernel1``, ``kernel2`` and ``sinc_kernel``, in that order of draws from ``gen``."""
+        return {"kernel1": random_blur_kernel(self.first, gen), "kernel2": random_blur_kernel(self.second, gen),
+                "sinc_kernel": random_final_sinc(self.final_sinc_prob, self.second.kernel_size, gen)}
 
 
 @DATASET_REGISTRY.register()
@@ -65,12 +81,12 @@ class RealESRGANDataset(torch.utils.data.Dataset):
         self.use_hflip, self.use_rot = use_hflip, use_rot
         self.crop_pad_size = crop_pad_size
         self.dataroot_gt = dataroot_gt
-        self.first = _settings("", blur_kernel_size, kernel_list, kernel_prob, blur_sigma, betag_range, betap_range,
-                               sinc_prob)
-        self.second = _settings("2", blur_kernel_size2, kernel_list2, kernel_prob2, blur_sigma2, betag_range2,
-                                betap_range2, sinc_prob2)
+        first = _settings("", blur_kernel_size, kernel_list, kernel_prob, blur_sigma, betag_range, betap_range,
+                          sinc_prob)
+        second = _settings("2", blur_kernel_size2, kernel_list2, kernel_prob2, blur_sigma2, betag_range2,
+                           betap_range2, sinc_prob2)
         _check_prob("final_sinc_prob", final_sinc_prob)
-        self.final_sinc_prob = final_sinc_prob
+        self.kernels = KernelSampler(first, second, final_sinc_prob)
         self.source = open_source(dataroot_gt, "dataroot_gt", io_backend, meta_info_file)
         self.files = list(self.source.by_stem.values())
 
@@ -104,10 +120,8 @@ class RealESRGANDataset(torch.utils.data.Dataset):
         if gt.dtype != torch.uint8:  # 16-bit PNG: 8 bits, as Real-ESRGAN reads every image
             gt = to_integer(to_float(gt))
         (gt,) = augment([gt], self.use_hflip, self.use_rot, gen)
-        return {"gt": gt, "kernel1": random_blur_kernel(self.first, gen),
-                "kernel2": random_blur_kernel(self.second, gen),
-                "sinc_kernel": random_final_sinc(self.final_sinc_prob, self.second.kernel_size, gen),
-                "gt_path": path, "name": os.path.splitext(self.files[index])[0]}
+        return {"gt": gt, **self.kernels.draw(gen), "gt_path": path,
+                "name": os.path.splitext(self.files[index])[0]}
 
     def _crop(self, img: torch.Tensor, gen: torch.Generator, path: str) -> torch.Tensor:
         """A ``crop_pad_size`` square: reflect-padded at the bottom / right where the image is smaller."""

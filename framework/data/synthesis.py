@@ -18,6 +18,9 @@ from typing import Callable, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from ..errors import OptionError
+from ..options import DegradationOptions
+from .jpeg import jpeg_compress
 from .kernels import choice, uniform
 
 RESIZE_MODES = ("area", "bilinear", "bicubic")
@@ -202,6 +205,34 @@ class Degradation:
             out = compress(out, self.second, cpu, self.jpeg)
             out = filter2d(resize(out, lr_size, cpu), sinc)
         return quantise(out)
+
+
+def stage_from(opts: DegradationOptions, suffix: str) -> Stage:
+    """One stage's keys (suffix ``""`` or ``"2"``), checked."""
+    values = {name: getattr(opts, name + suffix) for name in (
+        "resize_prob", "resize_range", "gaussian_noise_prob", "noise_range", "poisson_scale_range",
+        "gray_noise_prob", "jpeg_range")}
+    for name, low, high in (("resize_range", 1e-6, None), ("noise_range", 0.0, None),
+                            ("poisson_scale_range", 0.0, None), ("jpeg_range", 1.0, 100.0)):
+        lo, hi = values[name]
+        if not (low <= lo <= hi and (high is None or hi <= high)):
+            bounds = f"{low} <= low <= high" + (f" <= {high}" if high is not None else "")
+            raise OptionError(("degradation", name + suffix), f"{list(values[name])} is not a range [low, high] "
+                                                              f"with {bounds}")
+    lo, hi = values["resize_range"]
+    if not lo <= 1.0 <= hi:
+        raise OptionError(("degradation", "resize_range" + suffix), f"{[lo, hi]}: the range must contain 1 (down "
+                                                                    "from low to 1, up from 1 to high)")
+    if any(p < 0 for p in values["resize_prob"]) or not sum(values["resize_prob"]) > 0:
+        raise OptionError(("degradation", "resize_prob" + suffix), "three non-negative weights (up, down, keep), "
+                                                                   "not all zero")
+    return Stage(**values)
+
+
+def degradation_from(opts: DegradationOptions, scale: int) -> Degradation:
+    """The pipeline of a ``degradation`` options section at ``scale``: what RealESRNetModel / RealESRGANModel
+    train with and ``scripts/degrade_images.py`` makes validation sets with."""
+    return Degradation(scale, stage_from(opts, ""), stage_from(opts, "2"), opts.second_blur_prob, jpeg_compress)
 
 
 def quantise(img: torch.Tensor) -> torch.Tensor:

@@ -20,8 +20,7 @@ import torch
 import torch.distributed as dist
 
 from ..data.image_io import to_float
-from ..data.jpeg import jpeg_compress
-from ..data.synthesis import Degradation, Stage, paired_crop, usm_sharp
+from ..data.synthesis import degradation_from, paired_crop, usm_sharp
 from ..errors import OptionError
 from ..options import DegradationOptions, Options
 from ..registry import MODEL_REGISTRY
@@ -83,28 +82,6 @@ class PairPool:
             self.lq[:self.filled], self.gt[:self.filled] = lq, gt
 
 
-def _stage(opts: DegradationOptions, suffix: str) -> Stage:
-    """One stage's keys (suffix ``""`` or ``"2"``), checked."""
-    values = {name: getattr(opts, name + suffix) for name in (
-        "resize_prob", "resize_range", "gaussian_noise_prob", "noise_range", "poisson_scale_range",
-        "gray_noise_prob", "jpeg_range")}
-    for name, low, high in (("resize_range", 1e-6, None), ("noise_range", 0.0, None),
-                            ("poisson_scale_range", 0.0, None), ("jpeg_range", 1.0, 100.0)):
-        lo, hi = values[name]
-        if not (low <= lo <= hi and (high is None or hi <= high)):
-            bounds = f"{low} <= low <= high" + (f" <= {high}" if high is not None else "")
-            raise OptionError(("degradation", name + suffix), f"{list(values[name])} is not a range [low, high] "
-                                                              f"with {bounds}")
-    lo, hi = values["resize_range"]
-    if not lo <= 1.0 <= hi:
-        raise OptionError(("degradation", "resize_range" + suffix), f"{[lo, hi]}: the range must contain 1 (down "
-                                                                    "from low to 1, up from 1 to high)")
-    if any(p < 0 for p in values["resize_prob"]) or not sum(values["resize_prob"]) > 0:
-        raise OptionError(("degradation", "resize_prob" + suffix), "three non-negative weights (up, down, keep), "
-                                                                   "not all zero")
-    return Stage(**values)
-
-
 class Synthesis:
     """The model's half of the pipeline: batch -> degraded, cropped, pooled training pairs with their
     (sharpened) targets."""
@@ -135,8 +112,7 @@ class Synthesis:
         self.scale = options.scale
         self.seed = options.manual_seed
         self.device = device
-        self.degrade = Degradation(options.scale, _stage(opts, ""), _stage(opts, "2"), opts.second_blur_prob,
-                                   jpeg_compress)
+        self.degrade = degradation_from(opts, options.scale)
         self.pool = PairPool(opts.queue_size) if opts.queue_size else None
         # "gt_pix" / "gt_percep" / "gt_gan": whether that loss's target is sharpened; "source": whether the
         # degradation starts from the sharpened GT

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -56,14 +56,20 @@ def grid(rows: List[List[torch.Tensor]]) -> torch.Tensor:
     return out
 
 
+def require_synthesis(options: Options, script: str) -> Any:
+    """The options' model class, which must synthesise its LR inputs (RealESRNetModel / RealESRGANModel)."""
+    model = MODEL_REGISTRY.get(options.model_type)
+    if not getattr(model, "synthesizes_inputs", False):
+        raise UserError(f"{options.source_file}: model_type {options.model_type} trains on stored LR images; "
+                        f"{script} applies the synthetic degradation of RealESRNetModel / RealESRGANModel")
+    return model
+
+
 def degradation_grid(options: Options, count: int, iteration: int) -> torch.Tensor:
     """The grid image (float, (3, H, W)) for the options."""
     from ..models.realesrgan_model import Synthesis
 
-    model = MODEL_REGISTRY.get(options.model_type)
-    if not getattr(model, "synthesizes_inputs", False):
-        raise UserError(f"{options.source_file}: model_type {options.model_type} trains on stored LR images; "
-                        "show_degradations.py shows the synthetic degradation of RealESRNetModel / RealESRGANModel")
+    model = require_synthesis(options, "show_degradations.py")
     dataset = build_dataset(options, "train")
     count = min(count, num_samples(dataset))
     batch = default_collate([dataset[(0, i)] for i in range(count)])
