@@ -319,6 +319,9 @@ def test_a_tiny_realesrnet_run_and_its_dry_run(workdir: Path, capsys: pytest.Cap
     ({"datasets.train.crop_pad_size": 30}, ["datasets.train.crop_pad_size", "multiple of scale 4"]),
     ({"degradation": {"high_order_degradation": False}}, ["degradation.high_order_degradation", "only true",
                                                           "PairedImageDataset"]),
+    ({"datasets.train.dataroot_lq": "data/train/LR_x2"},
+     ["datasets.train.dataroot_lq", "RealESRGANDataset reads HR images only and synthesises the LR inputs; "
+                                    "remove dataroot_lq"]),
 ])
 def test_realesrgan_option_errors_exit_2_with_one_line_each(workdir: Path, changes: dict, expect: list,
                                                             capsys: pytest.CaptureFixture) -> None:
@@ -340,6 +343,7 @@ def test_realesrgan_option_errors_exit_2_with_one_line_each(workdir: Path, chang
     assert "Traceback" not in err
     for text in expect:
         assert text in err, f"{text!r} not in {err}"
+    assert "did you mean" not in err
     assert not (workdir / "weights").exists() or not list((workdir / "weights").iterdir())
 
 
@@ -348,8 +352,10 @@ def test_realesrgan_option_errors_exit_2_with_one_line_each(workdir: Path, chang
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _example_x4(root: Path) -> None:
-    generate_example_data(root / "datasets" / "example_x4", num_train=4, num_val=1, size=64, scale=4)
+def _example_x4(root: Path, num_val: int = 1) -> Dict[str, Any]:
+    """datasets/example_x4 as make_example_data.py --scale 4 writes it (with the degraded val LR), smaller."""
+    return generate_example_data(root / "datasets" / "example_x4", num_train=4, num_val=num_val, size=64, scale=4,
+                                 degraded_val=True)
 
 
 def test_show_degradations_writes_the_grid_for_the_example_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -376,6 +382,80 @@ def test_show_degradations_writes_the_grid_for_the_example_options(tmp_path: Pat
     assert "--force" in capsys.readouterr().err
     assert run_main(show_degradations.main, ["-opt", str(REPO / "options/train/example.yml")]) == 2
     assert "RealESRNetModel / RealESRGANModel" in capsys.readouterr().err
+
+
+def test_degrade_images_writes_deterministic_lr_of_the_right_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    """scripts/degrade_images.py: 8-bit LR PNGs of HR / scale (HR cropped to a multiple of it), the same bytes on
+    every run and whatever else is in the folder (the draws depend on (seed, name) only), other bytes for
+    another seed; the example data's degraded val LR is this tool's output for the example options."""
+    from framework.cli import run_main
+    from framework.data.image_io import decode_file, write_image
+    from framework.tools import degrade_images
+
+    data = _example_x4(tmp_path, num_val=2)
+    monkeypatch.chdir(tmp_path)
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    for path in sorted(data["val_hr"].iterdir()):
+        (hr / path.name).write_bytes(path.read_bytes())
+    odd = decode_file(str(data["val_hr"] / "0000.png"))[:, :62, :59]  # not multiples of 4: cropped to 60 x 56
+    (hr / "sub").mkdir()
+    write_image(odd, str(hr / "sub" / "odd.png"))
+    opt = str(REPO / "options/train/example_realesrnet.yml")
+
+    def degrade(out: str, *extra: str) -> Dict[str, bytes]:
+        assert run_main(degrade_images.main, ["-opt", opt, "-i", str(hr), "-o", out, *extra]) == 0
+        return {p.relative_to(tmp_path / out).as_posix(): p.read_bytes()
+                for p in sorted((tmp_path / out).rglob("*")) if p.is_file()}
+
+    first = degrade("lr")
+    assert sorted(first) == ["0000.png", "0001.png", "sub/odd.png"]
+    assert "wrote 3 LR x4 images to lr (seed 0" in capsys.readouterr().out
+    for name, size in (("0000.png", (16, 16)), ("sub/odd.png", (15, 14))):
+        lq = decode_file(str(tmp_path / "lr" / name))
+        assert lq.dtype == torch.uint8 and tuple(lq.shape) == (3, *size)
+    assert degrade("again") == first
+    # the make_example_data.py set: the same pipeline, the same draws (seed 0, by name)
+    for name in ("0000.png", "0001.png"):
+        assert (data["val_lr_degraded"] / name).read_bytes() == first[name]
+    # one image alone: the same bytes (its draws do not depend on the other images)
+    (hr / "0001.png").unlink()
+    (hr / "sub" / "odd.png").unlink()
+    assert degrade("alone") == {"0000.png": first["0000.png"]}
+    other = degrade("seed1", "--seed", "1")
+    assert other["0000.png"] != first["0000.png"]
+    hr_img = decode_file(str(hr / "0000.png"))
+    assert not torch.equal(decode_file(str(tmp_path / "lr" / "0000.png")), hr_img[:, ::4, ::4])
+
+
+def test_degrade_images_refuses_to_overwrite_without_force(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    from framework.cli import run_main
+    from framework.tools import degrade_images
+
+    data = _example_x4(tmp_path, num_val=2)
+    monkeypatch.chdir(tmp_path)
+    opt = str(REPO / "options/train/example_realesrnet.yml")
+    out = tmp_path / "lr"
+    out.mkdir()
+    (out / "0001.png").write_bytes(b"mine")
+    args = ["-opt", opt, "-i", str(data["val_hr"]), "-o", str(out)]
+    assert run_main(degrade_images.main, args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "0001.png: exists" in err and "--force" in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["0001.png"]  # nothing written
+    assert (out / "0001.png").read_bytes() == b"mine"
+    assert run_main(degrade_images.main, [*args, "--force"]) == 0
+    assert (out / "0001.png").read_bytes() == (data["val_lr_degraded"] / "0001.png").read_bytes()
+    # options of a model that trains on stored LR images; an output inside the input
+    generate_example_data(tmp_path / "datasets" / "example", num_train=1, num_val=1, size=32)
+    assert run_main(degrade_images.main, ["-opt", str(REPO / "options/train/example.yml"), "-i", str(data["val_hr"]),
+                                          "-o", "x"]) == 2
+    assert "RealESRNetModel / RealESRGANModel" in capsys.readouterr().err
+    assert run_main(degrade_images.main, ["-opt", opt, "-i", str(data["val_hr"]), "-o",
+                                          str(data["val_hr"] / "lr")]) == 2
+    assert "inside the input folder" in capsys.readouterr().err
 
 
 def test_two_stage_realesrgan_example_in_miniature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

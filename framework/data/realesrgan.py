@@ -55,6 +55,9 @@ class RealESRGANDataset(torch.utils.data.Dataset):
     ``sinc_kernel``."""
 
     gt_only = True  # the option checks pair it with a model that synthesises the LR inputs
+    # keys of the other datasets that have no meaning here (the schema's message for them, not "did you mean")
+    refused_arguments = {"dataroot_lq": "RealESRGANDataset reads HR images only and synthesises the LR inputs; "
+                                        "remove dataroot_lq"}
 
     def __init__(self, dataroot_gt: str, scale: int, seed: int = 0, train: bool = True,
                  gt_size: Optional[int] = None, use_hflip: bool = True, use_rot: bool = False,
