@@ -474,7 +474,7 @@ def test_two_stage_realesrgan_example_in_miniature(tmp_path: Path, monkeypatch: 
                                  "--set", "train.total_iter=2"]) == 0
     gan = yaml.safe_load((REPO / "options/train/example_realesrgan.yml").read_text())
     pretrain = gan["path"]["pretrain_path"]
-    assert pretrain == "weights/example_RealESRNet_x4_iter_400.pth"  # stage 1's last .pth, at its full length
+    assert pretrain == "weights/example_RealESRNet_x4_iter_800.pth"  # stage 1's last .pth, at its full length
     os.replace(tmp_path / "weights" / "example_RealESRNet_x4_iter_2.pth", tmp_path / pretrain)
     assert run_main(train_main, ["-opt", str(REPO / "options/train/example_realesrgan.yml"), *short,
                                  "--set", "train.total_iter=2"]) == 0
