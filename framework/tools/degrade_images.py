@@ -29,6 +29,7 @@ from ..data.image_io import decode_file, images_by_stem, write_image
 from ..data.synthesis import degradation_from
 from ..errors import UserError
 from ..options import DegradationOptions, load_options
+from .args import add_tail_arguments
 from .parallel import check_output_folder, remove_stale_temp_files
 from .show_degradations import require_synthesis
 
@@ -42,10 +43,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("-o", "--output", required=True, metavar="FOLDER", help="folder for the LR PNGs")
     parser.add_argument("--seed", type=int, default=0, help="seed of every draw, with each image's name "
                                                             "(default: 0)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                        help="override an option, as train.py --set")
-    parser.add_argument("--force", action="store_true", help="replace LR files that exist")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks of errors")
+    add_tail_arguments(parser, force_help="replace LR files that exist")
     args = parser.parse_args(argv)
     if args.seed < 0:
         raise UserError(f"--seed must be 0 or more, got {args.seed}")

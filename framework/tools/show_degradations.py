@@ -27,6 +27,7 @@ from ..data.image_io import to_integer, write_image
 from ..errors import UserError
 from ..options import Options, load_options
 from ..registry import MODEL_REGISTRY
+from .args import add_tail_arguments
 
 GAP = 2  # pixels of white between tiles
 
@@ -93,10 +94,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--count", type=int, default=8, help="samples, one row each (default: 8)")
     parser.add_argument("--iteration", type=int, default=1, help="draw the degradation of this training iteration "
                                                                  "(default: 1)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                        help="override an option, as train.py --set")
-    parser.add_argument("--force", action="store_true", help="replace the output file if it exists")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks of errors")
+    add_tail_arguments(parser, force_help="replace the output file if it exists")
     args = parser.parse_args(argv)
     if args.count < 1 or args.iteration < 0:
         raise UserError("--count must be at least 1 and --iteration at least 0")
