@@ -6,8 +6,8 @@ schedules, models), so a YAML ``type:`` can name any of them; user code register
 """
 from ._started import IMPORT_STARTED  # noqa: F401  (first: start-up latency is counted from here)
 from . import archs, losses, lpips_metric, metrics, optim, perceptual  # noqa: F401  (registration)
-from .data import datasets  # noqa: F401  (registration)
-from .models import gan_model, sr_model  # noqa: F401  (registration)
+from .data import datasets, realesrgan  # noqa: F401  (registration)
+from .models import gan_model, realesrgan_model, sr_model  # noqa: F401  (registration)
 from .version import __version__
 
 __all__ = ["__version__"]

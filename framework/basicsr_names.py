@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Tuple
 
-Action = Literal["rename", "remove", "absent"]
+Action = Literal["rename", "move", "remove", "absent"]
 
-# Real-ESRGAN's synthetic degradations (issue 12) are on their way; their keys and components are listed here
-# until the schema and the registries have them.
-REAL_ESRGAN = "Real-ESRGAN's synthetic degradations, RealESRNetModel or RealESRGANModel"
+REAL_ESRGAN = "Real-ESRGAN's paired-data variant of its degradation training"
+# Real-ESRGAN writes its degradation keys at the top level; here they have a section of their own.
+DEGRADATION_SECTION = "degradation"
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class KeyRule:
     key: str
     action: Action
     why: str
-    to: str = ""  # rename: our key (same section)
+    to: str = ""  # rename: our key (same section); move: the dotted key it belongs at
     values: Optional[Callable[[Any], Any]] = None  # rename with a value change: BasicSR value -> ours
     values_doc: str = ""  # the value mapping in words, for messages and the README
     origin: str = "BasicSR"
@@ -36,7 +36,8 @@ class KeyRule:
 class Fix:
     """What to do about one key or component of a BasicSR file (attached to its :class:`Problem`).
 
-    ``rename``: write ``new_key`` (and ``new_value`` when ``has_value``); ``remove``: delete the key;
+    ``rename``: write ``new_key`` (and ``new_value`` when ``has_value``); ``move``: the key, as written, into
+    the section ``new_key`` names (``degradation``); ``remove``: delete the key;
     ``absent``: a feature this trainer lacks, which only ``droppable`` ones (a metric: reporting only) may be
     commented out for."""
 
@@ -102,19 +103,21 @@ KEY_RULES: Tuple[KeyRule, ...] = (
     *(KeyRule("train", key, "remove", "one key says the precision here: train.mixed_precision: bf16 (what "
               "use_amp with amp_bf16 meant) or fp16 (use_amp alone)", origin="traiNNer-redux")
       for key in ("use_amp", "amp_bf16")),
-    # --- Real-ESRGAN's degradation settings (issue 12)
-    *(KeyRule("", key, "absent", f"a setting of {REAL_ESRGAN}", origin="Real-ESRGAN") for key in (
+    # --- Real-ESRGAN's degradation settings: one section of their own here
+    *(KeyRule("", key, "move", "the synthetic degradation's settings have a section of their own",
+              to=f"{DEGRADATION_SECTION}.{key}", origin="Real-ESRGAN") for key in (
         "gt_usm", "l1_gt_usm", "percep_gt_usm", "gan_gt_usm", "high_order_degradation", "queue_size", "gt_size",
         "resize_prob", "resize_range", "gaussian_noise_prob", "noise_range", "poisson_scale_range",
         "gray_noise_prob", "jpeg_range", "second_blur_prob", "resize_prob2", "resize_range2",
         "gaussian_noise_prob2", "noise_range2", "poisson_scale_range2", "gray_noise_prob2", "jpeg_range2")),
+    KeyRule("datasets.*", "meta_info", "rename", "the list of images to use, BasicSR's name for it",
+            to="meta_info_file", origin="Real-ESRGAN"),
 )
 
 # Registered names of BasicSR / Real-ESRGAN this trainer lacks: kind (as the registries name themselves) ->
 # name -> (origin, what it is).
 ABSENT_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
     "model": {
-        "RealESRNetModel": ("Real-ESRGAN", REAL_ESRGAN), "RealESRGANModel": ("Real-ESRGAN", REAL_ESRGAN),
         "VideoBaseModel": ("BasicSR", "video restoration"), "EDVRModel": ("BasicSR", "video restoration"),
         "VideoRecurrentModel": ("BasicSR", "video restoration"),
         "VideoGANModel": ("BasicSR", "video restoration"), "VideoRecurrentGANModel": ("BasicSR", "video restoration"),
@@ -141,7 +144,6 @@ ABSENT_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
         "calculate_ssim_pt": ("BasicSR", "SSIM on float GPU tensors"),
     },
     "dataset": {
-        "RealESRGANDataset": ("Real-ESRGAN", REAL_ESRGAN),
         "RealESRGANPairedDataset": ("Real-ESRGAN", REAL_ESRGAN),
         "SingleImageDataset": ("BasicSR", "LQ images without GT"),
         "REDSDataset": ("BasicSR", "video frames"), "Vimeo90KDataset": ("BasicSR", "video frames"),
@@ -171,6 +173,11 @@ def key_fix(path: Tuple[Any, ...], value: Any) -> Optional[Fix]:
     key = str(path[-1])
     if rule.action == "remove":
         return Fix("remove", key, f"'{key}' has no use here ({rule.why}); remove it", rule.why)
+    if rule.action == "move":
+        section = rule.to.rpartition(".")[0]
+        return Fix("move", key, f"{rule.origin}'s top-level '{key}' belongs in the {section} section here "
+                                f"({rule.to}); move it there (scripts/convert_options.py moves them all)", rule.why,
+                   new_key=section)
     if rule.action == "absent":
         return Fix("absent", key, f"'{key}' is a {rule.origin} key ({rule.why}) that this trainer does not "
                                   "provide yet", rule.why)
@@ -209,6 +216,8 @@ def rename_table(exists: Callable[[KeyRule], bool] = lambda rule: False) -> List
         where = f"{rule.where.replace('*', '<phase>')}." if rule.where else ""
         if rule.action == "rename":
             here = f"`{where}{rule.to}`" + (f" ({rule.values_doc})" if rule.values_doc else "")
+        elif rule.action == "move":
+            here = f"`{rule.to.rpartition('.')[0]}.<key>` (the same name, in that section)"
         else:
             here = "removed" if rule.action == "remove" else "not provided yet"
         grouped.setdefault((where, here, rule.why, rule.action), []).append(rule.key)

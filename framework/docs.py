@@ -9,8 +9,8 @@ import dataclasses
 import typing
 from typing import List
 
-from .options import (DATASET_INJECTED, LOADER_KEYS, DatasetOptions, LoggerOptions, Options, PathOptions,
-                      TrainOptions, ValOptions)
+from .options import (DATASET_INJECTED, LOADER_KEYS, DatasetOptions, DegradationOptions, LoggerOptions, Options,
+                      PathOptions, TrainOptions, ValOptions)
 from .basicsr_names import KeyRule, absent_components_text, rename_table
 from .registry import ALL_REGISTRIES, DATASET_REGISTRY, Registry
 from .schema import Component, describe_annotation, signature_params
@@ -105,6 +105,11 @@ def options_reference() -> str:
               "`val.metrics.<name>` types and their arguments:", "", "| type | arguments |", "|---|---|",
               *_registered(vmeta["registry"], vmeta["injected"]), "",
               "### `logger`", "", head, *_rows(LoggerOptions, "logger."), "",
+              "### `degradation` (RealESRNetModel, RealESRGANModel)", "",
+              "Real-ESRGAN's option files write these keys at the top level: move them into this section "
+              "(`scripts/convert_options.py` does). The blur kernels are RealESRGANDataset's keys "
+              "(`datasets.train`). See [Real-world SR (Real-ESRGAN)](#real-world-sr-real-esrgan).", "",
+              head, *_rows(DegradationOptions, "degradation."), "",
               "### `network_g` (and `network_d`) types and their arguments", "", "| type | arguments |", "|---|---|",
               *_registered(nmeta["registry"], ()), "", END]
     assert LOADER_KEYS  # the loader keys above are exactly DatasetOptions' fields
@@ -121,7 +126,8 @@ def basicsr_reference() -> str:
 
 def _exists_here(rule: KeyRule) -> bool:
     """Whether the schema has the rule's key in its section (the table then no longer applies to it)."""
-    sections = {"": Options, "path": PathOptions, "train": TrainOptions, "val": ValOptions, "logger": LoggerOptions}
+    sections = {"": Options, "degradation": DegradationOptions, "path": PathOptions, "train": TrainOptions,
+                "val": ValOptions, "logger": LoggerOptions}
     if rule.where == "datasets.*":
         names = set(LOADER_KEYS)
         for dataset in DATASET_REGISTRY.names():

@@ -177,6 +177,55 @@ class LoggerOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DegradationOptions:
+    """RealESRNetModel / RealESRGANModel: the synthetic degradation made on the training device (Real-ESRGAN's
+    keys, which its files write at the top level). The blur kernels are the dataset's keys
+    (`datasets.train`, RealESRGANDataset)."""
+
+    gt_size: Optional[int] = opt(None, doc="The GT patch size the degraded crops are cut to; none = "
+                                           "`datasets.train.gt_size` (they must agree when both are set).", min=1)
+    queue_size: int = opt(180, doc="Training-pair pool: degraded pairs are kept and shuffled across batches so "
+                                   "one batch mixes degradations; a multiple of the loader batch "
+                                   "(`batch_size_per_gpu` x `accumulate_steps`); 0 = no pool. Saved in the `.pt` "
+                                   "(8-bit: queue_size x 3 x (gt_size^2 + (gt_size/scale)^2) bytes).", min=0)
+    gt_usm: bool = opt(True, doc="RealESRNetModel: sharpen the GT (unsharp masking) before degrading it; the "
+                                 "loss then compares with the sharpened GT.")
+    l1_gt_usm: bool = opt(True, doc="RealESRGANModel: the pixel loss compares with the sharpened GT.")
+    percep_gt_usm: bool = opt(True, doc="RealESRGANModel: the perceptual loss compares with the sharpened GT.")
+    gan_gt_usm: bool = opt(False, doc="RealESRGANModel: the discriminator sees the sharpened GT as real.")
+    high_order_degradation: bool = opt(True, doc="Real-ESRGAN's switch for paired training; only `true` (the "
+                                                 "synthetic pipeline) is provided: for stored LR images use "
+                                                 "SRModel / ESRGANModel with PairedImageDataset.")
+    resize_prob: Tuple[float, float, float] = opt((0.2, 0.7, 0.1), doc="First stage: chances of resizing up, "
+                                                                       "down, or keeping the size.")
+    resize_range: Tuple[float, float] = opt((0.15, 1.5), doc="First stage: resize factor range (down from the low "
+                                                             "end to 1, up from 1 to the high end).")
+    gaussian_noise_prob: float = opt(0.5, doc="First stage: chance of Gaussian noise (else Poisson noise).",
+                                     min=0.0, max=1.0)
+    noise_range: Tuple[float, float] = opt((1.0, 30.0), doc="First stage: Gaussian noise sigma range, in 8-bit "
+                                                            "levels.")
+    poisson_scale_range: Tuple[float, float] = opt((0.05, 3.0), doc="First stage: Poisson noise scale range.")
+    gray_noise_prob: float = opt(0.4, doc="First stage: chance that the noise is gray (the same in every "
+                                          "channel).", min=0.0, max=1.0)
+    jpeg_range: Tuple[float, float] = opt((30.0, 95.0), doc="First stage: JPEG quality range (one quality per "
+                                                            "image).")
+    second_blur_prob: float = opt(0.8, doc="Second stage: chance of the second blur (`kernel2`).", min=0.0,
+                                  max=1.0)
+    resize_prob2: Tuple[float, float, float] = opt((0.3, 0.4, 0.3), doc="Second stage: as `resize_prob`.")
+    resize_range2: Tuple[float, float] = opt((0.3, 1.2), doc="Second stage: as `resize_range` (relative to the "
+                                                             "LR size).")
+    gaussian_noise_prob2: float = opt(0.5, doc="Second stage: as `gaussian_noise_prob`.", min=0.0, max=1.0)
+    noise_range2: Tuple[float, float] = opt((1.0, 25.0), doc="Second stage: as `noise_range`.")
+    poisson_scale_range2: Tuple[float, float] = opt((0.05, 2.5), doc="Second stage: as `poisson_scale_range`.")
+    gray_noise_prob2: float = opt(0.4, doc="Second stage: as `gray_noise_prob`.", min=0.0, max=1.0)
+    jpeg_range2: Tuple[float, float] = opt((30.0, 95.0), doc="Second stage: as `jpeg_range` (the last JPEG).")
+
+
+# The Real-ESRGAN keys of DegradationOptions (its files write them at the top level).
+DEGRADATION_KEYS = tuple(f.name for f in dataclasses.fields(DegradationOptions))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Options:
     """The whole validated configuration; read-only."""
 
@@ -185,7 +234,8 @@ class Options:
     scale: int = opt(doc="Super-resolution factor (1 for restoration without resizing).", min=1, max=8)
     model_type: str = opt("SRModel", doc="Training logic (registered model): SRModel, or SRGANModel / "
                                          "ESRGANModel (GAN fine-tuning: `network_d`, `train.optim_d`, "
-                                         "`train.gan_opt`).")
+                                         "`train.gan_opt`), or RealESRNetModel / RealESRGANModel (LR inputs "
+                                         "synthesised from GT images: RealESRGANDataset, `degradation`).")
     manual_seed: int = opt(0, doc="Seed of everything random: weights, data order, crops and flips.", min=0)
     device: Literal["auto", "cpu", "cuda"] = opt("auto", doc="`auto` = CUDA when available, else CPU.")
     num_threads: Union[int, Literal["auto"], None] = opt(
@@ -204,6 +254,8 @@ class Options:
     network_g: Component = opt(doc="The network: `type` (MSRResNet, EDSR, RRDBNet, SRVGGNetCompact or your "
                                    "registered class) plus its constructor arguments.", registry=ARCH_REGISTRY,
                                hint="e.g. {type: MSRResNet, num_feat: 64, num_block: 16, upscale: 4}")
+    degradation: Optional[DegradationOptions] = opt(None, doc="RealESRNetModel / RealESRGANModel: the synthetic "
+                                                              "degradation; see `degradation.*`.")
     network_d: Optional[Component] = opt(None, doc="GAN models: the discriminator, `type` "
                                                    "(VGGStyleDiscriminator, UNetDiscriminatorSN) plus its "
                                                    "arguments.", registry=ARCH_REGISTRY,
@@ -372,6 +424,7 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
         problems.append(not_registered(("model_type",), MODEL_REGISTRY, options.model_type))
     if options.model_type in MODEL_REGISTRY:
         _check_model_keys(options, MODEL_REGISTRY.get(options.model_type), problems)
+        _check_synthesis(options, MODEL_REGISTRY.get(options.model_type), datasets.get("train"), problems)
     if options.train is not None:
         _check_loss_roles(options.train, problems)
     return dataclasses.replace(options, **replace)
@@ -399,6 +452,32 @@ def _check_model_keys(options: Options, model: Any, problems: List[Problem]) -> 
         if _dotted(options, key) is not None:
             problems.append(Problem(tuple(key.split(".")), f"{options.model_type} does not use it; remove it, or "
                                                            "set model_type: ESRGANModel or SRGANModel to train a GAN"))
+
+
+SYNTHESIS_MODELS = "RealESRNetModel or RealESRGANModel"
+
+
+def _check_synthesis(options: Options, model: Any, train_set: Optional[DatasetOptions],
+                     problems: List[Problem]) -> None:
+    """A model that synthesises its LR inputs (``synthesizes_inputs``) and a dataset of GT images only
+    (``gt_only``) go together; the ``degradation`` section belongs to such a model."""
+    synthesizes = bool(getattr(model, "synthesizes_inputs", False))
+    if not synthesizes and options.degradation is not None:
+        problems.append(Problem(("degradation",), f"{options.model_type} does not use it (it trains on the "
+                                                  f"dataset's LR images); remove it, or set model_type: "
+                                                  f"{SYNTHESIS_MODELS}"))
+    dataset = train_set.dataset if train_set is not None else None
+    if options.train is None or dataset is None or dataset.type not in DATASET_REGISTRY:
+        return
+    gt_only = bool(getattr(DATASET_REGISTRY.get(dataset.type), "gt_only", False))
+    if gt_only and not synthesizes:
+        problems.append(Problem(("datasets", "train", "type"), f"{dataset.type} gives GT images only, for a model "
+                                                               f"that synthesises the LR inputs: set model_type: "
+                                                               f"{SYNTHESIS_MODELS}"))
+    elif synthesizes and not gt_only:
+        problems.append(Problem(("datasets", "train", "type"), f"{options.model_type} synthesises its LR inputs "
+                                                               f"from GT images and kernels: use RealESRGANDataset "
+                                                               f"(not {dataset.type})"))
 
 
 # Which kind of loss each loss key takes (a loss class's ``loss_role``; losses without one are pixel losses).

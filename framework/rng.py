@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from typing import Any, Dict, Tuple, cast
+from typing import Any, Dict, Optional, Tuple, Union, cast
 
 import numpy as np
 import torch
@@ -38,3 +38,10 @@ def restore_rng(state: Dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def derived_generator(seed: int, *parts: int, device: Optional[Union[str, torch.device]] = None) -> torch.Generator:
+    """A generator on ``device`` (CPU by default) seeded from ``(seed, *parts)`` alone: independent streams
+    for different tuples, and the same stream whenever the tuple comes again (a resumed run included)."""
+    state = np.random.SeedSequence([seed, *parts]).generate_state(2, dtype=np.uint32)
+    return torch.Generator(device=device or "cpu").manual_seed(int(state[0]) << 32 | int(state[1]))

@@ -430,7 +430,9 @@ def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], pat
         if key in injected:
             problems.append(Problem(path + (key,), f"'{key}' is set by the framework for {name}; remove it"))
         elif key not in params and not var_kw:
-            problems.append(unknown_key(path + (key,), value, accepted, "accepted", owner=name))
+            refused = getattr(target, "refused_arguments", {}).get(key)  # a key it has no use for, and why
+            problems.append(Problem(path + (key,), refused) if refused else
+                            unknown_key(path + (key,), value, accepted, "accepted", owner=name))
         else:
             ann = hints.get(key, params[key].annotation if key in params else Any)
             kwargs[key] = coerce(value, ann, path + (key,), problems)

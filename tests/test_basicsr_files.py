@@ -155,20 +155,85 @@ def test_converter_keeps_comments_and_order_and_reports_each_change(tmp_path: Pa
 
 
 def test_converter_lists_what_it_cannot_map(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """Real-ESRGAN's RealESRNet file: the model, its dataset and degradation keys are listed, kept as written.
-    UPDATE when issue 12 (Real-ESRGAN) lands: the file then converts, and belongs in SUPPORTED."""
-    rc, out = _convert(FIXTURES / "train_realesrnet_x4plus.yml", tmp_path / "x.yml", capsys)
+    """Real-ESRGAN's RealESRNet file with its paired-data dataset (``RealESRGANPairedDataset``, not provided): the
+    dataset is listed and kept as written; the rest converts (the degradation keys move into their section)."""
+    src = tmp_path / "paired.yml"
+    text = (FIXTURES / "train_realesrnet_x4plus.yml").read_text(encoding="utf-8")
+    src.write_text(text.replace("type: RealESRGANDataset", "type: RealESRGANPairedDataset"), encoding="utf-8")
+    rc, out = _convert(src, tmp_path / "x.yml", capsys)
     assert rc == convert_options.LEFT_TO_FIX
     head, _, listed = out.partition("could not map")
     assert ("note: device: cuda, and this machine has no CUDA device" in out) is not torch.cuda.is_available()
     assert "num_gpu: renamed to device: cuda" in head and "dist_params: removed" in head
-    for text in ("model_type: 'RealESRNetModel' is a Real-ESRGAN model", "available: ESRGANModel, SRGANModel, SRModel",
-                 "datasets.train.type: 'RealESRGANDataset' is a Real-ESRGAN dataset", "gt_usm: 'gt_usm' is a "
-                 "Real-ESRGAN key", "queue_size:"):
-        assert text in listed, f"{text!r} not in:\n{out}"
+    assert "gt_usm: moved into the degradation section" in head
+    assert "datasets.train.type: 'RealESRGANPairedDataset' is a Real-ESRGAN dataset" in listed, out
     assert "did you mean" not in out
     written = (tmp_path / "x.yml").read_text(encoding="utf-8")
-    assert "model_type: RealESRNetModel" in written and "gt_usm: True  # USM the ground-truth" in written
+    assert "type: RealESRGANPairedDataset" in written and "\n  gt_usm: True  # USM the ground-truth" in written
+
+
+# Real-ESRGAN's GAN file with local data and smaller sizes (its keys and layout unchanged): the edits the test
+# makes to the published file before converting it.
+REAL_ESRGAN_SMALLER = {
+    "num_gpu: 4": "num_gpu: 0", "gt_size: 256": "gt_size: 32", "queue_size: 180": "queue_size: 4",
+    "num_worker_per_gpu: 5": "num_worker_per_gpu: 0", "batch_size_per_gpu: 12": "batch_size_per_gpu: 2",
+    "num_feat: 64": "num_feat: 8", "num_block: 23": "num_block: 1", "num_grow_ch: 32": "num_grow_ch: 4",
+    "blur_kernel_size: 21": "blur_kernel_size: 9", "blur_kernel_size2: 21": "blur_kernel_size2: 9"}
+
+
+def test_realesrgan_file_passes_with_only_the_documented_renames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    """train_realesrgan_x4plus.yml (tests/fixtures/basicsr, as published) with local data and smaller sizes:
+    the converter makes only the documented changes (moves into ``degradation``, renames, removals), the option
+    checks pass, and ``train.py --dry-run`` runs its RealESRGANModel on images at the file's own data paths."""
+    from framework.options import load_options
+
+    from .test_gan import random_vgg_file
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    random_vgg_file(tmp_path / "torch" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth")
+    names = [f"{i:04d}.png" for i in range(2)]
+    for i, name in enumerate(names):  # over half of Real-ESRGAN's 400-pixel crop: reflect-padded to it
+        write_image(_image(i, 208), str(tmp_path / "datasets/DF2K" / name))
+    meta = tmp_path / "datasets/DF2K/meta_info/meta_info_DF2Kmultiscale+OST_sub.txt"
+    meta.parent.mkdir(parents=True)
+    meta.write_text("".join(f"{name} (208,208,3)\n" for name in names))
+    text = (FIXTURES / "train_realesrgan_x4plus.yml").read_text(encoding="utf-8")
+    for old, new in REAL_ESRGAN_SMALLER.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    src = tmp_path / "realesrgan.yml"
+    src.write_text(text, encoding="utf-8")
+    rc, out = _convert(src, tmp_path / "ours.yml", capsys)
+    assert rc == 0 and "could not map" not in out, out
+    changes = [line.split(": ", 2)[1:] for line in out.splitlines() if line.startswith(f"{src}:")]
+    kinds = {what.split(" ")[0] for _, what in changes}
+    assert kinds == {"renamed", "moved", "removed"}, changes
+    moved = {key for key, what in changes if what.startswith("moved into the degradation section")}
+    assert moved == {"l1_gt_usm", "percep_gt_usm", "gan_gt_usm", "resize_prob", "resize_range",
+                     "gaussian_noise_prob", "noise_range", "poisson_scale_range", "gray_noise_prob", "jpeg_range",
+                     "second_blur_prob", "resize_prob2", "resize_range2", "gaussian_noise_prob2", "noise_range2",
+                     "poisson_scale_range2", "gray_noise_prob2", "jpeg_range2", "gt_size", "queue_size"}
+    options = load_options(str(tmp_path / "ours.yml"))
+    assert options.model_type == "RealESRGANModel" and options.degradation is not None
+    assert (options.degradation.l1_gt_usm, options.degradation.gan_gt_usm) == (True, False)
+    assert options.degradation.jpeg_range2 == (30, 95) and options.degradation.queue_size == 4
+    assert options.datasets["train"].dataset is not None
+    assert options.datasets["train"].dataset.kwargs["meta_info_file"].endswith("meta_info_DF2Kmultiscale+OST_sub.txt")
+    # the dry run: the generator's starting weights at the file's path, then one synthesised batch
+    from framework.models.sr_model import build_network
+
+    weights = tmp_path / "experiments/pretrained_models/RealESRNet_x4plus.pth"
+    weights.parent.mkdir(parents=True)
+    torch.save({"params_ema": build_network(options).state_dict()}, weights)
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    rc = run_main(cli.train_main, ["-opt", str(tmp_path / "ours.yml"), "--dry-run", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "one batch (2, 3, 8, 8) -> (2, 3, 32, 32) (gt (2, 3, 400, 400))" in out, out
+    assert_unchanged(before, snapshot(tmp_path), "realesrgan --dry-run")
 
 
 def test_converter_never_overwrites(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

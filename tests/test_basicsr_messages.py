@@ -66,20 +66,34 @@ MESSAGES: List[Any] = [
                  id="metric-niqe"),
     pytest.param(Msg(at("val.metrics.psnr.type", "calculate_psnr_pt"), ["'calculate_psnr_pt' is a BasicSR metric"]),
                  id="metric-psnr_pt"),
-    pytest.param(Msg(at("model_type", "RealESRGANModel"), ["model_type", "'RealESRGANModel' is a Real-ESRGAN model",
-                                                           "available: ESRGANModel, SRGANModel, SRModel"]),
+    pytest.param(Msg(at("model_type", "RealESRGANModel"), ["datasets.train.type", "RealESRGANModel synthesises "
+                                                           "its LR inputs", "use RealESRGANDataset", "network_d",
+                                                           "missing required key for RealESRGANModel"]),
                  id="model-realesrgan"),
-    pytest.param(Msg(at("datasets.train.type", "RealESRGANDataset"), ["datasets.train.type", "Real-ESRGAN dataset",
-                                                                      "PairedImageDataset"]), id="dataset-realesrgan"),
+    pytest.param(Msg(at("datasets.train.type", "RealESRGANDataset"), ["datasets.train.type", "RealESRGANDataset "
+                                                                      "gives GT images only", "set model_type: "
+                                                                      "RealESRNetModel or RealESRGANModel"],
+                     forbid=[]),  # its dataroot_lq is then an unknown argument, with a suggestion
+                 id="dataset-realesrgan"),
+    pytest.param(Msg(at("datasets.train.type", "RealESRGANPairedDataset"), ["datasets.train.type",
+                                                                            "Real-ESRGAN dataset",
+                                                                            "PairedImageDataset"]),
+                 id="dataset-realesrgan-paired"),
     pytest.param(Msg(at("network_g.type", "SwinIR"), ["'SwinIR' is a BasicSR arch", "available: EDSR"]),
                  id="arch-swinir"),
     pytest.param(Msg(at("train.optim_g.type", "RMSprop"), ["'RMSprop' is a BasicSR optimizer", "Adam"]),
                  id="optimizer-rmsprop"),
-    pytest.param(Msg(at("gt_usm", True), ["gt_usm", "Real-ESRGAN key", "does not provide"]), id="realesrgan-key"),
+    pytest.param(Msg(at("gt_usm", True), ["gt_usm", "Real-ESRGAN's top-level 'gt_usm' belongs in the degradation "
+                                          "section here (degradation.gt_usm)", "convert_options.py"]),
+                 id="realesrgan-key"),
+    pytest.param(Msg(at("degradation", {"queue_size": 4}), ["degradation", "SRModel does not use it",
+                                                            "RealESRNetModel or RealESRGANModel"]),
+                 id="degradation-in-srmodel"),
     # --- misspellings keep their suggestion (and the list of what exists, punctuated)
     pytest.param(Msg(at("val.metrics.psnr.type", "calculate_pnsr"), ["did you mean 'calculate_psnr'? (known: "],
                      forbid=[]), id="typo-metric"),
-    pytest.param(Msg(at("model_type", "SRModle"), ["did you mean 'SRModel'? (known: ESRGANModel, SRGANModel, SRModel)"],
+    pytest.param(Msg(at("model_type", "SRModle"), ["did you mean 'SRModel'? (known: ESRGANModel, RealESRGANModel, "
+                                                   "RealESRNetModel, SRGANModel, SRModel)"],
                      forbid=[]),
                  id="typo-model"),
     pytest.param(Msg(rename("train.ema_decay", "ema_decy"), ["did you mean 'ema_decay'"], forbid=["source_file"]),

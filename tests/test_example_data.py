@@ -215,3 +215,28 @@ def test_cli_fast_path_and_error(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert cli.main(args + ["--seed", "5"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "different parameters" in err
+
+
+def test_degraded_val_for_the_realesrgan_examples(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--scale 4 (the Real-ESRGAN examples) also writes val/LR_x4_degraded, versioned in the marker; the x2
+    default set and its marker stay as they were (test_layout_names_and_sizes)."""
+    from framework.tools import make_example_data as cli
+
+    args = ["--root", str(tmp_path / "x4"), "--scale", "4", "--num-train", "1", "--num-val", "2", "--size", "32"]
+    assert cli.main(args) == 0
+    assert "LR_x4 and degraded val LR" in capsys.readouterr().out
+    root = tmp_path / "x4"
+    degraded = root / "val" / "LR_x4_degraded"
+    assert sorted(p.name for p in degraded.iterdir()) == ["0000.png", "0001.png"]
+    for name in ("0000.png", "0001.png"):
+        lq, bicubic = decode_file(str(degraded / name)), decode_file(str(root / "val" / "LR_x4" / name))
+        assert lq.dtype == torch.uint8 and lq.shape == bicubic.shape == (3, 8, 8)
+        assert not torch.equal(lq, bicubic)
+    assert json.loads((root / MARKER_NAME).read_text())["params"]["degraded_val"] == 1
+    assert cli.main(args) == 0  # found complete, nothing rewritten
+    assert "nothing to do" in capsys.readouterr().out
+    assert cli.main([*args, "--no-degraded-val"]) == 2  # another set than the one there
+    assert "different parameters" in capsys.readouterr().err
+    (degraded / "0001.png").unlink()
+    with pytest.raises(ExampleDataError, match="LR_x4_degraded/0001.png is missing"):
+        generate_example_data(root, scale=4, num_train=1, num_val=2, size=32, degraded_val=True)

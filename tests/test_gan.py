@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any, Dict
@@ -25,10 +24,9 @@ from framework.errors import UserError
 from framework.losses import GANLoss
 from framework.perceptual import PerceptualLoss, gram_matrix
 
-from .childproc import Child
 from .test_model_contract import _equal
 from .test_option_errors import assert_unchanged, assert_user_error, snapshot
-from .tinyrun import REPO, load, run_train, train_in_process, write_options
+from .tinyrun import REPO, load, run_train, stop_with_sigterm, train_in_process, write_options
 
 # The tiny configuration of tests/tinyrun.py (16x16 patches) as an ESRGAN with a small U-Net discriminator.
 GAN: Dict[str, Any] = {
@@ -319,15 +317,7 @@ def test_sigterm_and_resume_of_a_tiny_esrgan_is_bitwise(workdir: Path) -> None:
     ref = gan_options(workdir, "ref", **common)
     assert train_in_process(ref) == 0
     opt = gan_options(workdir, "sig", **common)
-    with Child.train(workdir, "-opt", str(opt)) as child:
-        child.wait_for("iter 5]", timeout=120)  # the log lines on stdout
-        child.proc.send_signal(signal.SIGTERM)
-        rc, out, err = child.finish(timeout=60)
-    assert rc == 0, err
-    assert "SIGTERM: stopped after iteration" in out
-    saved = list((workdir / "weights").glob("sig_iter_*.pt"))
-    assert len(saved) == 1
-    assert 5 <= load(saved[0])["iteration"] < 30
+    assert 5 <= stop_with_sigterm(workdir, opt, "iter 5]")["iteration"] < 30
     assert train_in_process(opt, ["path.resume_path=auto"]) == 0
     a, b = load(workdir / "weights" / "ref_iter_30.pt"), load(workdir / "weights" / "sig_iter_30.pt")
     for group in ("networks", "ema", "optimizers"):

@@ -91,3 +91,22 @@ def train_in_process(options_path: Path, overrides: List[str] = ()) -> int:
     for item in overrides:
         args += ["--set", item]
     return run_main(train_main, args)
+
+
+def stop_with_sigterm(workdir: Path, options_path: Path, after: str) -> Dict[str, Any]:
+    """train.py on ``options_path`` in a child process, sent SIGTERM once its log shows ``after`` (``"iter 5]"``);
+    checks it saved one checkpoint and stopped cleanly, and returns that checkpoint."""
+    import signal
+
+    from .childproc import Child
+
+    name = yaml.safe_load(options_path.read_text())["name"]
+    with Child.train(workdir, "-opt", str(options_path)) as child:
+        child.wait_for(after, timeout=120)  # the log lines on stdout
+        child.proc.send_signal(signal.SIGTERM)
+        rc, out, err = child.finish(timeout=60)
+    assert rc == 0, err
+    assert "SIGTERM: stopped after iteration" in out
+    saved = list((workdir / "weights").glob(f"{name}_iter_*.pt"))
+    assert len(saved) == 1
+    return load(saved[0])

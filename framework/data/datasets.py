@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ..errors import OptionError, UserError
 from ..registry import DATASET_REGISTRY
+from ..rng import derived_generator
 from .degradations import bicubic_downsample
 from .backends import FolderSource, ImageSource, open_source
 from .image_io import decode_bytes, to_float
@@ -24,8 +24,7 @@ Key = Union[int, Tuple[int, int]]
 
 def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     """A generator for one sample, independent of every other (seed, epoch, index)."""
-    state = np.random.SeedSequence([seed, epoch, index]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    return derived_generator(seed, epoch, index)
 
 
 class _SRDataset(Dataset):

@@ -9,6 +9,7 @@ Layout written under ``root``::
 
     train/HR/0000.png ...   train/LR_x{scale}/0000.png ...
     val/HR/0000.png ...     val/LR_x{scale}/0000.png ...
+    val/LR_x{scale}_degraded/0000.png ...   (with ``degraded_val``: the Real-ESRGAN examples' validation inputs)
     .complete.json          (parameters; written last, its presence means the set is complete)
 """
 from __future__ import annotations
@@ -36,6 +37,10 @@ _GENERATOR = "framework.data.example_data"
 # 2: LR by MATLAB's imresize (symmetric padding at the borders), the HR images of version 1.
 _VERSION = 2
 _SEED_VERSION = 1  # the HR images' seeds: unchanged since version 1
+# The degraded validation inputs (``degraded_val``), versioned on their own so the other sets stay valid: bump
+# when the Real-ESRGAN pipeline or its default keys change what they make.
+_DEGRADED_VERSION = 1
+DEGRADED_DIR = "LR_x{scale}_degraded"
 
 
 class ExampleDataError(UserError, ValueError):
@@ -326,8 +331,11 @@ def _to_uint8(img: torch.Tensor) -> torch.Tensor:
     return (img * 255).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def _params(scale: int, num_train: int, num_val: int, size: int, seed: int) -> Dict[str, int]:
-    return {"scale": scale, "num_train": num_train, "num_val": num_val, "size": size, "seed": seed}
+def _params(scale: int, num_train: int, num_val: int, size: int, seed: int, degraded_val: bool) -> Dict[str, int]:
+    params = {"scale": scale, "num_train": num_train, "num_val": num_val, "size": size, "seed": seed}
+    if degraded_val:  # absent otherwise: the sets written before it existed stay valid
+        params["degraded_val"] = _DEGRADED_VERSION
+    return params
 
 
 def _names(count: int) -> List[str]:
@@ -340,6 +348,7 @@ def _layout(root: Path, scale: int, num_train: int, num_val: int) -> Dict[str, A
         "root": root,
         "train_hr": root / "train" / "HR", "train_lr": root / "train" / f"LR_x{scale}",
         "val_hr": root / "val" / "HR", "val_lr": root / "val" / f"LR_x{scale}",
+        "val_lr_degraded": root / "val" / DEGRADED_DIR.format(scale=scale),
         "num_train": num_train, "num_val": num_val,
     }
 
@@ -387,8 +396,9 @@ def _check_existing(root: Path, params: Dict[str, int]) -> bool:
                                f"pass another root or remove that folder yourself")
     layout = _layout(root, params["scale"], params["num_train"], params["num_val"])
     for split in ("train", "val"):
+        kinds = ("hr", "lr", "lr_degraded") if split == "val" and "degraded_val" in params else ("hr", "lr")
         for name in _names(params[f"num_{split}"]) if params[f"num_{split}"] else []:
-            for kind in ("hr", "lr"):
+            for kind in kinds:
                 if not (layout[f"{split}_{kind}"] / name).is_file():
                     raise ExampleDataError(f"example data: {root} is marked complete but "
                                            f"{layout[f'{split}_{kind}'] / name} is missing; "
@@ -410,20 +420,41 @@ def _write_split(dest: Path, split: str, count: int, scale: int, size: int, seed
         write_image(_to_uint8(lr), str(lr_dir / name))
 
 
+def _write_degraded_val(dest: Path, scale: int, size: int, seed: int) -> None:
+    """The val HR images through the Real-ESRGAN pipeline with its published keys (the defaults, which the
+    examples' option files spell out): what ``scripts/degrade_images.py --seed <seed>`` writes for them."""
+    from ..options import DegradationOptions
+    from .degraded_set import degrade_image
+    from .image_io import decode_file
+    from .realesrgan import RealESRGANDataset
+    from .synthesis import degradation_from
+
+    hr_dir, out_dir = dest / "val" / "HR", dest / "val" / DEGRADED_DIR.format(scale=scale)
+    out_dir.mkdir(parents=True)
+    kernels = RealESRGANDataset(str(hr_dir), scale, gt_size=size, crop_pad_size=size).kernels
+    degradation = degradation_from(DegradationOptions(), scale)
+    for path in sorted(hr_dir.iterdir()):
+        lq = degrade_image(decode_file(str(path)), degradation, kernels, seed, path.stem)
+        write_image(lq, str(out_dir / path.name))
+
+
 def generate_example_data(root: Union[str, "os.PathLike[str]"], scale: int = 2, num_train: int = 48,
-                          num_val: int = 8, size: int = 128, seed: int = 0) -> Dict[str, Any]:
+                          num_val: int = 8, size: int = 128, seed: int = 0,
+                          degraded_val: bool = False) -> Dict[str, Any]:
     """Write (or find already written) the synthetic HR/LR example set under ``root``.
 
     Generation goes into a hidden sibling folder that is renamed into place at the end, so an interrupted
     run never leaves a ``root`` that looks complete. A ``root`` holding the same set returns at once; any other
     existing, non-empty ``root`` raises :class:`ExampleDataError` (a ValueError) and is never deleted.
-    Returns the folders (``root``, ``train_hr``, ``train_lr``, ``val_hr``, ``val_lr``), the counts and
-    parameters, and ``generated`` (False when the set was already there).
+    ``degraded_val`` adds ``val/LR_x{scale}_degraded``: the val HR images through the Real-ESRGAN pipeline.
+    Returns the folders (``root``, ``train_hr``, ``train_lr``, ``val_hr``, ``val_lr``, ``val_lr_degraded``),
+    the counts and parameters, and ``generated`` (False when the set was already there).
     """
     _validate(scale, num_train, num_val, size, seed)
     root = Path(root)
-    params = _params(scale, num_train, num_val, size, seed)
-    result = {**_layout(root, scale, num_train, num_val), "scale": scale, "size": size, "seed": seed}
+    params = _params(scale, num_train, num_val, size, seed, degraded_val)
+    result = {**_layout(root, scale, num_train, num_val), "scale": scale, "size": size, "seed": seed,
+              "degraded_val": degraded_val}
     if _check_existing(root, params):
         return {**result, "generated": False}
 
@@ -432,6 +463,8 @@ def generate_example_data(root: Union[str, "os.PathLike[str]"], scale: int = 2, 
     try:
         _write_split(tmp, "train", num_train, scale, size, seed)
         _write_split(tmp, "val", num_val, scale, size, seed)
+        if degraded_val:
+            _write_degraded_val(tmp, scale, size, seed)
         marker = {"generator": _GENERATOR, "version": _VERSION, "params": params,
                   "torch": torch.__version__,
                   "about": "synthetic SR example set; delete this folder to regenerate it"}

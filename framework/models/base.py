@@ -182,6 +182,11 @@ class BaseModel:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         return tensor
 
+    def target(self, batch: Batch, loss: str) -> torch.Tensor:
+        """The ground truth loss ``loss`` (``pix``, ``percep``, ``gan``) compares with, on the device: the batch's
+        ``gt_<loss>`` when it carries one (Real-ESRGAN's sharpened GT), else ``gt``."""
+        return self.to_device(batch.get(f"gt_{loss}", batch["gt"]))
+
     def autocast(self) -> ContextManager[Any]:
         """The mixed-precision context of the training forward pass (a no-op in float32)."""
         if self.amp_dtype is None:

@@ -114,19 +114,19 @@ class SRGANModel(BaseModel):
         """Forward and backward passes of one micro-batch: the generator's losses (when it steps), then the
         discriminator's. The generator's GAN loss runs the plain discriminator (frozen, outside DDP: its
         parameters get no gradient there); the discriminator trains through its DDP / compiled wrapper."""
-        lq, gt = self.to_device(micro["lq"]), self.to_device(micro["gt"])
+        lq = self.to_device(micro["lq"])
         losses: Losses = {}
         self.net_d.requires_grad_(False)
         with torch.set_grad_enabled(step_g), self.autocast():  # without a G step its output is only D's input
             output = self.train_net("net_g")(lq)
             if step_g:
-                l_g_total, g_losses = self.generator_losses(output, gt)
+                l_g_total, g_losses = self.generator_losses(output, micro)
         if step_g:
             self.backward(l_g_total, "optim_g")
             losses.update(g_losses)
         self.net_d.requires_grad_(True)
         with self.autocast():
-            losses.update(self.discriminator_losses(output.detach(), gt, self._backward_d))
+            losses.update(self.discriminator_losses(output.detach(), self.target(micro, "gan"), self._backward_d))
         return losses
 
     def _backward_d(self, loss: torch.Tensor) -> None:
@@ -138,23 +138,22 @@ class SRGANModel(BaseModel):
     def forward_losses(self, batch: Batch) -> Tuple[torch.Tensor, Losses]:
         """Every loss of one step, without updates (the dry run)."""
         lq = batch["lq"].to(self.device, non_blocking=True)
-        gt = batch["gt"].to(self.device, non_blocking=True)
         output = self.net_g(lq)
-        _, losses = self.generator_losses(output, gt)
-        losses.update(self.discriminator_losses(output.detach(), gt, _no_backward))
+        _, losses = self.generator_losses(output, batch)
+        losses.update(self.discriminator_losses(output.detach(), self.target(batch, "gan"), _no_backward))
         return output, losses
 
     # ------------------------------------------------------------------------------------------ the losses
 
-    def generator_losses(self, output: torch.Tensor, gt: torch.Tensor) -> Tuple[torch.Tensor, Losses]:
+    def generator_losses(self, output: torch.Tensor, batch: Batch) -> Tuple[torch.Tensor, Losses]:
         """The generator's total loss and its named parts (``l_g_pix``, ``l_g_percep``, ``l_g_style``,
         ``l_g_gan``)."""
         losses: Losses = {}
         if self.cri_pix is not None:
-            losses["l_g_pix"] = self.cri_pix(output, gt)
+            losses["l_g_pix"] = self.cri_pix(output, self.target(batch, "pix"))
         if self.cri_perceptual is not None:
-            losses.update(named_terms(self.cri_perceptual, output, gt, prefix="l_g_"))
-        losses["l_g_gan"] = self.generator_gan_loss(output, gt)
+            losses.update(named_terms(self.cri_perceptual, output, self.target(batch, "percep"), prefix="l_g_"))
+        losses["l_g_gan"] = self.generator_gan_loss(output, self.target(batch, "gan"))
         return sum(losses.values(), torch.zeros((), device=output.device)), losses
 
     def generator_gan_loss(self, output: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:

@@ -50,11 +50,10 @@ class SRModel(BaseModel):
         self.prepare_training(train)
 
     def forward_losses(self, batch: Batch) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        lq, gt = self.to_device(batch["lq"]), self.to_device(batch["gt"])
-        output = self.train_net("net_g")(lq)
-        losses = {"l_pix": self.cri_pix(output, gt)} if self.cri_pix is not None else {}
+        output = self.train_net("net_g")(self.to_device(batch["lq"]))
+        losses = {"l_pix": self.cri_pix(output, self.target(batch, "pix"))} if self.cri_pix is not None else {}
         if self.cri_perceptual is not None:
-            losses.update(named_terms(self.cri_perceptual, output, gt, prefix="l_"))
+            losses.update(named_terms(self.cri_perceptual, output, self.target(batch, "percep"), prefix="l_"))
         return output, losses
 
     def train_step(self, batch: Batch, iteration: int) -> Dict[str, torch.Tensor]:

@@ -14,3 +14,12 @@ def add_network_source(parser: argparse.ArgumentParser, *, when: str = "", defau
     source.add_argument("--arch", nargs="+", metavar=("TYPE", "KEY=VALUE"),
                         help=f"{when}the network as TYPE KEY=VALUE ..., e.g. --arch RRDBNet num_block=23 scale=4 "
                              f"(num_in_ch and num_out_ch default to 3){default}")
+
+
+def add_tail_arguments(parser: argparse.ArgumentParser, force_help: str) -> None:
+    """``--set KEY.PATH=VALUE`` (as train.py), ``--force`` and ``--verbose``: what the tools that read a
+    training options file and write files share."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override an option, as train.py --set")
+    parser.add_argument("--force", action="store_true", help=force_help)
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks of errors")

@@ -54,6 +54,7 @@ def convert(source: YamlSource, text: str) -> Conversion:
     edits: Dict[int, List[str]] = {}  # first line index -> replacement lines (for the span it starts)
     spans: List[Tuple[int, int]] = []
     changes: List[str] = []
+    moves: Dict[str, List[Tuple[int, int]]] = {}  # section -> spans of top-level keys that belong in it
     for problem in sorted(key_problems(source), key=lambda p: source.line(p.path)):
         fix = problem.fix
         if fix is None or fix.action == "absent" and not fix.droppable:
@@ -74,6 +75,10 @@ def convert(source: YamlSource, text: str) -> Conversion:
             edits[first] = [_rename(lines[first], fix.key, fix.new_key, fix.new_value if fix.has_value else None)]
             value = f": {_scalar(fix.new_value)}" if fix.has_value else ""
             changes.append(f"{where}: renamed to {fix.new_key}{value} ({fix.why})")
+        elif fix.action == "move":
+            moves.setdefault(fix.new_key, []).append((first, last))
+            edits[first] = []
+            changes.append(f"{where}: moved into the {fix.new_key} section ({fix.why})")
         elif fix.action == "remove":
             edits[first] = [_note(lines[first], f"{fix.key}: removed by {TOOL}: {fix.why}")]
             changes.append(f"{where}: removed ({fix.why})")
@@ -82,6 +87,8 @@ def convert(source: YamlSource, text: str) -> Conversion:
             edits[first] += [_comment_out(line) for line in lines[first:last + 1]]
             changes.append(f"{where}: commented out ({fix.message})")
         spans.append((first, last))
+    for section, moved in moves.items():
+        _insert_section(source, lines, edits, spans, section, moved)
     out: List[str] = []
     skip_until = -1
     for index, line in enumerate(lines):
@@ -93,6 +100,27 @@ def convert(source: YamlSource, text: str) -> Conversion:
         else:
             out.append(line)
     return Conversion("\n".join(out) + "\n", changes)
+
+
+def _insert_section(source: YamlSource, lines: List[str], edits: Dict[int, List[str]],
+                    spans: List[Tuple[int, int]], section: str, moved: List[Tuple[int, int]]) -> None:
+    """The moved top-level keys (their lines, comments kept) indented into ``section``: appended to it when
+    the file has one, else a new ``section:`` block where the first of them stood."""
+    moved = sorted(moved)
+    start, end = moved[0][0], moved[-1][1]
+    inside = {i for first, last in moved for i in range(first, last + 1)}
+    if all(i in inside or not lines[i].strip() or lines[i].lstrip().startswith("#") for i in range(start, end + 1)):
+        moved = [(start, end)]  # one run of moved keys, blank lines and comments: moved whole, comments kept
+        spans[:] = [(a, b) for a, b in spans if not start <= a <= end] + [(start, end)]
+    block = ["  " + line if line.strip() else line for first, last in moved for line in lines[first:last + 1]]
+    if (section,) in source.lines:
+        _, end = _span(source, (section,), lines)
+        edits[end] = edits.get(end, [lines[end]]) + block
+        if not any(a == end for a, _ in spans):
+            spans.append((end, end))
+        return
+    first = moved[0][0]
+    edits[first] = [f"{section}:  # Real-ESRGAN's top-level degradation keys, moved here by {TOOL}"] + block
 
 
 def _key_line(key: str) -> re.Pattern:

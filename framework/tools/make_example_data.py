@@ -3,7 +3,12 @@
 Usage (from the repository root, after ``pip install -e .``)::
 
     python scripts/make_example_data.py                 # -> datasets/example
-    python scripts/make_example_data.py --scale 4 --root datasets/example_x4
+    python scripts/make_example_data.py --scale 4 --root datasets/example_x4   # + val/LR_x4_degraded
+
+With ``--scale 4`` (the Real-ESRGAN examples' scale), or ``--degraded-val`` at any scale, the set also has
+``val/LR_x{scale}_degraded``: the val HR images through the Real-ESRGAN pipeline with its published keys
+(what ``scripts/degrade_images.py -opt options/train/example_realesrnet.yml --seed <seed>`` writes), the
+validation inputs of the Real-ESRGAN examples.
 """
 from __future__ import annotations
 
@@ -24,17 +29,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--num-val", type=int, default=8, help="validation image pairs (default: 8)")
     parser.add_argument("--size", type=int, default=128, help="HR image side in pixels (default: 128)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--degraded-val", action=argparse.BooleanOptionalAction, default=None,
+                        help="also write val/LR_x{scale}_degraded, the Real-ESRGAN examples' validation inputs "
+                             "(default: with --scale 4)")
     args = parser.parse_args(argv)
+    degraded_val = args.scale == 4 if args.degraded_val is None else args.degraded_val
 
     start = time.perf_counter()
     try:
         info = generate_example_data(args.root, scale=args.scale, num_train=args.num_train,
-                                     num_val=args.num_val, size=args.size, seed=args.seed)
+                                     num_val=args.num_val, size=args.size, seed=args.seed,
+                                     degraded_val=degraded_val)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return UserError.exit_code
     what = (f"{info['num_train']} train + {info['num_val']} val image pairs "
-            f"({info['size']}px HR, LR_x{info['scale']}, seed {info['seed']})")
+            f"({info['size']}px HR, LR_x{info['scale']}{' and degraded val LR' if degraded_val else ''}, "
+            f"seed {info['seed']})")
     if info["generated"]:
         print(f"wrote {what} to {info['root']} in {time.perf_counter() - start:.1f}s")
     else:

@@ -1,0 +1,252 @@
+"""Real-ESRGAN's second-order degradation, applied to a batch on the training device.
+
+From clean GT crops and the per-sample kernels :class:`~framework.data.realesrgan.RealESRGANDataset` drew,
+:class:`Degradation` makes the LR inputs as Real-ESRGAN's ``RealESRGANModel.feed_data`` does (Wang et al.,
+2021, figure 2): blur, random resize, Gaussian or Poisson noise, JPEG; the same again with the ``2`` keys
+(the blur with ``second_blur_prob``); then the resize to the LR size with the final sinc filter and a last
+JPEG, in random order; rounded to 8 bits. The USM sharpening of the GT (:func:`usm_sharp`) is here too.
+
+Every random draw comes from the two generators passed in (``cpu``: the per-batch choices, drawn without a
+device sync; ``device``: the noise tensors), so a batch's degradation depends only on how those were seeded.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import OptionError
+from ..options import DegradationOptions
+from .jpeg import jpeg_compress
+from .kernels import choice, uniform
+
+RESIZE_MODES = ("area", "bilinear", "bicubic")
+Jpeg = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def filter2d(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Each image of ``img`` (B, C, H, W) convolved with its own kernel (B, k, k) (or one (k, k) for all), with
+    reflected borders, so the output keeps the input's size (replicated borders where the image is not larger
+    than half the kernel: tiny crops, where Real-ESRGAN's reflection would fail)."""
+    b, c, h, w = img.shape
+    k = kernel.shape[-1]
+    pad = k // 2
+    padded = F.pad(img, (pad, pad, pad, pad), mode="reflect" if pad < min(h, w) else "replicate")
+    if kernel.dim() == 2:
+        weight = kernel.to(img.dtype).expand(c, 1, k, k)
+        return F.conv2d(padded, weight, groups=c)
+    weight = kernel.to(img.dtype).repeat_interleave(c, dim=0).unsqueeze(1)  # (B*C, 1, k, k)
+    out = F.conv2d(padded.reshape(1, b * c, h + 2 * pad, w + 2 * pad), weight, groups=b * c)
+    return out.view(b, c, h, w)
+
+
+def separable_blur(img: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """:func:`filter2d` with the kernel ``outer(g, g)`` (the same borders), as two 1-D passes: 2k instead of
+    k^2 multiplications per pixel (USM's 101 x 101 Gaussian)."""
+    b, c, h, w = img.shape
+    k = g.shape[0]
+    pad = k // 2
+    padded = F.pad(img, (pad, pad, pad, pad), mode="reflect" if pad < min(h, w) else "replicate")
+    g = g.to(img.dtype)
+    rows = F.conv2d(padded.reshape(b * c, 1, *padded.shape[-2:]), g.view(1, 1, 1, k))
+    return F.conv2d(rows, g.view(1, 1, k, 1)).view(b, c, h, w)
+
+
+def gaussian_kernel_1d(size: int, sigma: float = 0.0) -> torch.Tensor:
+    """OpenCV's ``getGaussianKernel``: sigma 0 means ``0.3 * ((size - 1) / 2 - 1) + 0.8``."""
+    if sigma <= 0:
+        sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    return (g / g.sum()).float()
+
+
+def usm_sharp(img: torch.Tensor, weight: float = 0.5, threshold: float = 10, radius: int = 50) -> torch.Tensor:
+    """Unsharp masking as Real-ESRGAN sharpens its GT: ``img + weight * (img - blur)``, clamped, blended in
+    where the detail exceeds ``threshold`` (in 8-bit levels) through a soft (blurred) mask."""
+    g = gaussian_kernel_1d(radius * 2 + 1).to(img.device)
+    blur = separable_blur(img, g)
+    residual = img - blur
+    mask = (residual.abs() * 255 > threshold).to(img.dtype)
+    soft_mask = separable_blur(mask, g)
+    sharp = (img + weight * residual).clamp(0, 1)
+    return soft_mask * sharp + (1 - soft_mask) * img
+
+
+def _per_sample(gen: torch.Generator, n: int, low: float, high: float, device: torch.device) -> torch.Tensor:
+    """``n`` uniform draws in [low, high] as a (n, 1, 1, 1) tensor on ``device`` (drawn on the CPU)."""
+    draws = torch.rand(n, generator=gen, dtype=torch.float64) * (high - low) + low
+    return draws.float().view(n, 1, 1, 1).to(device)
+
+
+def _gray_choice(gen: torch.Generator, n: int, prob: float, device: torch.device) -> torch.Tensor:
+    """Per sample 1.0 (gray noise) with ``prob``, else 0.0, as (n, 1, 1, 1)."""
+    return (torch.rand(n, generator=gen, dtype=torch.float64) < prob).float().view(n, 1, 1, 1).to(device)
+
+
+def gaussian_noise(img: torch.Tensor, sigma_range: Sequence[float], gray_prob: float, cpu: torch.Generator,
+                   device_gen: torch.Generator) -> torch.Tensor:
+    """The noise only (not added): per sample a sigma (in 8-bit levels) uniform in ``sigma_range``, and with
+    ``gray_prob`` one noise plane shared by the three channels (luminance noise) instead of colour noise."""
+    b, c, h, w = img.shape
+    sigma = _per_sample(cpu, b, sigma_range[0], sigma_range[1], img.device) / 255.0
+    gray = _gray_choice(cpu, b, gray_prob, img.device)
+    colour = torch.randn(img.shape, generator=device_gen, device=img.device, dtype=img.dtype)
+    plane = torch.randn((b, 1, h, w), generator=device_gen, device=img.device, dtype=img.dtype)
+    return (gray * plane + (1 - gray) * colour) * sigma
+
+
+def _levels(img: torch.Tensor) -> torch.Tensor:
+    """Per image, the number of distinct 8-bit values rounded up to a power of two (Real-ESRGAN's Poisson
+    normalisation), as (B, 1, 1, 1)."""
+    counts = [len(torch.unique(img[i])) for i in range(img.shape[0])]
+    return img.new_tensor([2 ** math.ceil(math.log2(n)) for n in counts]).view(-1, 1, 1, 1)
+
+
+def _poisson(img: torch.Tensor, device_gen: torch.Generator) -> torch.Tensor:
+    quantised = torch.clamp((img * 255.0).round(), 0, 255) / 255.0
+    levels = _levels(quantised)
+    return torch.poisson(quantised * levels, generator=device_gen) / levels - quantised
+
+
+def poisson_noise(img: torch.Tensor, scale_range: Sequence[float], gray_prob: float, cpu: torch.Generator,
+                  device_gen: torch.Generator) -> torch.Tensor:
+    """The noise only: shot noise of the 8-bit image, scaled per sample by a factor uniform in
+    ``scale_range``; with ``gray_prob`` the noise of the luminance (ITU-R 601) for all three channels."""
+    b = img.shape[0]
+    scale = _per_sample(cpu, b, scale_range[0], scale_range[1], img.device)
+    gray = _gray_choice(cpu, b, gray_prob, img.device)
+    noise = _poisson(img, device_gen)
+    if bool(gray.any()):
+        luma = (0.299 * img[:, 0:1] + 0.587 * img[:, 1:2] + 0.114 * img[:, 2:3])
+        noise = gray * _poisson(luma, device_gen).expand_as(img) + (1 - gray) * noise
+    return noise * scale
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One degradation stage's settings (Real-ESRGAN's keys without / with the suffix ``2``)."""
+
+    resize_prob: Tuple[float, float, float]
+    resize_range: Tuple[float, float]
+    gaussian_noise_prob: float
+    noise_range: Tuple[float, float]
+    poisson_scale_range: Tuple[float, float]
+    gray_noise_prob: float
+    jpeg_range: Tuple[float, float]
+
+
+def _resize_factor(stage: Stage, cpu: torch.Generator) -> float:
+    """Up (in [1, high]), down (in [low, 1]) or keep, chosen by ``resize_prob``."""
+    kind = choice(cpu, stage.resize_prob)
+    low, high = stage.resize_range
+    return (uniform(cpu, 1.0, high), uniform(cpu, low, 1.0), 1.0)[kind]
+
+
+def resize(img: torch.Tensor, size: Tuple[int, int], cpu: torch.Generator) -> torch.Tensor:
+    """``img`` resized to ``size`` (H, W) by a mode drawn from area, bilinear and bicubic."""
+    mode = RESIZE_MODES[choice(cpu, [1.0] * len(RESIZE_MODES))]
+    size = (max(1, size[0]), max(1, size[1]))
+    if mode == "area":
+        return F.interpolate(img, size=size, mode=mode)
+    return F.interpolate(img, size=size, mode=mode, align_corners=False)
+
+
+def add_noise(img: torch.Tensor, stage: Stage, cpu: torch.Generator, device_gen: torch.Generator) -> torch.Tensor:
+    """Gaussian noise with ``gaussian_noise_prob``, else Poisson noise; clamped to [0, 1]."""
+    if uniform(cpu, 0.0, 1.0) < stage.gaussian_noise_prob:
+        noise = gaussian_noise(img, stage.noise_range, stage.gray_noise_prob, cpu, device_gen)
+    else:
+        noise = poisson_noise(img, stage.poisson_scale_range, stage.gray_noise_prob, cpu, device_gen)
+    return (img + noise).clamp(0, 1)
+
+
+def compress(img: torch.Tensor, stage: Stage, cpu: torch.Generator, jpeg: Jpeg) -> torch.Tensor:
+    """JPEG at a quality drawn per image, uniform in ``jpeg_range``."""
+    quality = _per_sample(cpu, img.shape[0], *stage.jpeg_range, img.device).view(-1)
+    return jpeg(img.clamp(0, 1), quality)
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """The whole pipeline for one ``scale``: :meth:`__call__` maps GT crops to their LR inputs."""
+
+    scale: int
+    first: Stage
+    second: Stage
+    second_blur_prob: float
+    jpeg: Jpeg
+
+    def __call__(self, gt: torch.Tensor, kernel1: torch.Tensor, kernel2: torch.Tensor, sinc: torch.Tensor,
+                 cpu: torch.Generator, device_gen: torch.Generator) -> torch.Tensor:
+        h, w = gt.shape[-2:]
+        lr_size = (h // self.scale, w // self.scale)
+        # the first stage
+        out = filter2d(gt, kernel1)
+        factor = _resize_factor(self.first, cpu)
+        out = resize(out, (int(h * factor), int(w * factor)), cpu)
+        out = add_noise(out, self.first, cpu, device_gen)
+        out = compress(out, self.first, cpu, self.jpeg)
+        # the second stage
+        if uniform(cpu, 0.0, 1.0) < self.second_blur_prob:
+            out = filter2d(out, kernel2)
+        factor = _resize_factor(self.second, cpu)
+        out = resize(out, (int(h / self.scale * factor), int(w / self.scale * factor)), cpu)
+        out = add_noise(out, self.second, cpu, device_gen)
+        # [resize to the LR size + sinc] and the last JPEG, in either order (Real-ESRGAN: other orders give
+        # twisted lines)
+        if uniform(cpu, 0.0, 1.0) < 0.5:
+            out = filter2d(resize(out, lr_size, cpu), sinc)
+            out = compress(out, self.second, cpu, self.jpeg)
+        else:
+            out = compress(out, self.second, cpu, self.jpeg)
+            out = filter2d(resize(out, lr_size, cpu), sinc)
+        return quantise(out)
+
+
+def stage_from(opts: DegradationOptions, suffix: str) -> Stage:
+    """One stage's keys (suffix ``""`` or ``"2"``), checked."""
+    values = {name: getattr(opts, name + suffix) for name in (
+        "resize_prob", "resize_range", "gaussian_noise_prob", "noise_range", "poisson_scale_range",
+        "gray_noise_prob", "jpeg_range")}
+    for name, low, high in (("resize_range", 1e-6, None), ("noise_range", 0.0, None),
+                            ("poisson_scale_range", 0.0, None), ("jpeg_range", 1.0, 100.0)):
+        lo, hi = values[name]
+        if not (low <= lo <= hi and (high is None or hi <= high)):
+            bounds = f"{low} <= low <= high" + (f" <= {high}" if high is not None else "")
+            raise OptionError(("degradation", name + suffix), f"{list(values[name])} is not a range [low, high] "
+                                                              f"with {bounds}")
+    lo, hi = values["resize_range"]
+    if not lo <= 1.0 <= hi:
+        raise OptionError(("degradation", "resize_range" + suffix), f"{[lo, hi]}: the range must contain 1 (down "
+                                                                    "from low to 1, up from 1 to high)")
+    if any(p < 0 for p in values["resize_prob"]) or not sum(values["resize_prob"]) > 0:
+        raise OptionError(("degradation", "resize_prob" + suffix), "three non-negative weights (up, down, keep), "
+                                                                   "not all zero")
+    return Stage(**values)
+
+
+def degradation_from(opts: DegradationOptions, scale: int) -> Degradation:
+    """The pipeline of a ``degradation`` options section at ``scale``: what RealESRNetModel / RealESRGANModel
+    train with and ``scripts/degrade_images.py`` makes validation sets with."""
+    return Degradation(scale, stage_from(opts, ""), stage_from(opts, "2"), opts.second_blur_prob, jpeg_compress)
+
+
+def quantise(img: torch.Tensor) -> torch.Tensor:
+    """Clamped and rounded to 8-bit levels, as an LR image file would hold it."""
+    return torch.clamp((img * 255.0).round(), 0, 255) / 255.0
+
+
+def paired_crop(gts: Sequence[torch.Tensor], lq: torch.Tensor, gt_size: int, scale: int,
+                cpu: torch.Generator) -> Tuple[Tuple[torch.Tensor, ...], torch.Tensor]:
+    """One random ``gt_size`` crop of the batch (the same window for every sample) and its LR window."""
+    lq_size = gt_size // scale
+    h, w = lq.shape[-2:]
+    top = int(torch.randint(0, h - lq_size + 1, (1,), generator=cpu))
+    left = int(torch.randint(0, w - lq_size + 1, (1,), generator=cpu))
+    lq = lq[..., top:top + lq_size, left:left + lq_size]
+    cropped = tuple(g[..., top * scale:(top + lq_size) * scale, left * scale:(left + lq_size) * scale] for g in gts)
+    return cropped, lq

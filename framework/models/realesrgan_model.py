@@ -1,0 +1,217 @@
+"""Real-ESRGAN training: LR inputs synthesised from the GT batch on the training device, then the SRModel
+(RealESRNetModel, the PSNR-oriented first stage) or SRGANModel (RealESRGANModel) step.
+
+Per iteration, as Real-ESRGAN's models: the GT crops (8-bit, from :class:`~framework.data.realesrgan.
+RealESRGANDataset`) are degraded with their kernels (:class:`~framework.data.synthesis.Degradation`, the keys
+of the ``degradation`` section), cropped to ``gt_size``, and exchanged with the training-pair pool
+(``queue_size``); the GT is sharpened (USM) for the losses that ask for it.
+
+Exact resume: the degradation's random draws come from generators derived from (``manual_seed``, iteration,
+rank), so the resumed iteration draws what the uninterrupted one drew; the pool, the one piece of state, is
+part of :meth:`state_dict` (group ``pair_pool``), held as 8-bit integers, which the GT and the rounded LR
+inputs are exactly.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import torch
+import torch.distributed as dist
+
+from ..data.image_io import to_float
+from ..data.synthesis import degradation_from, paired_crop, usm_sharp
+from ..errors import OptionError
+from ..options import DegradationOptions, Options
+from ..registry import MODEL_REGISTRY
+from ..rng import derived_generator
+from .base import Batch, DryRun
+from .gan_model import SRGANModel
+from .sr_model import SRModel
+
+logger = logging.getLogger(__name__)
+
+POOL_GROUP = "pair_pool"
+
+
+class PairPool:
+    """Real-ESRGAN's training-pair pool: fills with the first batches (returning them unchanged), then per
+    batch shuffles itself, hands out its first ``b`` pairs and keeps the new ones in their place. Pairs are
+    stored as uint8 (exact for 8-bit GT and LR) on the training device."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.lq: Optional[torch.Tensor] = None
+        self.gt: Optional[torch.Tensor] = None
+        self.filled = 0
+
+    def exchange(self, lq: torch.Tensor, gt: torch.Tensor, gen: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
+        b = lq.shape[0]
+        if self.lq is None or self.gt is None:
+            self.lq = lq.new_zeros((self.size, *lq.shape[1:]))
+            self.gt = gt.new_zeros((self.size, *gt.shape[1:]))
+        if self.filled < self.size:
+            self.lq[self.filled:self.filled + b] = lq
+            self.gt[self.filled:self.filled + b] = gt
+            self.filled += b
+            return lq, gt
+        order = torch.randperm(self.size, generator=gen).to(lq.device)
+        self.lq, self.gt = self.lq[order], self.gt[order]
+        out_lq, out_gt = self.lq[:b].clone(), self.gt[:b].clone()
+        self.lq[:b], self.gt[:b] = lq, gt
+        return out_lq, out_gt
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The filled part only (a pool still filling saves less)."""
+        empty = torch.zeros(0, dtype=torch.uint8)
+        return {"size": self.size, "filled": self.filled,
+                "lq": self.lq[:self.filled] if self.lq is not None else empty,
+                "gt": self.gt[:self.filled] if self.gt is not None else empty}
+
+    def load_state_dict(self, state: Mapping[str, Any], device: torch.device) -> None:
+        if int(state["size"]) != self.size:
+            logger.warning(f"degradation.queue_size: {self.size}, the checkpoint's pool held {state['size']}: the "
+                           "pool starts empty (the run is not an exact continuation)")
+            return
+        self.filled = int(state["filled"])
+        self.lq = self.gt = None
+        if self.filled:
+            lq, gt = state["lq"].to(device), state["gt"].to(device)
+            self.lq = lq.new_zeros((self.size, *lq.shape[1:]))
+            self.gt = gt.new_zeros((self.size, *gt.shape[1:]))
+            self.lq[:self.filled], self.gt[:self.filled] = lq, gt
+
+
+class Synthesis:
+    """The model's half of the pipeline: batch -> degraded, cropped, pooled training pairs with their
+    (sharpened) targets."""
+
+    def __init__(self, options: Options, device: torch.device, targets: Mapping[str, bool]) -> None:
+        opts = options.degradation or DegradationOptions()
+        train_set = options.train_set
+        assert train_set is not None and train_set.dataset is not None and options.train is not None
+        if not opts.high_order_degradation:
+            raise OptionError(("degradation", "high_order_degradation"), "only true is provided (the synthetic "
+                                                                         "pipeline); for stored LR images use "
+                                                                         "SRModel or ESRGANModel with "
+                                                                         "PairedImageDataset")
+        data_gt_size = train_set.dataset.kwargs.get("gt_size")
+        if opts.gt_size is not None and data_gt_size is not None and opts.gt_size != data_gt_size:
+            raise OptionError(("degradation", "gt_size"), f"{opts.gt_size} differs from datasets.train.gt_size "
+                                                          f"{data_gt_size}; make them equal (or drop one)")
+        gt_size = opts.gt_size or data_gt_size
+        if gt_size is None or gt_size % options.scale:
+            raise OptionError(("degradation", "gt_size"), f"{gt_size}: needs a multiple of scale {options.scale} "
+                                                          "(here or in datasets.train.gt_size)")
+        batch = train_set.batch_size_per_gpu * options.train.accumulate_steps
+        if opts.queue_size % batch:
+            raise OptionError(("degradation", "queue_size"), f"{opts.queue_size} is not a multiple of the loader "
+                                                             f"batch {batch} (batch_size_per_gpu x "
+                                                             "accumulate_steps); 0 turns the pool off")
+        self.gt_size = int(gt_size)
+        self.scale = options.scale
+        self.seed = options.manual_seed
+        self.device = device
+        self.degrade = degradation_from(opts, options.scale)
+        self.pool = PairPool(opts.queue_size) if opts.queue_size else None
+        # "gt_pix" / "gt_percep" / "gt_gan": whether that loss's target is sharpened; "source": whether the
+        # degradation starts from the sharpened GT
+        self.targets = dict(targets)
+        self.rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+    def generators(self, iteration: int) -> Tuple[torch.Generator, torch.Generator]:
+        """The iteration's CPU and device generators (their seeds depend on nothing else)."""
+        return (derived_generator(self.seed, iteration, self.rank, 0),
+                derived_generator(self.seed, iteration, self.rank, 1, device=self.device))
+
+    @torch.no_grad()
+    def make(self, batch: Batch, iteration: int, *, use_pool: bool = True) -> Dict[str, Any]:
+        """The training batch of ``iteration``: ``lq``, ``gt`` and the sharpened targets (``gt_pix`` ...) that
+        the losses ask for; ``use_pool=False`` (the dry run, the grid tool) leaves the pool untouched."""
+        if "kernel1" not in batch:
+            raise OptionError(("datasets", "train", "type"), "the training batches carry no kernels: use "
+                                                             "RealESRGANDataset")
+        cpu, device_gen = self.generators(iteration)
+        gt8 = batch["gt"].to(self.device, non_blocking=True)
+        gt = to_float(gt8)
+        source = usm_sharp(gt) if self.targets.get("source") else gt
+        lq = self.degrade(source, batch["kernel1"].to(self.device), batch["kernel2"].to(self.device),
+                          batch["sinc_kernel"].to(self.device), cpu, device_gen)
+        (gt8,), lq = paired_crop([gt8], lq, self.gt_size, self.scale, cpu)
+        lq8 = (lq * 255.0).round().to(torch.uint8)  # lq is on 8-bit levels already: exact
+        if self.pool is not None and use_pool:
+            lq8, gt8 = self.pool.exchange(lq8, gt8.contiguous(), cpu)
+        gt = to_float(gt8)
+        out: Dict[str, Any] = {"lq": to_float(lq8).contiguous(), "gt": gt}
+        wanted = [key for key, sharp in self.targets.items() if key != "source" and sharp]
+        if wanted:
+            sharp = usm_sharp(gt)
+            out.update({key: sharp for key in wanted})
+        return out
+
+    def state_dict(self) -> Dict[str, Any]:
+        return self.pool.state_dict() if self.pool is not None else {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if self.pool is not None and state:
+            self.pool.load_state_dict(state, self.device)
+
+
+class _Synthesising:
+    """What RealESRNetModel and RealESRGANModel add to their base model: the synthesis before each step and
+    the dry run, and the pool in the training state."""
+
+    synthesis: Optional[Synthesis] = None
+    synthesizes_inputs = True  # the option checks pair such a model with RealESRGANDataset
+
+    def __init__(self, options: Options, device: torch.device) -> None:
+        super().__init__(options, device)  # type: ignore[call-arg]
+        if options.train is not None:
+            self.synthesis = Synthesis(options, device, self.synthesis_targets(options))
+
+    @staticmethod
+    def synthesis_targets(options: Options) -> Dict[str, bool]:
+        """Which GT each loss compares with (``gt_pix``, ``gt_percep``, ``gt_gan``: sharpened or not) and
+        whether the degradation starts from the sharpened GT (``source``)."""
+        raise NotImplementedError
+
+    def train_step(self, batch: Batch, iteration: int) -> Dict[str, torch.Tensor]:
+        assert self.synthesis is not None
+        return super().train_step(self.synthesis.make(batch, iteration), iteration)  # type: ignore[misc]
+
+    def dry_run(self, batch: Batch) -> DryRun:
+        assert self.synthesis is not None
+        return super().dry_run(self.synthesis.make(batch, 0, use_pool=False))  # type: ignore[misc]
+
+    def state_dict(self) -> Dict[str, Any]:
+        state = super().state_dict()  # type: ignore[misc]
+        if self.synthesis is not None:
+            state[POOL_GROUP] = self.synthesis.state_dict()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)  # type: ignore[misc]
+        if self.synthesis is not None:
+            self.synthesis.load_state_dict(state.get(POOL_GROUP) or {})
+
+
+@MODEL_REGISTRY.register()
+class RealESRNetModel(_Synthesising, SRModel):
+    """Real-ESRNet: the PSNR-oriented first stage; ``degradation.gt_usm`` sharpens the GT that is degraded and
+    compared with."""
+
+    @staticmethod
+    def synthesis_targets(options: Options) -> Dict[str, bool]:
+        usm = (options.degradation or DegradationOptions()).gt_usm
+        return {"source": usm, "gt_pix": usm, "gt_percep": usm}
+
+
+@MODEL_REGISTRY.register()
+class RealESRGANModel(_Synthesising, SRGANModel):
+    """Real-ESRGAN: the GAN stage; the degradation starts from the sharpened GT, and each loss compares with the
+    sharpened GT or not (``l1_gt_usm``, ``percep_gt_usm``, ``gan_gt_usm``)."""
+
+    @staticmethod
+    def synthesis_targets(options: Options) -> Dict[str, bool]:
+        opts = options.degradation or DegradationOptions()
+        return {"source": True, "gt_pix": opts.l1_gt_usm, "gt_percep": opts.percep_gt_usm, "gt_gan": opts.gan_gt_usm}
