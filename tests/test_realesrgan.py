@@ -368,7 +368,8 @@ def test_show_degradations_writes_the_grid_for_the_example_options(tmp_path: Pat
     monkeypatch.chdir(tmp_path)
     opt = str(REPO / "options/train/example_realesrnet.yml")
     assert run_main(show_degradations.main, ["-opt", opt, "--count", "3"]) == 0
-    grid = (read_image(str(tmp_path / "example_RealESRNet_x4_degradations.png")) * 255).round()
+    grid_file = tmp_path / "experiments" / "example_RealESRNet_x4_degradations.png"  # the default place
+    grid = (read_image(str(grid_file)) * 255).round()
     tile = 64 + show_degradations.GAP
     assert grid.shape == (3, 3 * tile + 2, 5 * tile + 2)
     first = [grid[:, 2:66, 2 + c * tile:2 + c * tile + 64] for c in range(5)]
@@ -377,7 +378,7 @@ def test_show_degradations_writes_the_grid_for_the_example_options(tmp_path: Pat
     assert "one row per sample" in capsys.readouterr().out
     # the same draws again: the same image; an existing file is not replaced without --force
     assert run_main(show_degradations.main, ["-opt", opt, "--count", "3", "-o", "again.png"]) == 0
-    assert (tmp_path / "again.png").read_bytes() == (tmp_path / "example_RealESRNet_x4_degradations.png").read_bytes()
+    assert (tmp_path / "again.png").read_bytes() == grid_file.read_bytes()
     assert run_main(show_degradations.main, ["-opt", opt, "-o", "again.png"]) == 2
     assert "--force" in capsys.readouterr().err
     assert run_main(show_degradations.main, ["-opt", str(REPO / "options/train/example.yml")]) == 2

@@ -90,7 +90,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("-opt", "--opt", required=True, metavar="FILE", help="training options (RealESRNetModel / "
                                                                              "RealESRGANModel)")
     parser.add_argument("-o", "--output", metavar="PNG", help="the image to write (default: "
-                                                              "<name>_degradations.png in the current folder)")
+                                                              "<experiments_root>/<name>_degradations.png)")
     parser.add_argument("--count", type=int, default=8, help="samples, one row each (default: 8)")
     parser.add_argument("--iteration", type=int, default=1, help="draw the degradation of this training iteration "
                                                                  "(default: 1)")
@@ -101,12 +101,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..checks import check_files
 
     options = load_options(args.opt, args.overrides, file_checks=check_files)
-    output = args.output or f"{options.name}_degradations.png"
+    # beside the experiment folders (untracked outputs), not inside one: that folder is the run's
+    output = args.output or os.path.join(options.path.experiments_root, f"{options.name}_degradations.png")
     if os.path.exists(output) and not args.force:
         raise UserError(f"{output}: exists; choose another -o, or add --force to replace it")
     if not output.lower().endswith(".png"):
         raise UserError(f"{output}: the grid is written as PNG; name it .png")
     image = degradation_grid(options, args.count, args.iteration)
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     write_image(to_integer(image), output)
     print(f"wrote {output}: {image.shape[2]}x{image.shape[1]}, one row per sample: GT, LR input (enlarged), "
           "kernel1, kernel2, sinc_kernel")
