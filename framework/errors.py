@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Sequence
 
 
 class UserError(Exception):
@@ -70,6 +70,14 @@ class OptionError(UserError):
         super().__init__(f"{'.'.join(map(str, path))}: {detail}")
         self.path = path
         self.detail = detail
+
+
+def check_range(path: tuple, value: Sequence[float], low: float, high: Optional[float] = None) -> None:
+    """An option that is a range ``[low, high]`` inside the bounds ``low`` (and ``high``): one message for all
+    such keys (Real-ESRGAN's ``blur_sigma``, ``noise_range``, ``jpeg_range`` ...)."""
+    if not (low <= value[0] <= value[1] and (high is None or value[1] <= high)):
+        bounds = f"{low} <= low <= high" + (f" <= {high}" if high is not None else "")
+        raise OptionError(path, f"{list(value)} is not a range [low, high] with {bounds}")
 
 
 # How torch's optimizers name their arguments in errors ("Invalid learning rate: -0.001").

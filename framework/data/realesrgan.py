@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ..errors import OptionError
+from ..errors import OptionError, check_range
 from ..registry import DATASET_REGISTRY
 from .backends import open_source
 from .datasets import Key, sample_generator
@@ -143,11 +143,6 @@ def _check_prob(key: str, value: float) -> None:
         raise OptionError((key,), f"{value} is not a probability (0 to 1)")
 
 
-def _check_range(key: str, value: Tuple[float, float], low: float = 0.0) -> None:
-    if not low <= value[0] <= value[1]:
-        raise OptionError((key,), f"{list(value)} is not a range [low, high] with {low} <= low <= high")
-
-
 def _settings(suffix: str, size: int, kinds: Tuple[str, ...], prob: Tuple[float, ...],
               sigma: Tuple[float, float], betag: Tuple[float, float], betap: Tuple[float, float],
               sinc_prob: float) -> BlurSettings:
@@ -157,9 +152,9 @@ def _settings(suffix: str, size: int, kinds: Tuple[str, ...], prob: Tuple[float,
     if len(prob) != len(kinds) or any(p < 0 for p in prob) or not sum(prob) > 0:
         raise OptionError((f"kernel_prob{suffix}",), f"{list(prob)}: one non-negative weight per entry of "
                                                      f"kernel_list{suffix} ({len(kinds)}), not all zero")
-    _check_range(f"blur_sigma{suffix}", sigma, low=1e-6)
-    _check_range(f"betag_range{suffix}", betag, low=1e-6)
-    _check_range(f"betap_range{suffix}", betap, low=1e-6)
+    check_range((f"blur_sigma{suffix}",), sigma, low=1e-6)
+    check_range((f"betag_range{suffix}",), betag, low=1e-6)
+    check_range((f"betap_range{suffix}",), betap, low=1e-6)
     _check_prob(f"sinc_prob{suffix}", sinc_prob)
     return BlurSettings(kernel_size=size, kernel_list=tuple(kinds), kernel_prob=tuple(prob), sigma=sigma,
                         betag_range=betag, betap_range=betap, sinc_prob=sinc_prob)

@@ -18,7 +18,7 @@ from typing import Callable, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from ..errors import OptionError
+from ..errors import OptionError, check_range
 from ..options import DegradationOptions
 from .jpeg import jpeg_compress
 from .kernels import choice, uniform
@@ -27,14 +27,20 @@ RESIZE_MODES = ("area", "bilinear", "bicubic")
 Jpeg = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def _pad_borders(img: torch.Tensor, pad: int) -> torch.Tensor:
+    """``pad`` pixels on each side: reflected, or replicated where the image is not larger than ``pad`` (tiny
+    crops, where Real-ESRGAN's reflection would fail)."""
+    h, w = img.shape[-2:]
+    return F.pad(img, (pad, pad, pad, pad), mode="reflect" if pad < min(h, w) else "replicate")
+
+
 def filter2d(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Each image of ``img`` (B, C, H, W) convolved with its own kernel (B, k, k) (or one (k, k) for all), with
-    reflected borders, so the output keeps the input's size (replicated borders where the image is not larger
-    than half the kernel: tiny crops, where Real-ESRGAN's reflection would fail)."""
+    """Each image of ``img`` (B, C, H, W) convolved with its own kernel (B, k, k) (or one (k, k) for all), over
+    :func:`_pad_borders`, so the output keeps the input's size."""
     b, c, h, w = img.shape
     k = kernel.shape[-1]
     pad = k // 2
-    padded = F.pad(img, (pad, pad, pad, pad), mode="reflect" if pad < min(h, w) else "replicate")
+    padded = _pad_borders(img, pad)
     if kernel.dim() == 2:
         weight = kernel.to(img.dtype).expand(c, 1, k, k)
         return F.conv2d(padded, weight, groups=c)
@@ -48,8 +54,7 @@ def separable_blur(img: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     k^2 multiplications per pixel (USM's 101 x 101 Gaussian)."""
     b, c, h, w = img.shape
     k = g.shape[0]
-    pad = k // 2
-    padded = F.pad(img, (pad, pad, pad, pad), mode="reflect" if pad < min(h, w) else "replicate")
+    padded = _pad_borders(img, k // 2)
     g = g.to(img.dtype)
     rows = F.conv2d(padded.reshape(b * c, 1, *padded.shape[-2:]), g.view(1, 1, 1, k))
     return F.conv2d(rows, g.view(1, 1, k, 1)).view(b, c, h, w)
@@ -107,7 +112,7 @@ def _levels(img: torch.Tensor) -> torch.Tensor:
 
 
 def _poisson(img: torch.Tensor, device_gen: torch.Generator) -> torch.Tensor:
-    quantised = torch.clamp((img * 255.0).round(), 0, 255) / 255.0
+    quantised = quantise(img)
     levels = _levels(quantised)
     return torch.poisson(quantised * levels, generator=device_gen) / levels - quantised
 
@@ -214,11 +219,7 @@ def stage_from(opts: DegradationOptions, suffix: str) -> Stage:
         "gray_noise_prob", "jpeg_range")}
     for name, low, high in (("resize_range", 1e-6, None), ("noise_range", 0.0, None),
                             ("poisson_scale_range", 0.0, None), ("jpeg_range", 1.0, 100.0)):
-        lo, hi = values[name]
-        if not (low <= lo <= hi and (high is None or hi <= high)):
-            bounds = f"{low} <= low <= high" + (f" <= {high}" if high is not None else "")
-            raise OptionError(("degradation", name + suffix), f"{list(values[name])} is not a range [low, high] "
-                                                              f"with {bounds}")
+        check_range(("degradation", name + suffix), values[name], low, high)
     lo, hi = values["resize_range"]
     if not lo <= 1.0 <= hi:
         raise OptionError(("degradation", "resize_range" + suffix), f"{[lo, hi]}: the range must contain 1 (down "

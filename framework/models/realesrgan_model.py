@@ -19,7 +19,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import torch
 import torch.distributed as dist
 
-from ..data.image_io import to_float
+from ..data.image_io import to_float, to_integer
 from ..data.synthesis import degradation_from, paired_crop, usm_sharp
 from ..errors import OptionError
 from ..options import DegradationOptions, Options
@@ -138,7 +138,7 @@ class Synthesis:
         lq = self.degrade(source, batch["kernel1"].to(self.device), batch["kernel2"].to(self.device),
                           batch["sinc_kernel"].to(self.device), cpu, device_gen)
         (gt8,), lq = paired_crop([gt8], lq, self.gt_size, self.scale, cpu)
-        lq8 = (lq * 255.0).round().to(torch.uint8)  # lq is on 8-bit levels already: exact
+        lq8 = to_integer(lq)  # lq is on 8-bit levels already: exact
         if self.pool is not None and use_pool:
             lq8, gt8 = self.pool.exchange(lq8, gt8.contiguous(), cpu)
         gt = to_float(gt8)
