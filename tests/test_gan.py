@@ -24,7 +24,7 @@ from framework.errors import UserError
 from framework.losses import GANLoss
 from framework.perceptual import PerceptualLoss, gram_matrix
 
-from .test_model_contract import _equal
+from .test_model_contract import _equal, assert_same_final_state
 from .test_option_errors import assert_unchanged, assert_user_error, snapshot
 from .tinyrun import REPO, load, run_train, stop_with_sigterm, train_in_process, write_options
 
@@ -304,11 +304,7 @@ def test_stop_and_resume_is_bitwise_for_both_networks(workdir: Path, model_type:
     assert train_in_process(full) == 0
     assert train_in_process(part, ["train.total_iter=3"]) == 0
     assert train_in_process(part, ["path.resume_path=auto"]) == 0
-    a, b = load(workdir / "weights" / "full_iter_6.pt"), load(workdir / "weights" / "part_iter_6.pt")
-    for group in ("networks", "ema", "optimizers", "schedulers"):
-        assert _equal(a["model"][group], b["model"][group]), group
-    weights = workdir / "weights"
-    assert (weights / "full_iter_6.pth").read_bytes() == (weights / "part_iter_6.pth").read_bytes()
+    assert_same_final_state(workdir / "weights", "full", "part", 6, ("networks", "ema", "optimizers", "schedulers"))
 
 
 def test_sigterm_and_resume_of_a_tiny_esrgan_is_bitwise(workdir: Path) -> None:
@@ -319,11 +315,7 @@ def test_sigterm_and_resume_of_a_tiny_esrgan_is_bitwise(workdir: Path) -> None:
     opt = gan_options(workdir, "sig", **common)
     assert 5 <= stop_with_sigterm(workdir, opt, "iter 5]")["iteration"] < 30
     assert train_in_process(opt, ["path.resume_path=auto"]) == 0
-    a, b = load(workdir / "weights" / "ref_iter_30.pt"), load(workdir / "weights" / "sig_iter_30.pt")
-    for group in ("networks", "ema", "optimizers"):
-        assert _equal(a["model"][group], b["model"][group]), group
-    weights = workdir / "weights"
-    assert (weights / "sig_iter_30.pth").read_bytes() == (weights / "ref_iter_30.pth").read_bytes()
+    assert_same_final_state(workdir / "weights", "ref", "sig", 30, ("networks", "ema", "optimizers"))
 
 
 def test_pretrain_paths_load_generator_and_discriminator(workdir: Path) -> None:

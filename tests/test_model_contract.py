@@ -133,6 +133,16 @@ def _equal(x: object, y: object) -> bool:
     return x == y
 
 
+def assert_same_final_state(weights: Path, ref: str, other: str, iteration: int, groups: Tuple[str, ...]) -> None:
+    """Two runs' files at ``iteration`` are the same: the ``.pt`` model groups bit for bit, the ``.pth``
+    byte for byte (an interrupted-and-resumed run against an uninterrupted one)."""
+    a, b = _load(weights / f"{ref}_iter_{iteration}.pt"), _load(weights / f"{other}_iter_{iteration}.pt")
+    for group in groups:
+        assert _equal(a["model"][group], b["model"][group]), group
+    assert (weights / f"{other}_iter_{iteration}.pth").read_bytes() == \
+        (weights / f"{ref}_iter_{iteration}.pth").read_bytes()
+
+
 # ------------------------------------------------------------------------------------------ built once
 
 

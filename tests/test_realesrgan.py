@@ -17,7 +17,7 @@ from framework.data.example_data import generate_example_data
 from framework.errors import OptionError
 from framework.rng import derived_generator
 
-from .test_model_contract import _equal
+from .test_model_contract import assert_same_final_state
 from .tinyrun import load, stop_with_sigterm, train_in_process, write_options
 
 # ------------------------------------------------------------------------------------------------ kernels
@@ -283,11 +283,7 @@ def test_sigterm_and_resume_of_a_tiny_realesrgan_is_bitwise(workdir: Path) -> No
     assert pool["filled"] == 4 and pool["gt"].shape == (4, 3, 32, 32) and pool["lq"].shape == (4, 3, 8, 8)
     assert pool["gt"].dtype == torch.uint8
     assert train_in_process(opt, ["path.resume_path=auto"]) == 0
-    a, b = load(workdir / "weights" / "ref_iter_14.pt"), load(workdir / "weights" / "sig_iter_14.pt")
-    for group in ("networks", "ema", "optimizers", "pair_pool"):
-        assert _equal(a["model"][group], b["model"][group]), group
-    assert (workdir / "weights" / "sig_iter_14.pth").read_bytes() == \
-        (workdir / "weights" / "ref_iter_14.pth").read_bytes()
+    assert_same_final_state(workdir / "weights", "ref", "sig", 14, ("networks", "ema", "optimizers", "pair_pool"))
 
 
 def test_a_tiny_realesrnet_run_and_its_dry_run(workdir: Path, capsys: pytest.CaptureFixture) -> None:
