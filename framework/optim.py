@@ -2,13 +2,21 @@
 
 Every schedule here is a closed-form function of the number of optimizer steps taken, so resuming from a
 checkpoint gives exactly the learning rate an uninterrupted run would have had (the classic BasicSR bug of a
-schedule that is wrong after resume cannot happen: there is no accumulated state to get wrong).
+schedule that is wrong after resume cannot happen: there is no accumulated state to get wrong). The one
+exception, :class:`ReduceLROnPlateau`, reacts to validation results: its few counters are saved beside the
+position.
+
+Adan and the schedule-free AdamW come from the ``pytorch-optimizer`` package (the ``optim`` extra), imported
+only when a run asks for them. A schedule-free optimizer trains at a point ``y`` between its fast iterate ``z``
+and its average ``x`` and evaluates at ``x``; :func:`schedule_free_average` computes ``x`` beside the training
+weights instead of switching them in place, so validation and saving never perturb training.
 """
 from __future__ import annotations
 
 import bisect
+import importlib
 import math
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, Iterable, List, Literal, Optional, Sequence, Tuple
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
@@ -18,6 +26,76 @@ from .registry import OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY
 
 for _optimizer in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
     OPTIMIZER_REGISTRY.register(_optimizer)
+
+# The package that provides Adan and the schedule-free AdamW (module name, pip name).
+PYTORCH_OPTIMIZER = ("pytorch_optimizer", "pytorch-optimizer")
+
+
+def _package_optimizer(name: str) -> Any:
+    """A class of the optional ``pytorch-optimizer`` package (the option checks already made sure it is there)."""
+    try:
+        module = importlib.import_module(PYTORCH_OPTIMIZER[0])
+    except ImportError:
+        raise UserError(f"this optimizer needs the {PYTORCH_OPTIMIZER[1]} package, which is not installed: pip "
+                        f"install {PYTORCH_OPTIMIZER[1]}") from None
+    return getattr(module, name)
+
+
+@OPTIMIZER_REGISTRY.register()
+def Adan(params: Iterable[torch.Tensor], lr: float = 1e-3, betas: Tuple[float, float, float] = (0.98, 0.92, 0.99),
+         weight_decay: float = 0.0, weight_decouple: bool = False, eps: float = 1e-8,
+         max_grad_norm: float = 0.0) -> torch.optim.Optimizer:
+    """Adan (adaptive Nesterov momentum; Xie et al. 2022), as in traiNNer-redux and neosr: three betas."""
+    return _package_optimizer("Adan")(params, lr=lr, betas=betas, weight_decay=weight_decay,
+                                      weight_decouple=weight_decouple, eps=eps, max_grad_norm=max_grad_norm)
+
+
+@OPTIMIZER_REGISTRY.register()
+def AdamWScheduleFree(params: Iterable[torch.Tensor], lr: float = 2.5e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                      weight_decay: float = 0.0, eps: float = 1e-8, warmup_steps: int = 0, r: float = 0.0,
+                      weight_lr_power: float = 2.0) -> torch.optim.Optimizer:
+    """Schedule-free AdamW (Defazio et al. 2024; the ``schedulefree`` package's and traiNNer-redux's name): no
+    decaying schedule needed; validation and the ``.pth`` use its averaged weights."""
+    return _package_optimizer("ScheduleFreeAdamW")(params, lr=lr, betas=betas, weight_decay=weight_decay, eps=eps,
+                                                   warmup_steps=warmup_steps, r=r, weight_lr_power=weight_lr_power)
+
+
+for _factory in (Adan, AdamWScheduleFree):
+    _factory.required_package = PYTORCH_OPTIMIZER
+
+# Param-group entries that are optimizer state, not settings: a resume keeps the saved ones (the settings
+# come from the current options).
+GROUP_STATE_KEYS = frozenset({"step", "k", "train_mode", "weight_sum", "lr_max"})
+
+
+def group_settings(group: Dict[str, Any]) -> Dict[str, Any]:
+    """The settings of a param group (lr, betas, weight decay, ...): what the current options decide."""
+    return {k: v for k, v in group.items() if k != "params" and k not in GROUP_STATE_KEYS}
+
+
+def is_schedule_free(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer`` evaluates at an average of its iterates (a schedule-free optimizer)."""
+    return any("train_mode" in group for group in optimizer.param_groups)
+
+
+def optimizer_steps(optimizer: torch.optim.Optimizer) -> int:
+    """How many steps the optimizer has taken (its groups count them), e.g. to know when an average is stale."""
+    return sum(int(group.get("step", group.get("k", 0))) for group in optimizer.param_groups)
+
+
+@torch.no_grad()
+def schedule_free_average(optimizer: torch.optim.Optimizer,
+                          params: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    """The weights a schedule-free ``optimizer`` evaluates at (``x``) for each of ``params``, computed beside the
+    training weights ``y``: the same ``lerp`` that ``optimizer.eval()`` applies in place, so the values are
+    bit for bit the ones ``eval()`` would give. Parameters the optimizer has no average of come back as they are."""
+    beta1 = {id(p): group["betas"][0] for group in optimizer.param_groups if group.get("train_mode", True)
+             for p in group["params"]}
+    out = []
+    for p in params:
+        z = optimizer.state.get(p, {}).get("z") if id(p) in beta1 else None
+        out.append(p.detach() if z is None else torch.lerp(p.detach(), z, 1.0 - 1.0 / beta1[id(p)]))
+    return out
 
 
 class IterationLR(LRScheduler):
@@ -103,3 +181,156 @@ class CosineAnnealingRestartLR(IterationLR):
         progress = (steps_done - start) / self.periods[cycle]
         weight = self.restart_weights[cycle]
         return self.eta_min + weight * 0.5 * (base_lr - self.eta_min) * (1 + math.cos(math.pi * progress))
+
+
+@SCHEDULER_REGISTRY.register()
+class CosineAnnealingLR(IterationLR):
+    """Cosine annealing from the base rate to ``eta_min`` over ``T_max`` iterations (PyTorch's closed form:
+    past ``T_max`` the cosine continues, rising again; set ``T_max`` to ``total_iter`` for one decay)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, T_max: int, eta_min: float = 0.0,
+                 warmup_iter: int = 0) -> None:
+        if int(T_max) < 1:
+            raise UserError(f"CosineAnnealingLR: T_max must be a positive number of iterations, got {T_max}")
+        self.T_max = int(T_max)
+        self.eta_min = eta_min
+        super().__init__(optimizer, warmup_iter)
+
+    def lr_at(self, base_lr: float, steps_done: int) -> float:
+        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * steps_done / self.T_max)) / 2
+
+
+@SCHEDULER_REGISTRY.register()
+class OneCycleLR(IterationLR):
+    """The 1cycle policy (PyTorch's OneCycleLR, per iteration): from ``max_lr / div_factor`` up to ``max_lr``
+    over the first ``pct_start`` of ``total_steps``, then down to ``initial / final_div_factor`` (three
+    phases with ``three_phase``); with ``cycle_momentum`` the momentum (SGD) or beta1 (Adam) moves the other way
+    between ``max_momentum`` and ``base_momentum``. After ``total_steps`` the rate stays at its end value.
+    ``max_lr`` defaults to the optimizer's ``lr``."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, max_lr: Optional[float] = None,
+                 pct_start: float = 0.3, anneal_strategy: Literal["cos", "linear"] = "cos",
+                 cycle_momentum: bool = True, base_momentum: float = 0.85, max_momentum: float = 0.95,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False,
+                 warmup_iter: int = 0) -> None:
+        if int(total_steps) < 2 or not 0 < pct_start < 1:
+            raise UserError(f"OneCycleLR: total_steps must be at least 2 and pct_start between 0 and 1, got "
+                            f"{total_steps} and {pct_start}")
+        self.total_steps, self.max_lr, self.pct_start = int(total_steps), max_lr, float(pct_start)
+        self.anneal = anneal_strategy
+        self.cycle_momentum, self.base_momentum, self.max_momentum = cycle_momentum, base_momentum, max_momentum
+        self.div_factor, self.final_div_factor = div_factor, final_div_factor
+        up = self.pct_start * self.total_steps - 1
+        # (end step, start and end of the rate as fractions of max_lr, start and end momentum)
+        initial, final = 1 / div_factor, 1 / div_factor / final_div_factor
+        if three_phase:
+            self.phases = [(up, initial, 1.0, max_momentum, base_momentum),
+                           (2 * self.pct_start * self.total_steps - 2, 1.0, initial, base_momentum, max_momentum),
+                           (self.total_steps - 1, initial, final, max_momentum, max_momentum)]
+        else:
+            self.phases = [(up, initial, 1.0, max_momentum, base_momentum),
+                           (self.total_steps - 1, 1.0, final, base_momentum, max_momentum)]
+        if cycle_momentum and not any(k in optimizer.defaults for k in ("momentum", "betas")):
+            raise UserError(f"OneCycleLR: cycle_momentum needs an optimizer with momentum or betas, "
+                            f"{type(optimizer).__name__} has neither; set cycle_momentum: false")
+        super().__init__(optimizer, warmup_iter)
+
+    def _interpolate(self, start: float, end: float, pct: float) -> float:
+        if self.anneal == "cos":
+            return end + (start - end) / 2 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def _phase(self, steps_done: int, lr: bool) -> float:
+        step = min(steps_done, self.total_steps - 1)
+        start_step = 0.0
+        for index, (end_step, lr_start, lr_end, m_start, m_end) in enumerate(self.phases):
+            if step <= end_step or index == len(self.phases) - 1:
+                pct = (step - start_step) / (end_step - start_step)
+                return self._interpolate(lr_start, lr_end, pct) if lr else self._interpolate(m_start, m_end, pct)
+            start_step = end_step
+        raise AssertionError("unreachable")
+
+    def lr_at(self, base_lr: float, steps_done: int) -> float:
+        return (self.max_lr if self.max_lr is not None else base_lr) * self._phase(steps_done, lr=True)
+
+    def get_lr(self) -> List[float]:  # type: ignore[override]
+        if self.cycle_momentum:  # set beside the rate, from the same position
+            momentum = self._phase(self.last_epoch, lr=False)
+            for group in self.optimizer.param_groups:
+                if "betas" in group:
+                    group["betas"] = (momentum, *group["betas"][1:])
+                else:
+                    group["momentum"] = momentum
+        return super().get_lr()
+
+    _get_closed_form_lr = get_lr
+
+
+@SCHEDULER_REGISTRY.register()
+class ReduceLROnPlateau(IterationLR):
+    """Multiply the rate by ``factor`` when the validation metric ``monitor`` (default: the first of
+    ``val.metrics``) has not improved for more than ``patience`` validations (PyTorch's rule: improvement
+    beyond ``threshold``, relative or absolute; ``cooldown`` validations of rest after a reduction; never
+    below ``min_lr``). Whether higher is better comes from the metric. The counters are saved in the ``.pt``."""
+
+    refused_arguments = {"mode": "ReduceLROnPlateau takes its mode from the metric it monitors (val.metrics.<name>"
+                                 ".better, else the metric's own direction); remove mode"}
+
+    def __init__(self, optimizer: torch.optim.Optimizer, monitor: Optional[str] = None, factor: float = 0.1,
+                 patience: int = 10, threshold: float = 1e-4, threshold_mode: Literal["rel", "abs"] = "rel",
+                 cooldown: int = 0, min_lr: float = 0.0, warmup_iter: int = 0) -> None:
+        if not 0 < factor < 1:
+            raise UserError(f"ReduceLROnPlateau: factor must be between 0 and 1, got {factor}")
+        self.monitor, self.factor, self.patience = monitor, factor, int(patience)
+        self.threshold, self.threshold_mode = threshold, threshold_mode
+        self.cooldown, self.min_lr = int(cooldown), min_lr
+        self.best: Optional[float] = None
+        self.num_bad = 0
+        self.cooldown_counter = 0
+        self.reductions = 0
+        super().__init__(optimizer, warmup_iter)
+
+    def lr_at(self, base_lr: float, steps_done: int) -> float:
+        return base_lr if self.reductions == 0 else max(self.min_lr, base_lr * self.factor ** self.reductions)
+
+    def _improves(self, value: float, higher_is_better: bool) -> bool:
+        if self.best is None:
+            return True
+        sign = 1.0 if higher_is_better else -1.0
+        margin = abs(self.best) * self.threshold if self.threshold_mode == "rel" else self.threshold
+        return sign * (value - self.best) > margin
+
+    def report(self, value: float, higher_is_better: bool) -> bool:
+        """One validation's value of the monitored metric; True when the rate was reduced."""
+        if self._improves(value, higher_is_better):
+            self.best, self.num_bad = float(value), 0
+        else:
+            self.num_bad += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad = 0
+        if self.num_bad <= self.patience:
+            return False
+        self.cooldown_counter, self.num_bad = self.cooldown, 0
+        if all(base * self.factor ** self.reductions <= self.min_lr for base in self.base_lrs):
+            return False
+        self.reductions += 1
+        self._apply()
+        return True
+
+    def _apply(self) -> None:
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {**super().state_dict(), "best": self.best, "num_bad": self.num_bad,
+                "cooldown_counter": self.cooldown_counter, "reductions": self.reductions}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        best = state_dict.get("best")
+        self.best = None if best is None else float(best)
+        self.num_bad = int(state_dict.get("num_bad", 0))
+        self.cooldown_counter = int(state_dict.get("cooldown_counter", 0))
+        self.reductions = int(state_dict.get("reductions", 0))
+        super().load_state_dict(state_dict)

@@ -76,8 +76,11 @@ class TrainOptions:
     """The optimisation: loss, optimizer, schedule, EMA, precision and speed."""
 
     total_iter: int = opt(doc="Number of training iterations (optimizer steps).", min=1)
-    optim_g: Component = opt(doc="Optimizer of the network: `type` (Adam, AdamW, SGD) plus its arguments "
-                                 "(`lr`, `betas`, `weight_decay`, ...).",
+    optim_g: Component = opt(doc="Optimizer of the network: `type` (Adam, AdamW, SGD; Adan and "
+                                 "AdamWScheduleFree with the `optim` extra, `pip install pytorch-optimizer`) plus "
+                                 "its arguments (`lr`, `betas`, `weight_decay`, ...). With AdamWScheduleFree, "
+                                 "validation and the `.pth` use the optimizer's averaged weights (the EMA of them "
+                                 "with `ema_decay`).",
                              registry=OPTIMIZER_REGISTRY, injected=("params",),
                              hint="e.g. {type: Adam, lr: 2.0e-4}")
     pixel_opt: Optional[Component] = opt(None, doc="Pixel loss: `type` (L1Loss, MSELoss, CharbonnierLoss) plus "
@@ -107,9 +110,14 @@ class TrainOptions:
                                   "every iteration).", min=1)
     net_d_init_iters: int = opt(0, doc="GAN models: only the discriminator steps during the first N "
                                        "iterations.", min=0)
-    scheduler: Optional[Component] = opt(None, doc="Learning-rate schedule: `MultiStepLR` (`milestones`, "
-                                                   "`gamma`) or `CosineAnnealingRestartLR` (`periods`, "
-                                                   "`restart_weights`, `eta_min`); none = constant.",
+    scheduler: Optional[Component] = opt(None, doc="Learning-rate schedule, per iteration: `MultiStepLR` "
+                                                   "(`milestones`, `gamma`), `CosineAnnealingRestartLR` "
+                                                   "(`periods`, `restart_weights`, `eta_min`), `CosineAnnealingLR` "
+                                                   "(`T_max`, `eta_min`), `OneCycleLR` (`total_steps`, `max_lr`, "
+                                                   "`pct_start`, ... as in PyTorch) or `ReduceLROnPlateau` "
+                                                   "(`monitor`: a `val.metrics` name, default the first; "
+                                                   "`factor`, `patience` in validations, `threshold`, "
+                                                   "`cooldown`, `min_lr`); none = constant.",
                                          registry=SCHEDULER_REGISTRY, injected=("optimizer", "warmup_iter"))
     warmup_iter: int = opt(0, doc="Linear warm-up over this many iterations, ending exactly at the base "
                                   "learning rate (BasicSR's -1 also means none).", min=-1)
@@ -425,9 +433,11 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
     if options.model_type in MODEL_REGISTRY:
         _check_model_keys(options, MODEL_REGISTRY.get(options.model_type), problems)
         _check_synthesis(options, MODEL_REGISTRY.get(options.model_type), datasets.get("train"), problems)
+    options = dataclasses.replace(options, **replace)
     if options.train is not None:
         _check_loss_roles(options.train, problems)
-    return dataclasses.replace(options, **replace)
+        _check_metric_schedules(options, problems)
+    return options
 
 
 def _dotted(options: Options, key: str) -> Any:
@@ -478,6 +488,25 @@ def _check_synthesis(options: Options, model: Any, train_set: Optional[DatasetOp
         problems.append(Problem(("datasets", "train", "type"), f"{options.model_type} synthesises its LR inputs "
                                                                f"from GT images and kernels: use RealESRGANDataset "
                                                                f"(not {dataset.type})"))
+
+
+def _check_metric_schedules(options: Options, problems: List[Problem]) -> None:
+    """A schedule that reacts to a validation metric (``monitor``) needs validation with that metric."""
+    assert options.train is not None
+    metrics = list(options.val.metrics) if options.val is not None else []
+    for key in ("scheduler", "scheduler_d"):
+        component = getattr(options.train, key)
+        if component is None or component.type not in SCHEDULER_REGISTRY or \
+                not hasattr(SCHEDULER_REGISTRY.get(component.type), "report"):
+            continue
+        monitor = component.kwargs.get("monitor")
+        if not metrics:
+            problems.append(Problem(("train", key, "type"), f"{component.type} reacts to a validation metric: "
+                                                            "add val.metrics (and a validation set)"))
+        elif monitor is not None and monitor not in metrics:
+            problems.append(Problem(("train", key, "monitor"), f"'{monitor}' is not one of val.metrics"
+                                                               f"{did_you_mean(str(monitor), metrics)} (known: "
+                                                               f"{', '.join(metrics)})"))
 
 
 # Which kind of loss each loss key takes (a loss class's ``loss_role``; losses without one are pixel losses).

@@ -10,6 +10,7 @@ with file and line, so a user fixes a whole file in one go instead of one typo p
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import inspect
 from collections import abc
 import math
@@ -421,6 +422,10 @@ def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], pat
         problems.append(not_registered(path + ("type",), registry, name))
         return None
     target = registry.get(name)
+    package = getattr(target, "required_package", None)  # (module, pip name) of an optional dependency
+    if package is not None and importlib.util.find_spec(package[0]) is None:
+        problems.append(Problem(path + ("type",), f"{name} needs the {package[1]} package, which is not installed: "
+                                                 f"pip install {package[1]}"))
     params, var_kw, hints = signature_params(target)
     kwargs: Dict[str, Any] = {}
     accepted = [n for n in params if n not in injected] + list(also)  # `also`: keys handled beside X

@@ -462,6 +462,7 @@ class Trainer:
             logger.info(f"Validation {name} @ iter {it}: {format_metrics(values)}")
             if index == 0:
                 self.current_metrics = values
+                self.model.validated(values, options.val.higher_is_better)
                 for metric_index, (metric, value) in enumerate(values.items()):
                     improved = self.best.update(metric, value, it, options.val.higher_is_better.get(metric, True))
                     new_best = new_best or (improved and metric_index == 0)

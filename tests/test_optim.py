@@ -7,7 +7,8 @@ from typing import Callable, List
 import pytest
 import torch
 
-from framework.optim import ConstantLR, CosineAnnealingRestartLR, MultiStepLR
+from framework.optim import (ConstantLR, CosineAnnealingLR, CosineAnnealingRestartLR, MultiStepLR, OneCycleLR,
+                             ReduceLROnPlateau)
 
 BASE_LR = 0.1
 
@@ -32,6 +33,15 @@ def _step(param, opt, sched) -> float:
 def _run(make_sched: Callable, n: int, lr: float = BASE_LR) -> List[float]:
     param, opt, sched = _setup(make_sched, lr)
     return [_step(param, opt, sched) for _ in range(n)]
+
+
+def _momenta(make_sched: Callable, n: int) -> List[float]:
+    param, opt, sched = _setup(make_sched)
+    out = []
+    for _ in range(n):
+        out.append(opt.param_groups[0]["momentum"])
+        _step(param, opt, sched)
+    return out
 
 
 # --------------------------------------------------------------------------------------------- warm-up
@@ -121,12 +131,60 @@ def test_cosine_rejects_mismatched_lists() -> None:
         CosineAnnealingRestartLR(torch.optim.SGD([param], lr=0.1), [0], [1.0])
 
 
+def test_cosine_annealing_matches_torch_also_past_t_max() -> None:
+    ours = _run(lambda o: CosineAnnealingLR(o, T_max=7, eta_min=0.01), 20)
+    ref = _run(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=7, eta_min=0.01), 20)
+    assert ours == pytest.approx(ref, rel=1e-9)
+    assert ours[7] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"three_phase": True, "anneal_strategy": "linear", "pct_start": 0.25}])
+def test_one_cycle_matches_torch_rates_and_momentum(kwargs) -> None:
+    ours = lambda o: OneCycleLR(o, total_steps=12, **kwargs)  # noqa: E731
+    ref = lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=BASE_LR, total_steps=12, **kwargs)  # noqa: E731
+    assert _run(ours, 12) == pytest.approx(_run(ref, 12), rel=1e-9)
+    assert _momenta(ours, 12) == pytest.approx(_momenta(ref, 12), rel=1e-9)
+    assert _run(ours, 15)[12:] == pytest.approx([_run(ours, 12)[-1]] * 3)  # after total_steps: the end value
+
+
+def test_reduce_on_plateau_follows_torch_on_a_metric_sequence() -> None:
+    """Higher is better (PSNR): the same reductions as torch's ReduceLROnPlateau(mode='max') stepped with the
+    same values, counting validations."""
+    values = [20.0, 21.0, 21.0, 20.5, 21.0, 20.9, 22.0, 22.0, 22.0, 22.0, 22.0]
+    param, opt, ours = _setup(lambda o: ReduceLROnPlateau(o, factor=0.5, patience=1, cooldown=1, min_lr=0.02))
+    torch_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=BASE_LR)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(torch_opt, mode="max", factor=0.5, patience=1, cooldown=1,
+                                                     min_lr=0.02)
+    for value in values:
+        _step(param, opt, ours)
+        ours.report(value, higher_is_better=True)
+        ref.step(value)
+        assert opt.param_groups[0]["lr"] == pytest.approx(torch_opt.param_groups[0]["lr"], rel=1e-12), value
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.025)  # reduced twice, the third time clipped at min_lr
+
+
+def test_reduce_on_plateau_lower_is_better_and_state_round_trip() -> None:
+    param, opt, sched = _setup(lambda o: ReduceLROnPlateau(o, factor=0.1, patience=0, warmup_iter=2))
+    for value in (0.5, 0.4, 0.45):  # LPIPS-like: lower is better; the third one is worse
+        _step(param, opt, sched)
+        sched.report(value, higher_is_better=False)
+    assert opt.param_groups[0]["lr"] == pytest.approx(BASE_LR * 0.1)
+    state = sched.state_dict()
+    assert state["reductions"] == 1 and state["best"] == 0.4
+    param2, opt2, sched2 = _setup(lambda o: ReduceLROnPlateau(o, factor=0.1, patience=0, warmup_iter=2))
+    sched2.load_state_dict(state)
+    assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+    assert sched2.report(0.39, higher_is_better=False) is False and sched2.best == 0.39
+
+
 # ---------------------------------------------------------------------------------------------- resume
 
 SCHEDULES = {
     "constant_warmup": lambda o: ConstantLR(o, warmup_iter=5),
     "multistep": lambda o: MultiStepLR(o, milestones=[3, 8], gamma=0.5, warmup_iter=2),
     "cosine": lambda o: CosineAnnealingRestartLR(o, [4, 6], [1.0, 0.5], eta_min=0.001, warmup_iter=3),
+    "cosine_annealing": lambda o: CosineAnnealingLR(o, T_max=9, eta_min=0.001, warmup_iter=2),
+    "one_cycle": lambda o: OneCycleLR(o, total_steps=12),
 }
 
 

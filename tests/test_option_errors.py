@@ -460,6 +460,15 @@ CASES: List[Any] = [
                       args=["--set", "train.total_iter=abc"]), id="set-wrong-type"),
     pytest.param(Case(["missing.yml", "not found"], opt_arg="missing.yml"), id="opt-file-missing"),
     pytest.param(Case(["data", "folder"], opt_arg="data"), id="opt-file-is-folder"),
+    # --- schedules that react to a validation metric
+    pytest.param(Case(["train.scheduler.monitor", "ssim", "not one of val.metrics", "psnr"],
+                      edit=at("train.scheduler", {"type": "ReduceLROnPlateau", "monitor": "ssim"}),
+                      line=line_of(r"^\s+monitor:")), id="plateau-unknown-metric"),
+    pytest.param(Case(["train.scheduler.type", "ReduceLROnPlateau", "val.metrics"],
+                      edit=lambda o: (at("train.scheduler", {"type": "ReduceLROnPlateau"})(o), o.pop("val"),
+                                      o["datasets"].pop("val"))), id="plateau-without-validation"),
+    pytest.param(Case(["train.scheduler.mode", "from the metric"],
+                      edit=at("train.scheduler", {"type": "ReduceLROnPlateau", "mode": "max"})), id="plateau-mode"),
 ]
 
 

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import (Any, ContextManager, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple,
+from typing import (Any, ContextManager, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union,
                     runtime_checkable)
 
 import torch
@@ -37,10 +37,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import read_weights
 from ..errors import UserError, building
+from ..optim import group_settings, is_schedule_free
 from ..options import PathOptions, TrainOptions
 from ..registry import LOSS_REGISTRY, OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY
 from ..schema import Component
-from .ema import ModelEMA
+from .ema import ModelEMA, ScheduleFreeAverage
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,9 @@ class Model(Protocol):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue exactly from :meth:`state_dict`'s output."""
 
+    def validated(self, metrics: Mapping[str, float], higher_is_better: Mapping[str, bool]) -> None:
+        """The first validation set's results at a validation (schedules that react to a metric step here)."""
+
     def load_pretrained(self, weights: Mapping[str, torch.Tensor], *, strict: bool,
                         network: str = "net_g") -> LoadReport:
         """Weights into one network (and its EMA copy); without ``strict``, what does not fit is reported."""
@@ -129,7 +133,7 @@ class BaseModel:
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.nets: Dict[str, nn.Module] = {}
-        self.emas: Dict[str, ModelEMA] = {}
+        self.emas: Dict[str, Union[ModelEMA, ScheduleFreeAverage]] = {}
         self.optimizers: Dict[str, torch.optim.Optimizer] = {}
         self.schedulers: Dict[str, Any] = {}
         self.scalers: Dict[str, Any] = {}
@@ -278,6 +282,28 @@ class BaseModel:
                 SCHEDULER_REGISTRY, optimizer=self.optimizers[optimizer_name], warmup_iter=max(0, warmup_iter))
         return self.schedulers[optimizer_name]
 
+    def build_ema(self, decay: float, network: str = "net_g", optimizer_name: str = "optim_g") -> None:
+        """The averaged weights validation and the ``.pth`` use for ``network``: the EMA with ``decay`` > 0
+        (of the optimizer's average when it is schedule-free), else a schedule-free optimizer's average, else
+        none (the live weights)."""
+        net, optimizer = self.nets[network], self.optimizers[optimizer_name]
+        average = ScheduleFreeAverage(net, optimizer) if is_schedule_free(optimizer) else None
+        if decay > 0:
+            self.emas[network] = ModelEMA(net, decay, source=average)
+        elif average is not None:
+            self.emas[network] = average
+
+    def validated(self, metrics: Mapping[str, float], higher_is_better: Mapping[str, bool]) -> None:
+        for name, scheduler in self.schedulers.items():
+            report = getattr(scheduler, "report", None)
+            if report is None:
+                continue
+            metric = scheduler.monitor or next(iter(metrics))
+            if report(metrics[metric], higher_is_better.get(metric, True)):
+                logger.info(f"{type(scheduler).__name__} ({name}): {metric} has not improved for "
+                            f"{scheduler.patience + 1} validation(s); learning rate now "
+                            f"{self.optimizers[name].param_groups[0]['lr']:.3e}")
+
     def note_learning_rates(self) -> None:
         """Call right before the optimizer steps: the optimizers then already hold the next iteration's rate."""
         self._step_lrs = {name: float(opt.param_groups[0]["lr"]) for name, opt in self.optimizers.items()}
@@ -338,7 +364,7 @@ class BaseModel:
         for name, optimizer in self.optimizers.items():
             # The saved statistics (Adam moments, step counts) continue; the hyperparameters are the ones the
             # options give now, so a changed lr, betas or weight decay takes effect on resume as the log says.
-            current = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+            current = [group_settings(group) for group in optimizer.param_groups]
             optimizer.load_state_dict(state["optimizers"][name])
             for group, settings in zip(optimizer.param_groups, current, strict=True):
                 group.update(settings)

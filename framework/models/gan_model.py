@@ -24,7 +24,6 @@ from ..options import Options
 from ..perceptual import named_terms
 from ..registry import ARCH_REGISTRY, MODEL_REGISTRY
 from .base import Batch, BaseModel
-from .ema import ModelEMA
 from .sr_model import build_network
 
 Losses = Dict[str, torch.Tensor]
@@ -69,8 +68,7 @@ class SRGANModel(BaseModel):
         self.net_d_iters = train.net_d_iters
         self.net_d_init_iters = train.net_d_init_iters
         self.grad_clip_norm = train.grad_clip_norm
-        if train.ema_decay > 0:
-            self.emas["net_g"] = ModelEMA(self.net_g, train.ema_decay)
+        self.build_ema(train.ema_decay)
         self.prepare_training(train)
 
     # ------------------------------------------------------------------------------------------ building

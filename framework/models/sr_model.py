@@ -16,7 +16,6 @@ from ..options import Options
 from ..perceptual import named_terms
 from ..registry import ARCH_REGISTRY, MODEL_REGISTRY
 from .base import Batch, BaseModel
-from .ema import ModelEMA
 
 
 def build_network(options: Options) -> nn.Module:
@@ -45,8 +44,7 @@ class SRModel(BaseModel):
         self.optimizer = self.build_optimizer(train.optim_g, self.net_g, "optim_g")
         self.scheduler = self.build_schedule("optim_g", train.scheduler, "scheduler", train.warmup_iter)
         self.grad_clip_norm = train.grad_clip_norm
-        if train.ema_decay > 0:
-            self.emas["net_g"] = ModelEMA(self.net_g, train.ema_decay)
+        self.build_ema(train.ema_decay)
         self.prepare_training(train)
 
     def forward_losses(self, batch: Batch) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
