@@ -15,7 +15,7 @@ from typing import Callable, List, Optional, Sequence
 
 from .checks import check_and_build, check_files
 from .device import device_named
-from .distributed import from_environment
+from .distributed import from_environment, note_clean_exit
 from .errors import UserError, user_message
 from .malloc import tune_malloc
 from .options import Options, load_options
@@ -103,6 +103,7 @@ def train_main(argv: List[str]) -> int:
     else:
         trainer.run()
     dist.close()
+    note_clean_exit(dist)
     return 0
 
 

@@ -118,6 +118,20 @@ def _attempt_store(context: DistContext, timeout: datetime.timedelta) -> dist.St
     return dist.PrefixStore(f"framework/attempt_{context.restart_count}", store)
 
 
+# Set by scripts/torchrun.sh: the folder where each rank notes that it ended cleanly (finished, or stopped on a
+# signal after the checkpoint was written), so the launcher can exit 0 although torchrun reports the signal it
+# received as a failure.
+CLEAN_EXIT_ENV = "FRAMEWORK_CLEAN_EXIT_DIR"
+
+
+def note_clean_exit(context: DistContext) -> None:
+    """Leave this rank's clean-exit marker (``attempt<restart>.rank<rank>``) where the launcher asked for it."""
+    folder = os.environ.get(CLEAN_EXIT_ENV)
+    if folder and launched_by_torchrun():
+        with open(os.path.join(folder, f"attempt{context.restart_count}.rank{context.rank}"), "w") as fh:
+            fh.write("clean\n")
+
+
 def rank_seed(seed: int, rank: int) -> int:
     """The seed of one rank's own random draws (dropout and the like), derived from ``manual_seed``."""
     return seed * 1_000_003 + 7919 * (rank + 1)

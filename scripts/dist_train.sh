@@ -5,6 +5,9 @@
 #   scripts/dist_train.sh NPROC OPTIONS.yml [train.py arguments ...]
 #   scripts/dist_train.sh 8 options/train/example.yml --auto-resume
 #
+# Exit code: 0 when every process finished, or stopped on SIGTERM / Ctrl-C after the checkpoint was saved (torchrun
+# itself reports 1 then); non-zero when a process failed (scripts/torchrun.sh).
+#
 # Variables it reads:
 #   PYTHON            the interpreter (default: python); torchrun runs as `$PYTHON -m torch.distributed.run`
 #   MAX_RESTARTS      how often torchrun restarts the group after a worker dies (default 0); above 0 it adds
@@ -28,5 +31,6 @@ extra=()
 if [ "$MAX_RESTARTS" -gt 0 ]; then
     extra+=(--auto-resume)
 fi
-exec "$PYTHON" -m torch.distributed.run --standalone --nnodes=1 --nproc_per_node="$NPROC" \
+# torchrun.sh: exit 0 when every process ended cleanly (also after a SIGTERM or Ctrl-C that stopped and saved)
+PYTHON=$PYTHON exec bash "$ROOT/scripts/torchrun.sh" "$NPROC" --standalone --nnodes=1 \
     --max-restarts="$MAX_RESTARTS" "$ROOT/train.py" -opt "$OPT" "${extra[@]}" "$@"

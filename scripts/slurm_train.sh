@@ -9,12 +9,15 @@
 #   (or inside an allocation: salloc --nodes=2 --gres=gpu:8, then bash scripts/slurm_train.sh OPTIONS.yml)
 #
 # --signal=TERM@300 makes Slurm send SIGTERM 5 minutes before the time limit: torchrun forwards it, every rank
-# stops at the same iteration and rank 0 saves; resubmit with --auto-resume to continue.
+# stops at the same iteration and rank 0 saves; resubmit with --auto-resume to continue. Each node's
+# scripts/torchrun.sh exits 0 when all its processes stopped cleanly and saved (torchrun itself reports 1 after a
+# signal), so the job ends COMPLETED, not FAILED, and requeue or dependency logic reads it right; a process that
+# failed still fails the job.
 #
 # Variables it reads:
 #   GPUS_PER_NODE     processes per node (default: SLURM_GPUS_ON_NODE, else 8)
 #   PORT              the rendezvous port on the first node (default 29500)
-#   PYTHON            the interpreter (default: python)
+#   PYTHON            the interpreter (default: python; passed to each node's scripts/torchrun.sh)
 #   MAX_RESTARTS      torchrun restarts after a worker dies (default 0; above 0 it adds --auto-resume)
 #   SHUTDOWN_TIMEOUT  seconds a stopped run has to save before torchrun kills it (default 120)
 #   SRUN_ARGS         extra srun arguments (e.g. "--partition=gpu")
@@ -28,7 +31,7 @@ fi
 OPT=$1
 shift
 ROOT=${SLURM_SUBMIT_DIR:-$(pwd)}
-PYTHON=${PYTHON:-python}
+export PYTHON=${PYTHON:-python}
 GPUS_PER_NODE=${GPUS_PER_NODE:-${SLURM_GPUS_ON_NODE:-8}}
 PORT=${PORT:-29500}
 MAX_RESTARTS=${MAX_RESTARTS:-0}
@@ -42,6 +45,6 @@ if [ "$MAX_RESTARTS" -gt 0 ]; then
 fi
 # shellcheck disable=SC2086  # SRUN_ARGS is a list of arguments
 exec srun --nodes="$NNODES" --ntasks-per-node=1 --kill-on-bad-exit=1 ${SRUN_ARGS:-} \
-    "$PYTHON" -m torch.distributed.run --nnodes="$NNODES" --nproc_per_node="$GPUS_PER_NODE" \
+    bash "$ROOT/scripts/torchrun.sh" "$GPUS_PER_NODE" --nnodes="$NNODES" \
     --rdzv_backend=c10d --rdzv_endpoint="$HEAD:$PORT" --rdzv_id="${SLURM_JOB_ID:-sr-train}" \
     --max-restarts="$MAX_RESTARTS" "$ROOT/train.py" -opt "$OPT" "${extra[@]}" "$@"

@@ -60,9 +60,11 @@ def test_sigterm_stops_all_ranks_at_one_step_and_auto_resume_is_bitwise(workdir:
     assert "World size 2; global batch per iteration 4 (2 per process x 2 process(es))" in out
     with torchrun(workdir, sig) as child:
         child.wait_for("iter 20]", timeout=120)
-        child.proc.send_signal(signal.SIGTERM)  # torchrun forwards it to both workers
+        os.killpg(child.proc.pid, signal.SIGTERM)  # as Slurm or Ctrl-C: the script's whole process group
         rc, out, err = child.finish(timeout=120)
-    assert "ChildFailedError" not in err, err[-3000:]  # the workers themselves exited 0 (torchrun reports 1)
+    assert rc == 0, err[-3000:]  # torchrun reports 1 after a signal; every rank ended cleanly: the script says 0
+    assert "all 2 processes of this node ended cleanly (stopped and saved): exit 0" in err
+    assert "ChildFailedError" not in err, err[-3000:]  # the workers themselves exited 0
     assert out.count("SIGTERM: stopped after iteration") == 1, out[-3000:]  # rank 0 alone logs
     weights = workdir / "weights"
     saved = [n for n in _files(weights) if n.startswith("sig_iter_")]
@@ -142,17 +144,39 @@ def test_a_rank_that_raises_ends_the_job_promptly_with_its_message(workdir: Path
     assert not weights.exists() or not [n for n in _files(weights) if ".tmp." in n]
 
 
-def _worker_of_rank(torchrun_pid: int, rank: int) -> int:
-    """The pid of the torchrun worker whose environment says RANK=rank."""
+def _children(pid: int) -> List[int]:
     children = []
-    for task in os.listdir(f"/proc/{torchrun_pid}/task"):
-        with open(f"/proc/{torchrun_pid}/task/{task}/children") as fh:
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
             children += [int(p) for p in fh.read().split()]
-    for pid in children:
+    return children
+
+
+def _worker_of_rank(launcher_pid: int, rank: int) -> int:
+    """The pid of the torchrun worker (a descendant of the launch script) whose environment says RANK=rank."""
+    seen, todo = [], _children(launcher_pid)
+    while todo:
+        pid = todo.pop()
+        seen.append(pid)
         with open(f"/proc/{pid}/environ", "rb") as fh:
             if f"RANK={rank}".encode() in fh.read().split(b"\0"):
                 return pid
-    raise AssertionError(f"no worker of rank {rank} among {children}")
+        todo += _children(pid)
+    raise AssertionError(f"no worker of rank {rank} among {seen}")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_stop_where_one_rank_failed_still_exits_non_zero(workdir: Path) -> None:
+    """SIGTERM to the group just after rank 1 died (killed, as by the OOM killer): not a clean stop."""
+    opt = write_options(workdir, "fail", **{"train.total_iter": 500, "val": None, "datasets.val": ...,
+                                            "logger.save_checkpoint_freq": 1000, "logger.print_freq": 1})
+    with torchrun(workdir, opt) as child:
+        child.wait_for("iter 3]", timeout=120)
+        os.kill(_worker_of_rank(child.proc.pid, 1), signal.SIGKILL)
+        os.killpg(child.proc.pid, signal.SIGTERM)
+        rc, out, err = child.finish(timeout=120)
+    assert rc != 0, (out[-2000:], err[-3000:])
+    assert "ended cleanly" not in err
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
