@@ -13,7 +13,6 @@ from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Tuple
 
 Action = Literal["rename", "move", "remove", "absent"]
 
-REAL_ESRGAN = "Real-ESRGAN's paired-data variant of its degradation training"
 # Real-ESRGAN writes its degradation keys at the top level; here they have a section of their own.
 DEGRADATION_SECTION = "degradation"
 
@@ -144,7 +143,6 @@ ABSENT_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
         "calculate_ssim_pt": ("BasicSR", "SSIM on float GPU tensors"),
     },
     "dataset": {
-        "RealESRGANPairedDataset": ("Real-ESRGAN", REAL_ESRGAN),
         "SingleImageDataset": ("BasicSR", "LQ images without GT"),
         "REDSDataset": ("BasicSR", "video frames"), "Vimeo90KDataset": ("BasicSR", "video frames"),
         "VideoTestDataset": ("BasicSR", "video frames"), "FFHQDataset": ("BasicSR", "face images"),

@@ -201,9 +201,12 @@ class DegradationOptions:
     l1_gt_usm: bool = opt(True, doc="RealESRGANModel: the pixel loss compares with the sharpened GT.")
     percep_gt_usm: bool = opt(True, doc="RealESRGANModel: the perceptual loss compares with the sharpened GT.")
     gan_gt_usm: bool = opt(False, doc="RealESRGANModel: the discriminator sees the sharpened GT as real.")
-    high_order_degradation: bool = opt(True, doc="Real-ESRGAN's switch for paired training; only `true` (the "
-                                                 "synthetic pipeline) is provided: for stored LR images use "
-                                                 "SRModel / ESRGANModel with PairedImageDataset.")
+    high_order_degradation: bool = opt(True, doc="Real-ESRGAN's switch: `true` synthesises the LR inputs from "
+                                                 "GT images (RealESRGANDataset); `false` trains on stored LR/HR "
+                                                 "pairs as they are (RealESRGANPairedDataset, Real-ESRGAN's "
+                                                 "fine-tuning recipe: no degradation added, no pool; the GT is "
+                                                 "sharpened where `l1_gt_usm`, `percep_gt_usm`, `gan_gt_usm` "
+                                                 "say).")
     resize_prob: Tuple[float, float, float] = opt((0.2, 0.7, 0.1), doc="First stage: chances of resizing up, "
                                                                        "down, or keeping the size.")
     resize_range: Tuple[float, float] = opt((0.15, 1.5), doc="First stage: resize factor range (down from the low "
@@ -480,14 +483,22 @@ def _check_synthesis(options: Options, model: Any, train_set: Optional[DatasetOp
     if options.train is None or dataset is None or dataset.type not in DATASET_REGISTRY:
         return
     gt_only = bool(getattr(DATASET_REGISTRY.get(dataset.type), "gt_only", False))
+    paired = not (options.degradation or DegradationOptions()).high_order_degradation
     if gt_only and not synthesizes:
         problems.append(Problem(("datasets", "train", "type"), f"{dataset.type} gives GT images only, for a model "
                                                                f"that synthesises the LR inputs: set model_type: "
                                                                f"{SYNTHESIS_MODELS}"))
-    elif synthesizes and not gt_only:
+    elif synthesizes and gt_only and paired:
+        problems.append(Problem(("datasets", "train", "type"), f"{dataset.type} gives GT images only, and "
+                                                               "degradation.high_order_degradation: false trains on "
+                                                               "stored LR images: use RealESRGANPairedDataset "
+                                                               "(dataroot_gt, dataroot_lq), or set it to true"))
+    elif synthesizes and not gt_only and not paired:
         problems.append(Problem(("datasets", "train", "type"), f"{options.model_type} synthesises its LR inputs "
                                                                f"from GT images and kernels: use RealESRGANDataset "
-                                                               f"(not {dataset.type})"))
+                                                               f"(not {dataset.type}), or set "
+                                                               "degradation.high_order_degradation: false to train "
+                                                               f"on {dataset.type}'s LR images as they are"))
 
 
 def _check_metric_schedules(options: Options, problems: List[Problem]) -> None:

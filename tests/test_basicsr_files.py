@@ -155,21 +155,21 @@ def test_converter_keeps_comments_and_order_and_reports_each_change(tmp_path: Pa
 
 
 def test_converter_lists_what_it_cannot_map(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """Real-ESRGAN's RealESRNet file with its paired-data dataset (``RealESRGANPairedDataset``, not provided): the
-    dataset is listed and kept as written; the rest converts (the degradation keys move into their section)."""
+    """Real-ESRGAN's RealESRNet file with a dataset this trainer lacks (BasicSR's ``FFHQDataset``): the dataset is
+    listed and kept as written; the rest converts (the degradation keys move into their section)."""
     src = tmp_path / "paired.yml"
     text = (FIXTURES / "train_realesrnet_x4plus.yml").read_text(encoding="utf-8")
-    src.write_text(text.replace("type: RealESRGANDataset", "type: RealESRGANPairedDataset"), encoding="utf-8")
+    src.write_text(text.replace("type: RealESRGANDataset", "type: FFHQDataset"), encoding="utf-8")
     rc, out = _convert(src, tmp_path / "x.yml", capsys)
     assert rc == convert_options.LEFT_TO_FIX
     head, _, listed = out.partition("could not map")
     assert ("note: device: cuda, and this machine has no CUDA device" in out) is not torch.cuda.is_available()
     assert "num_gpu: renamed to device: cuda" in head and "dist_params: removed" in head
     assert "gt_usm: moved into the degradation section" in head
-    assert "datasets.train.type: 'RealESRGANPairedDataset' is a Real-ESRGAN dataset" in listed, out
+    assert "datasets.train.type: 'FFHQDataset' is a BasicSR dataset" in listed, out
     assert "did you mean" not in out
     written = (tmp_path / "x.yml").read_text(encoding="utf-8")
-    assert "type: RealESRGANPairedDataset" in written and "\n  gt_usm: True  # USM the ground-truth" in written
+    assert "type: FFHQDataset" in written and "\n  gt_usm: True  # USM the ground-truth" in written
 
 
 # Real-ESRGAN's GAN file with local data and smaller sizes (its keys and layout unchanged): the edits the test

@@ -75,10 +75,6 @@ MESSAGES: List[Any] = [
                                                                       "RealESRNetModel or RealESRGANModel"],
                      forbid=[]),  # its dataroot_lq is then an unknown argument, with a suggestion
                  id="dataset-realesrgan"),
-    pytest.param(Msg(at("datasets.train.type", "RealESRGANPairedDataset"), ["datasets.train.type",
-                                                                            "Real-ESRGAN dataset",
-                                                                            "PairedImageDataset"]),
-                 id="dataset-realesrgan-paired"),
     pytest.param(Msg(at("network_g.type", "SwinIR"), ["'SwinIR' is a BasicSR arch", "available: EDSR"]),
                  id="arch-swinir"),
     pytest.param(Msg(at("train.optim_g.type", "RMSprop"), ["'RMSprop' is a BasicSR optimizer", "Adam"]),

@@ -23,23 +23,36 @@ _SHAPE = re.compile(r"\((\d+),\s*(\d+),\s*(\d+)\)")
 
 def read_meta_info(path: str, key: str = "meta_info_file") -> List[Tuple[str, Optional[Tuple[int, int, int]]]]:
     """``[(name, (h, w, c) or None)]`` from a meta-info file; a line it cannot read names the file and line."""
+    out: List[Tuple[str, Optional[Tuple[int, int, int]]]] = []
+    for number, text in _listed_lines(path, key, "images"):
+        name, _, rest = text.partition(" ")
+        match = _SHAPE.match(rest.strip())
+        if rest.strip() and not match:
+            raise OptionError((key,), f"{path}, line {number}: expected 'name (h,w,c) compression', got {text!r}")
+        shape = (int(match.group(1)), int(match.group(2)), int(match.group(3))) if match else None
+        out.append((name, shape))
+    return out
+
+
+def _listed_lines(path: str, key: str, what: str) -> List[Tuple[int, str]]:
+    """The non-empty lines of a list file with their numbers; a missing or empty file is the option's error."""
     if not os.path.isfile(path):
         raise OptionError((key,), f"file '{path}' does not exist")
-    out: List[Tuple[str, Optional[Tuple[int, int, int]]]] = []
     with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            text = line.strip()
-            if not text:
-                continue
-            name, _, rest = text.partition(" ")
-            match = _SHAPE.match(rest.strip())
-            if rest.strip() and not match:
-                raise OptionError((key,), f"{path}, line {number}: expected 'name (h,w,c) compression', got "
-                                          f"{text!r}")
-            shape = (int(match.group(1)), int(match.group(2)), int(match.group(3))) if match else None
-            out.append((name, shape))
-    if not out:
-        raise OptionError((key,), f"'{path}' lists no images")
+        lines = [(number, line.strip()) for number, line in enumerate(fh, 1) if line.strip()]
+    if not lines:
+        raise OptionError((key,), f"'{path}' lists no {what}")
+    return lines
+
+
+def read_pair_list(path: str, key: str = "meta_info") -> List[Tuple[str, str]]:
+    """``[(gt_name, lq_name)]`` from Real-ESRGAN's paired meta-info file (``gt_name, lq_name`` a line)."""
+    out: List[Tuple[str, str]] = []
+    for number, text in _listed_lines(path, key, "image pairs"):
+        gt, comma, lq = text.partition(",")
+        if not comma or not gt.strip() or not lq.strip():
+            raise OptionError((key,), f"{path}, line {number}: expected 'gt_name, lq_name', got {text!r}")
+        out.append((gt.strip(), lq.strip()))
     return out
 
 

@@ -15,7 +15,7 @@ from ..errors import OptionError, UserError
 from ..registry import DATASET_REGISTRY
 from ..rng import derived_generator
 from .degradations import bicubic_downsample
-from .backends import FolderSource, ImageSource, open_source
+from .backends import FolderSource, ImageSource, open_source, read_pair_list
 from .image_io import decode_bytes, to_float
 from .transforms import augment, crop_origin, mod_crop, paired_random_crop, pair_scale_problem
 
@@ -141,6 +141,38 @@ class PairedImageDataset(_SRDataset):
         if mismatch:
             raise UserError(mismatch)
         return gt[:, :h_lq * self.scale, :w_lq * self.scale], lq, gt_path, lq_path
+
+
+@DATASET_REGISTRY.register()
+class RealESRGANPairedDataset(PairedImageDataset):
+    """Real-ESRGAN's dataset for fine-tuning on your own LR/HR pairs, with its keys: GT and LQ crops cut at the
+    same place (``gt_size``), flips and rotation (``use_hflip``, ``use_rot``), pairs by name
+    (``filename_tmpl``) or from ``meta_info``, Real-ESRGAN's pair list: one ``gt_name, lq_name`` a line,
+    relative to ``dataroot_gt`` and ``dataroot_lq`` (as its ``generate_meta_info_pairdata.py`` writes it).
+
+    With RealESRNetModel / RealESRGANModel and ``degradation.high_order_degradation: false`` (Real-ESRGAN's
+    paired recipe) the model trains on these LR images as they are: no synthetic degradation is added; the GT is
+    sharpened for the losses that ask for it (``l1_gt_usm``, ``percep_gt_usm``, ``gan_gt_usm``). SRModel and the
+    GAN models use it as PairedImageDataset.
+    """
+
+    def __init__(self, dataroot_gt: str, dataroot_lq: str, scale: int, seed: int = 0, train: bool = False,
+                 gt_size: Optional[int] = None, use_hflip: bool = True, use_rot: bool = True,
+                 filename_tmpl: str = "{}", io_backend: Optional[Mapping[str, Any]] = None,
+                 meta_info: Optional[str] = None) -> None:
+        if meta_info is None:
+            super().__init__(dataroot_gt, dataroot_lq, scale, seed, train, gt_size, use_hflip, use_rot,
+                             filename_tmpl, io_backend)
+            return
+        if io_backend is not None and io_backend.get("type") != "disk":
+            raise OptionError(("meta_info",), "lists image files in folders; with io_backend lmdb the LMDB's own "
+                                              "meta_info.txt lists the images: remove meta_info")
+        _SRDataset.__init__(self, scale, seed, train, gt_size, use_hflip, use_rot)
+        self.dataroot_gt, self.dataroot_lq = dataroot_gt, dataroot_lq
+        self.pairs = read_pair_list(meta_info)
+        self.gt_source = FolderSource(dataroot_gt, "dataroot_gt", listed=[gt for gt, _ in self.pairs])
+        self.lq_source = FolderSource(dataroot_lq, "dataroot_lq", listed=[lq for _, lq in self.pairs])
+        self._names = [gt for gt, _ in self.pairs]
 
 
 def _check_template(filename_tmpl: str) -> None:

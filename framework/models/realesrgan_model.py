@@ -1,4 +1,5 @@
-"""Real-ESRGAN training: LR inputs synthesised from the GT batch on the training device, then the SRModel
+"""Real-ESRGAN training: LR inputs synthesised from the GT batch on the training device (or, with
+``degradation.high_order_degradation: false``, the stored LR images of RealESRGANPairedDataset), then the SRModel
 (RealESRNetModel, the PSNR-oriented first stage) or SRGANModel (RealESRGANModel) step.
 
 Per iteration, as Real-ESRGAN's models: the GT crops (8-bit, from :class:`~framework.data.realesrgan.
@@ -82,6 +83,16 @@ class PairPool:
             self.lq[:self.filled], self.gt[:self.filled] = lq, gt
 
 
+def sharpened_targets(gt: torch.Tensor, targets: Mapping[str, bool]) -> Dict[str, torch.Tensor]:
+    """The sharpened (USM) GT under each loss's target key that asks for it (``gt_pix``, ``gt_percep``,
+    ``gt_gan``), computed once."""
+    wanted = [key for key, sharp in targets.items() if key != "source" and sharp]
+    if not wanted:
+        return {}
+    sharp = usm_sharp(gt)
+    return {key: sharp for key in wanted}
+
+
 class Synthesis:
     """The model's half of the pipeline: batch -> degraded, cropped, pooled training pairs with their
     (sharpened) targets."""
@@ -90,11 +101,6 @@ class Synthesis:
         opts = options.degradation or DegradationOptions()
         train_set = options.train_set
         assert train_set is not None and train_set.dataset is not None and options.train is not None
-        if not opts.high_order_degradation:
-            raise OptionError(("degradation", "high_order_degradation"), "only true is provided (the synthetic "
-                                                                         "pipeline); for stored LR images use "
-                                                                         "SRModel or ESRGANModel with "
-                                                                         "PairedImageDataset")
         data_gt_size = train_set.dataset.kwargs.get("gt_size")
         if opts.gt_size is not None and data_gt_size is not None and opts.gt_size != data_gt_size:
             raise OptionError(("degradation", "gt_size"), f"{opts.gt_size} differs from datasets.train.gt_size "
@@ -142,12 +148,7 @@ class Synthesis:
         if self.pool is not None and use_pool:
             lq8, gt8 = self.pool.exchange(lq8, gt8.contiguous(), cpu)
         gt = to_float(gt8)
-        out: Dict[str, Any] = {"lq": to_float(lq8).contiguous(), "gt": gt}
-        wanted = [key for key, sharp in self.targets.items() if key != "source" and sharp]
-        if wanted:
-            sharp = usm_sharp(gt)
-            out.update({key: sharp for key in wanted})
-        return out
+        return {"lq": to_float(lq8).contiguous(), "gt": gt, **sharpened_targets(gt, self.targets)}
 
     def state_dict(self) -> Dict[str, Any]:
         return self.pool.state_dict() if self.pool is not None else {}
@@ -159,15 +160,23 @@ class Synthesis:
 
 class _Synthesising:
     """What RealESRNetModel and RealESRGANModel add to their base model: the synthesis before each step and
-    the dry run, and the pool in the training state."""
+    the dry run, and the pool in the training state.
+
+    With ``degradation.high_order_degradation: false`` (Real-ESRGAN's recipe for paired data, with
+    RealESRGANPairedDataset) nothing is synthesised: the batch's LR images are used as they are, and only the
+    sharpened GT targets of :meth:`paired_targets` are added."""
 
     synthesis: Optional[Synthesis] = None
-    synthesizes_inputs = True  # the option checks pair such a model with RealESRGANDataset
+    synthesizes_inputs = True  # the option checks pair such a model with RealESRGANDataset (or paired data)
 
     def __init__(self, options: Options, device: torch.device) -> None:
         super().__init__(options, device)  # type: ignore[call-arg]
+        self.targets: Dict[str, bool] = {}
         if options.train is not None:
-            self.synthesis = Synthesis(options, device, self.synthesis_targets(options))
+            if (options.degradation or DegradationOptions()).high_order_degradation:
+                self.synthesis = Synthesis(options, device, self.synthesis_targets(options))
+            else:
+                self.targets = self.paired_targets(options)
 
     @staticmethod
     def synthesis_targets(options: Options) -> Dict[str, bool]:
@@ -175,13 +184,22 @@ class _Synthesising:
         whether the degradation starts from the sharpened GT (``source``)."""
         raise NotImplementedError
 
+    @staticmethod
+    def paired_targets(options: Options) -> Dict[str, bool]:
+        """Which GT each loss compares with when training on stored LR images."""
+        raise NotImplementedError
+
+    def _inputs(self, batch: Batch, iteration: int, use_pool: bool = True) -> Batch:
+        if self.synthesis is not None:
+            return self.synthesis.make(batch, iteration, use_pool=use_pool)
+        gt = batch["gt"].to(self.device, non_blocking=True)  # type: ignore[attr-defined]
+        return {**batch, "gt": gt, **sharpened_targets(gt, self.targets)}
+
     def train_step(self, batch: Batch, iteration: int) -> Dict[str, torch.Tensor]:
-        assert self.synthesis is not None
-        return super().train_step(self.synthesis.make(batch, iteration), iteration)  # type: ignore[misc]
+        return super().train_step(self._inputs(batch, iteration), iteration)  # type: ignore[misc]
 
     def dry_run(self, batch: Batch) -> DryRun:
-        assert self.synthesis is not None
-        return super().dry_run(self.synthesis.make(batch, 0, use_pool=False))  # type: ignore[misc]
+        return super().dry_run(self._inputs(batch, 0, use_pool=False))  # type: ignore[misc]
 
     def state_dict(self) -> Dict[str, Any]:
         state = super().state_dict()  # type: ignore[misc]
@@ -205,6 +223,10 @@ class RealESRNetModel(_Synthesising, SRModel):
         usm = (options.degradation or DegradationOptions()).gt_usm
         return {"source": usm, "gt_pix": usm, "gt_percep": usm}
 
+    @staticmethod
+    def paired_targets(options: Options) -> Dict[str, bool]:
+        return {}  # Real-ESRGAN: gt_usm sharpens only the GT that is degraded
+
 
 @MODEL_REGISTRY.register()
 class RealESRGANModel(_Synthesising, SRGANModel):
@@ -215,3 +237,9 @@ class RealESRGANModel(_Synthesising, SRGANModel):
     def synthesis_targets(options: Options) -> Dict[str, bool]:
         opts = options.degradation or DegradationOptions()
         return {"source": True, "gt_pix": opts.l1_gt_usm, "gt_percep": opts.percep_gt_usm, "gt_gan": opts.gan_gt_usm}
+
+    @staticmethod
+    def paired_targets(options: Options) -> Dict[str, bool]:
+        targets = RealESRGANModel.synthesis_targets(options)
+        targets.pop("source")
+        return targets
