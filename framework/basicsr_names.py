@@ -109,7 +109,8 @@ KEY_RULES: Tuple[KeyRule, ...] = (
         "resize_prob", "resize_range", "gaussian_noise_prob", "noise_range", "poisson_scale_range",
         "gray_noise_prob", "jpeg_range", "second_blur_prob", "resize_prob2", "resize_range2",
         "gaussian_noise_prob2", "noise_range2", "poisson_scale_range2", "gray_noise_prob2", "jpeg_range2")),
-    KeyRule("datasets.*", "meta_info", "rename", "the list of images to use, BasicSR's name for it",
+    KeyRule("datasets.*", "meta_info", "rename", "the list of images to use, BasicSR's name for it "
+            "(RealESRGANPairedDataset keeps Real-ESRGAN's meta_info, its list of pairs)",
             to="meta_info_file", origin="Real-ESRGAN"),
 )
 

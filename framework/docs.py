@@ -128,11 +128,9 @@ def _exists_here(rule: KeyRule) -> bool:
     """Whether the schema has the rule's key in its section (the table then no longer applies to it)."""
     sections = {"": Options, "degradation": DegradationOptions, "path": PathOptions, "train": TrainOptions,
                 "val": ValOptions, "logger": LoggerOptions}
-    if rule.where == "datasets.*":
-        names = set(LOADER_KEYS)
-        for dataset in DATASET_REGISTRY.names():
-            names |= set(signature_params(DATASET_REGISTRY.get(dataset))[0])
-        return rule.key in names
+    if rule.where == "datasets.*":  # still applies while some dataset type lacks the key
+        return rule.key in LOADER_KEYS or all(rule.key in signature_params(DATASET_REGISTRY.get(dataset))[0]
+                                              for dataset in DATASET_REGISTRY.names())
     cls = sections.get(rule.where)
     return cls is not None and rule.key in {f.name for f in dataclasses.fields(cls)}
 
