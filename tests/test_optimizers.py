@@ -54,7 +54,8 @@ def test_schedule_free_sigterm_and_resume_is_bitwise(workdir: Path) -> None:
     assert_same_final_state(workdir / "weights", "ref", "sig", 30, GROUPS)
 
 
-def test_schedule_free_pth_holds_the_averaged_weights_validation_measured(workdir: Path) -> None:
+def test_schedule_free_pth_holds_the_averaged_weights_validation_measured(workdir: Path,
+                                                                         capsys: pytest.CaptureFixture) -> None:
     opt = write_options(workdir, "sf", **{"train.optim_g": OPTIMIZERS["schedule_free"], "train.total_iter": 4,
                                           "logger.save_checkpoint_freq": 4, "val.val_freq": 4})
     assert train_in_process(opt) == 0
@@ -75,6 +76,14 @@ def test_schedule_free_pth_holds_the_averaged_weights_validation_measured(workdi
     assert _equal(state["model"]["ema"]["net_g"], evaluated)  # and what checkpoint.py export takes
     assert not _equal(pth, state["model"]["networks"]["net_g"])  # not the training weights
     assert state["best"]["psnr"]["value"] == load(workdir / "weights" / "sf_best.pt")["best"]["psnr"]["value"]
+    from framework.tools import checkpoint_tool
+
+    assert run_main(checkpoint_tool.main, ["inspect", str(workdir / "weights" / "sf_iter_4.pt")]) == 0
+    assert "AdamWScheduleFree's averaged weights (schedule-free; the .pth export holds them)" in \
+        capsys.readouterr().out
+    out = workdir / "sf.pth"
+    assert run_main(checkpoint_tool.main, ["export", str(workdir / "weights" / "sf_iter_4.pt"), "-o", str(out)]) == 0
+    assert _equal(load(out)["params"], evaluated)
 
 
 def test_validation_and_saving_do_not_change_the_schedule_free_trajectory(workdir: Path) -> None:

@@ -196,6 +196,8 @@ def format_training_state(info: Dict[str, Any]) -> List[str]:
                      else f"{metric} {rec!r}" for metric, rec in info["best"].items()) or "none"
     ema = (f"yes (train.ema_decay {cfg['ema_decay']}; the .pth export holds them)" if info["ema"]
            else f"no (train.ema_decay {cfg['ema_decay']})")
+    if info["ema"] and not cfg["ema_decay"]:  # the average a schedule-free optimizer evaluates at
+        ema = f"{cfg['optim_g']['type']}'s averaged weights (schedule-free; the .pth export holds them)"
     rows = [
         ("file", f"{info['file']} (full training state, format {info['format_version']})"),
         ("size", f"{_size_line(info)}; weights {human_bytes(info['weights_bytes'])}, "
