@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequen
 import yaml
 
 from .errors import UserError, did_you_mean
+from .loss_set import NOT_PROVIDED, all_entries
 from .registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY,
                        OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY)
 from .schema import (Component, Path_, Problem, YamlSource, build_component, build_section, build_value,
@@ -92,11 +93,20 @@ class TrainOptions:
                                                         "Needs torchvision's VGG ImageNet weights in the torch "
                                                         "cache or `weights_path` (never downloaded).",
                                               registry=LOSS_REGISTRY)
-    gan_opt: Optional[Component] = opt(None, doc="GAN models (required there): `type: GANLoss`, `gan_type` "
+    gan_opt: Optional[Component] = opt(None, doc="GAN models (required there, or a `ganloss` entry in `losses`): "
+                                                 "`type: GANLoss`, `gan_type` "
                                                  "(vanilla, lsgan, wgan, wgan_softplus, hinge), "
                                                  "`real_label_val`, `fake_label_val`, `loss_weight` (the "
                                                  "generator's).", registry=LOSS_REGISTRY,
                                        hint="e.g. {type: GANLoss, gan_type: vanilla, loss_weight: 5.0e-3}")
+    losses: Optional[Tuple[Component, ...]] = opt(
+        None, doc="traiNNer-redux's list of losses, each `{type: <name>, loss_weight: <w>, ...its keys}`; names "
+                  "match ignoring case (`l1loss`, `charbonnierloss`, `mssimloss`, `msssiml1loss`, `perceptualloss`, "
+                  "`hsluvloss`, `ldlloss`, `ffloss`, `cosimloss`, `sobeledgeloss`, `ganloss`: see Losses). Used "
+                  "together with `pixel_opt`, `perceptual_opt`, `gan_opt` if those are given too. A loss with "
+                  "`loss_weight: 0` is not built and costs nothing; each is logged as `l_<name>` (`l_g_<name>` in "
+                  "GAN models); the GAN loss (one, here or in `gan_opt`) also trains the discriminator.",
+        registry=LOSS_REGISTRY, hint="e.g. [{type: l1loss, loss_weight: 1.0}]")
     optim_d: Optional[Component] = opt(None, doc="GAN models (required there): the discriminator's optimizer, "
                                                  "like `optim_g`.", registry=OPTIMIZER_REGISTRY,
                                        injected=("params",), hint="e.g. {type: Adam, lr: 1.0e-4}")
@@ -401,9 +411,17 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
         val_raw = dict(val_raw)
         metrics_raw = val_raw.pop("metrics")
         raw["val"] = val_raw
+    train_raw = raw.get("train")
+    losses_raw = None
+    if isinstance(train_raw, dict) and "losses" in train_raw:
+        losses_raw = train_raw["losses"]
+        raw["train"] = {k: v for k, v in train_raw.items() if k != "losses"}
     options = build_section(Options, raw, (), problems)
     if options is None:
         return None
+    if options.train is not None and losses_raw is not None:
+        options = dataclasses.replace(options, train=dataclasses.replace(
+            options.train, losses=_build_losses(losses_raw, problems)))
     datasets = _build_datasets(datasets_raw, problems, require_train=require_train)
     replace: Dict[str, Any] = {"datasets": MappingProxyType(datasets)}
     if options.val is not None:
@@ -427,6 +445,8 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
         _check_synthesis(options, MODEL_REGISTRY.get(options.model_type), datasets.get("train"), problems)
     if options.train is not None:
         _check_loss_roles(options.train, problems)
+        if options.model_type in MODEL_REGISTRY:
+            _check_losses(options, MODEL_REGISTRY.get(options.model_type), problems)
     return dataclasses.replace(options, **replace)
 
 
@@ -496,6 +516,66 @@ def _check_loss_roles(train: TrainOptions, problems: List[Problem]) -> None:
             move = f" (it belongs under train.{takes})" if takes else ""
             problems.append(Problem(("train", key, "type"), f"{component.type} is not a {role} loss but "
                                                             f"{own}; {key} takes a {role} loss{move}"))
+
+
+def _build_losses(raw: Any, problems: List[Problem]) -> Tuple[Component, ...]:
+    """``train.losses``: each entry a loss component, its type matched ignoring case; an entry naming a
+    traiNNer-redux loss that is not provided here is dropped at ``loss_weight: 0`` and an error otherwise."""
+    path: Path_ = ("train", "losses")
+    if not isinstance(raw, list):
+        problems.append(Problem(path, f"expected a list of losses, each {{type: <name>, loss_weight: <w>}}, got "
+                                      f"{raw!r}"))
+        return ()
+    out = []
+    for index, item in enumerate(raw):
+        where = path + (index,)
+        name = item.get("type") if isinstance(item, dict) else None
+        if isinstance(name, str) and LOSS_REGISTRY.canonical(name) is None and name.lower() in NOT_PROVIDED:
+            weight = coerce(item.get("loss_weight", 1.0), float, where + ("loss_weight",), problems)
+            if weight != 0:
+                provided = ", ".join(sorted({n.lower() for n in LOSS_REGISTRY.names()}))
+                problems.append(Problem(where + ("type",), f"'{name}' is a traiNNer-redux loss this trainer does "
+                                                           f"not provide ({NOT_PROVIDED[name.lower()]}); set its "
+                                                           f"loss_weight to 0 or remove it (provided: {provided})"))
+            continue
+        if isinstance(name, str) and LOSS_REGISTRY.canonical(name) is not None:
+            item = {**item, "type": LOSS_REGISTRY.canonical(name)}
+        component = build_component(item, LOSS_REGISTRY, (), where, problems)
+        if component is not None:
+            out.append(component)
+    return tuple(out)
+
+
+def _check_losses(options: Options, model: Any, problems: List[Problem]) -> None:
+    """What the model makes of its losses: one GAN loss in a GAN model (``adversarial``) and none elsewhere,
+    an EMA for LDL, and at least one loss with a nonzero weight."""
+    train = options.train
+    assert train is not None
+    entries = all_entries(train.pixel_opt, train.perceptual_opt, train.gan_opt, train.losses or ())
+    active = [entry for entry in entries if entry.weight != 0]
+    adversarial = [entry for entry in active if entry.role == "adversarial"]
+    at = options.model_type
+    if getattr(model, "adversarial", False):
+        if not adversarial:
+            problems.append(Problem(("train", "gan_opt"), f"missing required key for {at} (or a ganloss entry in "
+                                                          "train.losses with a nonzero loss_weight) (e.g. {type: "
+                                                          "GANLoss, gan_type: vanilla, loss_weight: 5.0e-3})"))
+        for extra in adversarial[1:]:
+            problems.append(Problem(("train", *extra.key, "type"), f"a second GAN loss; {at} takes one (in "
+                                                                   "train.gan_opt or one ganloss entry)"))
+    else:
+        for entry in adversarial:
+            if entry.key[0] == "losses":  # gan_opt has its own message (unused_options)
+                problems.append(Problem(("train", *entry.key, "type"), f"{at} does not use a GAN loss; remove it, "
+                                                                       "or set model_type: ESRGANModel or "
+                                                                       "SRGANModel to train a GAN"))
+        if entries and not active:
+            problems.append(Problem(("train", "losses"), f"every loss has loss_weight 0; {at} needs at least one"))
+    for entry in active:
+        if entry.role == "artifact" and train.ema_decay == 0:
+            problems.append(Problem(("train", *entry.key, "type"), f"{entry.component.type} compares with the EMA "
+                                                                   "generator's output: set train.ema_decay (e.g. "
+                                                                   "0.999)"))
 
 
 def _field_meta(key: str) -> Mapping[str, Any]:

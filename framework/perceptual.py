@@ -12,6 +12,7 @@ Layers are named as in BasicSR (``conv1_1``, ``relu1_1``, ..., ``pool5``), count
 from __future__ import annotations
 
 import os
+import typing
 from typing import Callable, Dict, List, Literal, Mapping, Optional, Tuple
 
 import torch
@@ -138,35 +139,72 @@ def gram_matrix(x: torch.Tensor) -> torch.Tensor:
     return flat.bmm(flat.transpose(1, 2)) / (c * h * w)
 
 
+# traiNNer-redux's default layers: conv layers for the plain criteria, ReLU layers for its patch-distance one.
+CONV_LAYER_WEIGHTS = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0}
+RELU_LAYER_WEIGHTS = {"relu1_2": 0.1, "relu2_2": 0.1, "relu3_4": 1.0, "relu4_4": 1.0, "relu5_4": 1.0}
+Criterion = Literal["l1", "l2", "fro", "charbonnier", "pdl+l1", "pd+l1", "pdl", "pd"]
+PDL_CRITERIA = ("pdl+l1", "pd+l1", "pdl", "pd")
+
+
+def patch_distribution_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """traiNNer-redux's ``pdl``: each channel's features as a distribution over the pixels (divided by
+    their sum), the L1 distance of the two cumulative distributions, averaged over images and channels."""
+    a = a / (a.sum(dim=(2, 3), keepdim=True) + 1e-14)
+    b = b / (b.sum(dim=(2, 3), keepdim=True) + 1e-14)
+    return (a.flatten(2).cumsum(-1) - b.flatten(2).cumsum(-1)).abs().sum(-1).mean()
+
+
 @LOSS_REGISTRY.register()
 class PerceptualLoss(nn.Module):
-    """BasicSR's perceptual and style loss on VGG features (``perceptual_opt``).
+    """BasicSR's perceptual and style loss on VGG features (``perceptual_opt``), and traiNNer-redux's
+    ``perceptualloss``.
 
     ``layer_weights`` maps layer names (``conv5_4``) to weights; the perceptual term is the weighted sum of
-    ``criterion`` (l1, l2 or fro = Frobenius norm) between the features, times ``perceptual_weight``; the
-    style term the same on Gram matrices, times ``style_weight``. A zero weight turns its term off (None).
-    Inputs are in [0, 1] (``range_norm``: [-1, 1]); ``use_input_norm`` applies the ImageNet normalisation.
+    ``criterion`` (l1, l2, fro = Frobenius norm, charbonnier) between the features, times
+    ``perceptual_weight``; the style term the same on Gram matrices, times ``style_weight``. A zero weight turns
+    its term off (None). traiNNer-redux's ``pdl+l1`` (``pd+l1``) compares conv layers with l1 and ReLU layers
+    with :func:`patch_distribution_distance` times ``w_lambda``; ``pdl`` (``pd``) only the latter. Without
+    ``layer_weights``: traiNNer-redux's (conv1_2, conv2_2 at 0.1, conv3_4 .. conv5_4 at 1; their ReLUs for
+    pdl). Inputs are in [0, 1] (``range_norm``: [-1, 1]); ``use_input_norm`` applies the ImageNet
+    normalisation. ``loss_weight`` scales both terms.
     """
 
     loss_role = "perceptual"  # for train.perceptual_opt (framework.options checks it)
+    refused_arguments = {key: f"'{key}' belongs to traiNNer-redux's fdl criterion, which is not provided here "
+                              "(criteria: l1, l2, fro, charbonnier, pdl+l1, pdl)"
+                         for key in ("num_proj_fd", "phase_weight_fd", "stride_fd", "num_proj_fdl",
+                                     "phase_weight_fdl", "stride_fdl", "alpha")}
 
-    def __init__(self, layer_weights: Dict[str, float], vgg_type: str = "vgg19", use_input_norm: bool = True,
-                 range_norm: bool = False, perceptual_weight: float = 1.0, style_weight: float = 0.0,
-                 criterion: Literal["l1", "l2", "fro"] = "l1", weights_path: Optional[str] = None) -> None:
+    def __init__(self, layer_weights: Optional[Dict[str, float]] = None, vgg_type: str = "vgg19",
+                 use_input_norm: bool = True, range_norm: bool = False, perceptual_weight: float = 1.0,
+                 style_weight: float = 0.0, criterion: Criterion = "l1", weights_path: Optional[str] = None,
+                 w_lambda: float = 0.01, loss_weight: float = 1.0) -> None:
         super().__init__()
+        if criterion not in typing.get_args(Criterion):
+            raise UserError(f"PerceptualLoss: criterion must be one of {', '.join(typing.get_args(Criterion))}, "
+                            f"got {criterion!r}" + (" (traiNNer-redux's fdl is not provided)"
+                                                    if "fd" in str(criterion) else ""))
+        if layer_weights is None:
+            layer_weights = {**(CONV_LAYER_WEIGHTS if criterion not in ("pdl", "pd") else {}),
+                             **(RELU_LAYER_WEIGHTS if criterion in PDL_CRITERIA else {})}
         if not layer_weights:
             raise UserError("PerceptualLoss: layer_weights is empty; name at least one layer, e.g. {conv5_4: 1.0}")
-        if criterion not in ("l1", "l2", "fro"):
-            raise UserError(f"PerceptualLoss: criterion must be l1, l2 or fro, got {criterion!r}")
         self.layer_weights: Mapping[str, float] = dict(layer_weights)
-        self.perceptual_weight = perceptual_weight
-        self.style_weight = style_weight
+        self.perceptual_weight = perceptual_weight * loss_weight
+        self.style_weight = style_weight * loss_weight
         self.criterion = criterion
+        self.w_lambda = w_lambda
         self.vgg = VGGFeatureExtractor(list(self.layer_weights), vgg_type, use_input_norm, range_norm, weights_path)
 
-    def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def _distance(self, a: torch.Tensor, b: torch.Tensor, layer: str = "") -> torch.Tensor:
+        if self.criterion in PDL_CRITERIA:
+            if layer.startswith("relu") or (layer and self.criterion in ("pdl", "pd")):  # Gram matrices: l1
+                return patch_distribution_distance(a, b) * self.w_lambda
+            return F.l1_loss(a, b)
         if self.criterion == "fro":
             return torch.linalg.vector_norm(a - b)
+        if self.criterion == "charbonnier":
+            return torch.sqrt((a - b).square() + 1e-12).mean()
         return F.l1_loss(a, b) if self.criterion == "l1" else F.mse_loss(a, b)
 
     def forward(self, x: torch.Tensor, gt: torch.Tensor) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
@@ -175,7 +213,7 @@ class PerceptualLoss(nn.Module):
         percep: Optional[torch.Tensor] = None
         style: Optional[torch.Tensor] = None
         if self.perceptual_weight > 0:
-            percep = self._weighted_sum(lambda k: self._distance(x_features[k], gt_features[k]))
+            percep = self._weighted_sum(lambda k: self._distance(x_features[k], gt_features[k], k))
             percep = percep * self.perceptual_weight
         if self.style_weight > 0:
             style = self._weighted_sum(lambda k: self._distance(gram_matrix(x_features[k]),
@@ -192,9 +230,3 @@ class PerceptualLoss(nn.Module):
         assert total is not None  # layer_weights is never empty
         return total
 
-
-def named_terms(loss: nn.Module, output: torch.Tensor, gt: torch.Tensor, prefix: str) -> Dict[str, torch.Tensor]:
-    """A perceptual loss's terms under BasicSR's names (``<prefix>percep``, ``<prefix>style``), the zero-weight
-    ones left out."""
-    percep, style = loss(output, gt)
-    return {prefix + name: term for name, term in (("percep", percep), ("style", style)) if term is not None}
