@@ -64,7 +64,7 @@ class MSSIMLoss(nn.Module):
                              persistent=False)
 
     def _filter(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.window, padding=self.padding, groups=x.shape[1])
+        return F.conv2d(x, self.window.to(x.dtype), padding=self.padding, groups=x.shape[1])
 
     def ssim_terms(self, x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:
         """Mean SSIM and mean contrast-structure term of one scale."""
@@ -122,7 +122,7 @@ class MSSSIML1Loss(nn.Module):
         """Each channel of ``x`` filtered by each window: (n, c, h, w) -> (n, scales, c, h, w)."""
         n, c, h, w = x.shape
         padded = F.pad(x.reshape(n * c, 1, h, w), (self.pad,) * 4, mode="replicate")
-        return F.conv2d(padded, windows).reshape(n, c, -1, h, w).transpose(1, 2)
+        return F.conv2d(padded, windows.to(x.dtype)).reshape(n, c, -1, h, w).transpose(1, 2)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         mu_x, mu_y = self._filter(x, self.windows), self._filter(y, self.windows)
@@ -334,7 +334,7 @@ class SobelEdgeLoss(nn.Module):
         self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
 
     def gradients(self, x: Tensor) -> Tensor:
-        return F.conv2d((x * self.luma).sum(1, keepdim=True), self.kernels, padding=1)
+        return F.conv2d((x * self.luma.to(x.dtype)).sum(1, keepdim=True), self.kernels.to(x.dtype), padding=1)
 
     def forward(self, pred: Tensor, gt: Tensor) -> Tensor:
         return self.loss_weight * F.mse_loss(self.gradients(pred), self.gradients(gt))
