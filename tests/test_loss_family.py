@@ -15,7 +15,9 @@ from framework.image_losses import (CosimLoss, FFLoss, HSLuvLoss, LDLLoss, MSSIM
                                     rgb_to_hsluv)
 from framework.perceptual import PerceptualLoss, patch_distribution_distance
 
-from .test_gan import random_vgg_file, reference_features
+from torchvision.models import vgg as tv_vgg
+
+from .test_gan import MEAN, STD, random_vgg_file
 
 
 def constant(value: float, size: int = 32) -> torch.Tensor:
@@ -175,12 +177,12 @@ def naive_ffl(pred: np.ndarray, target: np.ndarray, alpha: float = 1.0, patch_fa
     for pi in range(patch_factor):
         for pj in range(patch_factor):
             for ch in range(c):
-                def dft(img: np.ndarray, k: int, l: int) -> complex:  # noqa: E741
-                    return sum(img[m, n] * cmath.exp(-2j * math.pi * (k * m / ph + l * n / pw))
+                def dft(img: np.ndarray, u: int, v: int) -> complex:
+                    return sum(img[m, n] * cmath.exp(-2j * math.pi * (u * m / ph + v * n / pw))
                                for m in range(ph) for n in range(pw)) / math.sqrt(ph * pw)
                 p = pred[ch, pi * ph:(pi + 1) * ph, pj * pw:(pj + 1) * pw]
                 t = target[ch, pi * ph:(pi + 1) * ph, pj * pw:(pj + 1) * pw]
-                dist = np.array([[abs(dft(p, k, l) - dft(t, k, l)) ** 2 for l in range(pw)] for k in range(ph)])
+                dist = np.array([[abs(dft(p, u, v) - dft(t, u, v)) ** 2 for v in range(pw)] for u in range(ph)])
                 weight = np.sqrt(dist) ** alpha
                 weight = weight / weight.max()
                 values.append(weight * dist)
@@ -241,25 +243,34 @@ def test_patch_distribution_distance_by_hand() -> None:
     close(patch_distribution_distance(a, a), 0.0)
 
 
+def all_features(state: dict, x: torch.Tensor) -> list:
+    """Every output of torchvision's VGG19 ``features`` on ImageNet-normalised ``x`` (index -> tensor)."""
+    features = tv_vgg.make_layers(tv_vgg.cfgs["E"])
+    features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()})
+    out, h = [], (x - MEAN) / STD
+    with torch.no_grad():
+        for layer in features:
+            h = layer(h.clone())  # torchvision's ReLUs work in place
+            out.append(h)
+    return out
+
+
 def test_perceptual_pdl_l1_and_traiNNer_redux_default_layers(tmp_path: Path) -> None:
     state = random_vgg_file(tmp_path / "vgg19.pth")
     x, gt = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    fx, fg = all_features(state, x), all_features(state, gt)
     index = {"conv1_2": 2, "conv2_2": 7, "conv3_4": 16, "conv4_4": 25, "conv5_4": 34,
              "relu1_2": 3, "relu2_2": 8, "relu3_4": 17, "relu4_4": 26, "relu5_4": 35}
     weights = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0}
-    loss = PerceptualLoss(criterion="pdl+l1", loss_weight=0.5, weights_path=str(tmp_path / "vgg19.pth"))
-    expected = 0.0
-    for name, weight in {**weights, **{n.replace("conv", "relu"): w for n, w in weights.items()}}.items():
-        fx, fg = (reference_features(state, "vgg19", img, index[name]) for img in (x, gt))
-        term = (torch.nn.functional.l1_loss(fx, fg) if name.startswith("conv")
-                else patch_distribution_distance(fx, fg) * 0.01)
-        expected += weight * float(term)
-    percep, style = loss(x, gt)
+    # pdl+l1: the conv layers with l1, their ReLUs with the patch distribution distance times w_lambda
+    expected = sum(w * float(torch.nn.functional.l1_loss(fx[index[n]], fg[index[n]])) for n, w in weights.items())
+    expected += sum(w * 0.01 * float(patch_distribution_distance(fx[index[n] + 1], fg[index[n] + 1]))
+                    for n, w in weights.items())
+    percep, style = PerceptualLoss(criterion="pdl+l1", loss_weight=0.5, weights_path=str(tmp_path / "vgg19.pth"))(x, gt)
     assert style is None
     close(percep, 0.5 * expected, 1e-4)
     charbonnier, _ = PerceptualLoss(criterion="charbonnier", weights_path=str(tmp_path / "vgg19.pth"))(x, gt)
-    expected_c = sum(w * float(torch.sqrt((reference_features(state, "vgg19", x, index[n]) -
-                                            reference_features(state, "vgg19", gt, index[n])) ** 2 + 1e-12).mean())
+    expected_c = sum(w * float(torch.sqrt((fx[index[n]] - fg[index[n]]) ** 2 + 1e-12).mean())
                      for n, w in weights.items())
     close(charbonnier, expected_c, 1e-4)
     with pytest.raises(UserError, match="fdl is not provided"):
