@@ -61,11 +61,12 @@ class LossEntry:
 
     @property
     def role(self) -> str:
-        return getattr(LOSS_REGISTRY.get(self.component.type), "loss_role", "pixel")
+        return role_of(self.component.type)
 
     @property
     def weight(self) -> float:
-        """``loss_weight`` as given, else the class's default (1 for every loss here)."""
+        """``loss_weight`` as given, else the class's default (1 for every loss here). A :data:`NOT_PROVIDED`
+        entry is in the options only at weight 0."""
         if "loss_weight" in self.component.kwargs:
             return float(self.component.kwargs["loss_weight"])
         parameter = inspect.signature(LOSS_REGISTRY.get(self.component.type)).parameters.get("loss_weight")
@@ -75,6 +76,13 @@ class LossEntry:
     def suffixed(self, term: str) -> str:
         """A second term of this entry (``style`` beside ``percep``), numbered as the entry is."""
         return term + self.name[len(self.name.rstrip("0123456789_")):]
+
+
+def role_of(type_name: str) -> str:
+    """A loss class's ``loss_role`` (``pixel`` without one, and for a weight-0 entry of a loss not provided)."""
+    if type_name not in LOSS_REGISTRY:
+        return "pixel"
+    return getattr(LOSS_REGISTRY.get(type_name), "loss_role", "pixel")
 
 
 def all_entries(pixel_opt: Optional[Component], perceptual_opt: Optional[Component], gan_opt: Optional[Component],
@@ -91,8 +99,7 @@ def all_entries(pixel_opt: Optional[Component], perceptual_opt: Optional[Compone
         if component is not None:
             add(name, (key,), component)
     for index, component in enumerate(losses):
-        role = getattr(LOSS_REGISTRY.get(component.type), "loss_role", "pixel")
-        add({"perceptual": "percep", "adversarial": "gan"}.get(role, short_name(component.type)),
+        add({"perceptual": "percep", "adversarial": "gan"}.get(role_of(component.type), short_name(component.type)),
             ("losses", index), component)
     return entries
 

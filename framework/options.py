@@ -20,7 +20,7 @@ from .loss_set import NOT_PROVIDED, all_entries
 from .registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY,
                        OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY)
 from .schema import (Component, Path_, Problem, YamlSource, build_component, build_section, build_value,
-                     coerce, format_problems, not_registered, opt, plain, signature_params)
+                     coerce, format_problems, freeze, not_registered, opt, plain, signature_params)
 
 # The dataset classes get these from the framework (top-level `scale`, `manual_seed`, and the phase).
 DATASET_INJECTED = ("scale", "seed", "train")
@@ -537,6 +537,8 @@ def _build_losses(raw: Any, problems: List[Problem]) -> Tuple[Component, ...]:
                 problems.append(Problem(where + ("type",), f"'{name}' is a traiNNer-redux loss this trainer does "
                                                            f"not provide ({NOT_PROVIDED[name.lower()]}); set its "
                                                            f"loss_weight to 0 or remove it (provided: {provided})"))
+            else:  # kept (never built), so the entries after it keep their index for messages
+                out.append(Component(type=name, kwargs=freeze({k: v for k, v in item.items() if k != "type"})))
             continue
         if isinstance(name, str) and LOSS_REGISTRY.canonical(name) is not None:
             item = {**item, "type": LOSS_REGISTRY.canonical(name)}
