@@ -81,9 +81,10 @@ class TrainOptions:
                                  "(`lr`, `betas`, `weight_decay`, ...).",
                              registry=OPTIMIZER_REGISTRY, injected=("params",),
                              hint="e.g. {type: Adam, lr: 2.0e-4}")
-    pixel_opt: Optional[Component] = opt(None, doc="Pixel loss: `type` (L1Loss, MSELoss, CharbonnierLoss) plus "
-                                             "`loss_weight`, `reduction`. SRModel needs it or `perceptual_opt` "
-                                             "(or both); optional for GAN models (logged as `l_g_pix`).",
+    pixel_opt: Optional[Component] = opt(None, doc="Pixel loss: `type` (L1Loss, MSELoss, CharbonnierLoss, or "
+                                             "one of the `losses` family) plus `loss_weight`, `reduction`. SRModel "
+                                             "needs it, `perceptual_opt` or `losses`; optional for GAN models "
+                                             "(logged as `l_g_pix`).",
                                          registry=LOSS_REGISTRY, hint="e.g. {type: L1Loss, loss_weight: 1.0}")
     perceptual_opt: Optional[Component] = opt(None, doc="VGG perceptual/style loss, `type: "
                                                         "PerceptualLoss` (`layer_weights`, `vgg_type`, "
@@ -267,7 +268,7 @@ class Options:
     degradation: Optional[DegradationOptions] = opt(None, doc="RealESRNetModel / RealESRGANModel: the synthetic "
                                                               "degradation; see `degradation.*`.")
     network_d: Optional[Component] = opt(None, doc="GAN models: the discriminator, `type` "
-                                                   "(VGGStyleDiscriminator, UNetDiscriminatorSN) plus its "
+                                                   "(VGGStyleDiscriminator, UNetDiscriminatorSN, dunet) plus its "
                                                    "arguments.", registry=ARCH_REGISTRY,
                                          hint="e.g. {type: UNetDiscriminatorSN, num_feat: 64}")
     path: PathOptions = opt(PathOptions(), doc="Paths: see `path.*`.")

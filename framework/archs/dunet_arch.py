@@ -36,7 +36,7 @@ class Up(nn.Sequential):
         super().__init__(_dysample(dim), spectral_norm(nn.Conv2d(dim, dim // 2, 3, 1, 1)))
 
 
-@ARCH_REGISTRY.register(aliases=("dunet",))
+@ARCH_REGISTRY.register(name="dunet")  # traiNNer-redux's name (its files write `type: dunet`)
 class DUnet(nn.Module):
     """The discriminator of traiNNer-redux's GAN templates; ``num_feat`` must be a multiple of 4 (DySample's
     four groups)."""
