@@ -2,7 +2,8 @@
 MS-SSIM (Wang et al. 2003) with cosine similarity (``mssimloss``), MS-SSIM + L1 (Zhao et al. 2017,
 ``msssiml1loss``), HSLuv colour (``hsluvloss``), LDL's artefact map (Liang et al., CVPR 2022, ``ldlloss``),
 focal frequency (Jiang et al., ICCV 2021, ``ffloss``), cosine similarity (``cosimloss``) and Sobel edges
-(``sobeledgeloss``). Inputs are RGB in [0, 1]; every loss is scaled by its ``loss_weight``.
+(``sobeledgeloss``). Inputs are RGB in [0, 1]; every loss is scaled by its ``loss_weight`` and, marked
+``float32``, runs in float32 under mixed precision (framework.loss_set), as traiNNer-redux runs them.
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class MSSIMLoss(nn.Module):
     ``cosim_lambda`` times the cosine-similarity penalty when ``cosim``. Inputs are clamped to
     [1e-12, 1] for MS-SSIM (its per-scale terms are raised to fractional powers)."""
 
+    float32 = True
     window: Tensor
 
     def __init__(self, window_size: int = 11, in_channels: int = 3, sigma: float = 1.5, k1: float = 0.01,
@@ -102,6 +104,7 @@ class MSSSIML1Loss(nn.Module):
     resolution: the scales are Gaussian windows of ``gaussian_sigmas`` (the luminance term from the widest),
     the L1 (Charbonnier) error is smoothed with the widest one; borders are replicated."""
 
+    float32 = True
     windows: Tensor
 
     def __init__(self, gaussian_sigmas: Optional[Sequence[float]] = None, data_range: float = 1.0,
@@ -200,6 +203,8 @@ class HSLuvLoss(nn.Module):
     a colour; saturation and lightness use ``criterion``. ``downscale_factor`` > 1 compares average-pooled
     images (cheaper, colour only)."""
 
+    float32 = True
+
     def __init__(self, hue_weight: float = 1 / 3, saturation_weight: float = 1 / 3, lightness_weight: float = 1 / 3,
                  criterion: Criterion = "l1", downscale_factor: int = 1, loss_weight: float = 1.0) -> None:
         super().__init__()
@@ -252,6 +257,7 @@ class LDLLoss(nn.Module):
     ``criterion(map * output, map * gt)`` with the artefact map of :func:`artifact_map`; the map compares
     with the output of the EMA generator (``train.ema_decay``) and carries no gradient of its own."""
 
+    float32 = True
     loss_role = "artifact"  # called with (output, EMA output, gt) (framework.loss_set)
 
     def __init__(self, criterion: Criterion = "l1", loss_weight: float = 1.0) -> None:
@@ -273,6 +279,8 @@ class FFLoss(nn.Module):
     (normalised to [0, 1] per spectrum, or per batch with ``batch_matrix``; ``log_matrix``: log(1 + w) first;
     ``ave_spectrum``: compare the batch-mean spectra). Times 50, the scale traiNNer-redux gives it, so its
     recommended weights carry over."""
+
+    float32 = True
 
     def __init__(self, alpha: float = 1.0, patch_factor: int = 1, ave_spectrum: bool = True, log_matrix: bool = False,
                  batch_matrix: bool = False, loss_weight: float = 1.0) -> None:
@@ -310,6 +318,8 @@ class CosimLoss(nn.Module):
     """``cosim_lambda * (1 - mean cosine similarity)`` between the pixels' RGB vectors (inputs clamped to
     [1e-12, 1]): penalises colour shifts whatever the brightness."""
 
+    float32 = True
+
     def __init__(self, cosim_lambda: float = 5.0, loss_weight: float = 1.0) -> None:
         super().__init__()
         self.cosim_lambda, self.loss_weight = cosim_lambda, loss_weight
@@ -323,6 +333,7 @@ class SobelEdgeLoss(nn.Module):
     """Mean squared difference of the Sobel gradients (x and y, kernels / 4, zero borders) of the luma
     (0.299 R + 0.587 G + 0.114 B): edges in the same places with the same strength."""
 
+    float32 = True
     kernels: Tensor
     luma: Tensor
 

@@ -6,6 +6,7 @@ Each loss is a :class:`LossEntry` (its log name, its option key, its component).
 templates list their optional losses at weight 0). A loss class says how it is called by its ``loss_role``:
 ``pixel`` (output, GT; the default), ``perceptual`` (two terms, ``percep`` and ``style``), ``adversarial``
 (the GAN loss: the model runs it on its discriminator) or ``artifact`` (output, EMA output, GT: LDL).
+A loss with ``float32 = True`` runs in float32 outside autocast (mixed precision).
 """
 from __future__ import annotations
 
@@ -121,7 +122,11 @@ class GeneratorLosses:
         out: Dict[str, torch.Tensor] = {}
         for entry, loss in self.entries:
             gt = target(ROLE_TARGET[entry.role])
-            if entry.role == "perceptual":
+            if getattr(loss, "float32", False):  # clamps at 1e-12, powers, FFTs: not in half precision
+                with torch.autocast(output.device.type, enabled=False):
+                    out[entry.name] = (loss(output.float(), ema_output().float(), gt.float())
+                                       if entry.role == "artifact" else loss(output.float(), gt.float()))
+            elif entry.role == "perceptual":
                 percep, style = loss(output, gt)
                 out.update({name: term for name, term in ((entry.name, percep), (entry.suffixed("style"), style))
                             if term is not None})

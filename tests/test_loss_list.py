@@ -190,3 +190,24 @@ def _check_error(folder: Path, opt: Path, expect: list, capsys: pytest.CaptureFi
     assert len(err.strip().splitlines()) == 1, err
     assert "bad.yml:" in err, err
     assert_unchanged(before, snapshot(folder), label)
+
+
+def test_the_family_runs_in_float32_under_mixed_precision() -> None:
+    """Clamps at 1e-12, fractional powers and FFTs lose their meaning in half precision: under autocast the
+    family's losses run in float32 and equal their float32 values."""
+    from framework.registry import LOSS_REGISTRY
+    from framework.schema import Component
+
+    components = (Component("MSSIMLoss", {}), Component("FFLoss", {}), Component("HSLuvLoss", {}))
+    entries = all_entries(None, None, None, components)
+    losses = GeneratorLosses(entries, lambda e: e.component.build(LOSS_REGISTRY))
+    output, gt = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    plain = losses.terms(output, lambda kind: gt, lambda: output)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = losses.terms(output.bfloat16(), lambda kind: gt.bfloat16(), lambda: output)
+    for name in ("mssim", "ff", "hsluv"):
+        assert mixed[name].dtype == torch.float32
+        torch.testing.assert_close(mixed[name], LOSS_REGISTRY.get(
+            {"mssim": "MSSIMLoss", "ff": "FFLoss", "hsluv": "HSLuvLoss"}[name])()(output.bfloat16().float(),
+                                                                                 gt.bfloat16().float()))
+    assert set(plain) == set(mixed)
