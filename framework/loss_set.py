@@ -28,8 +28,6 @@ ROLE_TARGET = {"pixel": "pix", "artifact": "pix", "perceptual": "percep", "adver
 # traiNNer-redux losses this trainer does not provide, and why; at loss_weight 0 an entry naming one is
 # skipped like any disabled loss, otherwise it is an option error.
 NOT_PROVIDED = {
-    "distsloss": "DISTS needs learned weights (its alpha/beta layer weights) that are not shipped here and "
-                 "never downloaded",
     "fliploss": "NVIDIA's FLIP is not implemented here",
     "adistsloss": "A-DISTS needs learned weights that are not shipped here",
     "contextualloss": "the contextual loss is not implemented here",

@@ -1,4 +1,5 @@
-"""The perceptual loss (``perceptual_opt``): distances between VGG features of the output and the ground truth.
+"""The perceptual loss (``perceptual_opt``): distances between VGG features of the output and the ground truth;
+and DISTS, on the same VGG machinery.
 
 The VGG is torchvision's, with its ImageNet weights. They are read from a local file only: ``weights_path``
 when given, else torchvision's own cache file (``<torch hub dir>/checkpoints/vgg19-dcbb9e9d.pth``, where
@@ -230,3 +231,99 @@ class PerceptualLoss(nn.Module):
         assert total is not None  # layer_weights is never empty
         return total
 
+
+
+class L2Pooling(nn.Module):
+    """DISTS's downsampling: sqrt of a 3x3 Hann-weighted (0.5, 1, 0.5 outer product, normalised) average of the
+    squares, stride 2, zero borders; it replaces VGG's max pooling, which aliases."""
+
+    kernel: torch.Tensor
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        hann = torch.tensor([0.5, 1.0, 0.5])
+        kernel = torch.outer(hann, hann)
+        self.register_buffer("kernel", (kernel / kernel.sum()).expand(channels, 1, 3, 3).clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(F.conv2d(x * x, self.kernel.to(x.dtype), stride=2, padding=1, groups=x.shape[1]) + 1e-12)
+
+
+DISTS_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
+DISTS_FILE = "dists_weights.pt"
+
+
+def dists_weights_file() -> str:
+    """Where the DISTS alpha/beta file is looked for without ``dists_weights_path``: beside the VGG weights."""
+    return os.path.join(torch.hub.get_dir(), "checkpoints", DISTS_FILE)
+
+
+@LOSS_REGISTRY.register()
+class DISTSLoss(nn.Module):
+    """DISTS (Ding et al., "Image Quality Assessment: Unifying Structure and Texture Similarity", TPAMI 2020):
+    ``1 - sum_k sum_c (alpha_kc S1 + beta_kc S2)``, over the image and five VGG16 stages (max pooling replaced by
+    :class:`L2Pooling`), S1 comparing the feature maps' means (texture), S2 their variances and covariance
+    (structure), alpha and beta the learned weights normalised to sum 1; the batch mean, clamped from below at
+    ``clip_min``. The VGG16 weights are found as the perceptual loss finds its VGG (``weights_path`` or
+    torchvision's cache file), the learned alpha/beta in ``dists_weights_path`` (default: ``dists_weights.pt``
+    in the same cache folder; traiNNer-redux's ``dists_weights.pt`` or DISTS's ``weights.pt``, keys ``alpha``
+    and ``beta``): never downloaded. ``resize_input`` resizes both images to 256 px (bicubic) first.
+    """
+
+    float32 = True
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    CHANNELS = (3, 64, 128, 256, 512, 512)
+
+    def __init__(self, as_loss: bool = True, load_weights: bool = True, use_input_norm: bool = True,
+                 resize_input: bool = False, clip_min: float = 0.0, weights_path: Optional[str] = None,
+                 dists_weights_path: Optional[str] = None, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if not as_loss or not load_weights:
+            raise UserError("DISTSLoss: as_loss and load_weights must be true here (DISTS as a loss, with its "
+                            "learned weights)")
+        self.resize_input, self.clip_min, self.loss_weight = resize_input, clip_min, loss_weight
+        self.vgg = VGGFeatureExtractor(list(DISTS_LAYERS), "vgg16", use_input_norm, False, weights_path)
+        channels = 3
+        for index, module in enumerate(self.vgg.features):
+            if isinstance(module, nn.Conv2d):
+                channels = module.out_channels
+            elif isinstance(module, nn.MaxPool2d):
+                self.vgg.features[index] = L2Pooling(channels)
+        alpha, beta = self._read_alpha_beta(dists_weights_path)
+        self.register_buffer("alpha", alpha, persistent=False)
+        self.register_buffer("beta", beta, persistent=False)
+
+    def _read_alpha_beta(self, path: Optional[str]) -> Tuple[torch.Tensor, torch.Tensor]:
+        file = path or dists_weights_file()
+        if not os.path.isfile(file):
+            raise UserError(f"DISTS weights not found: {file} does not exist; put the DISTS alpha/beta file there "
+                            f"(traiNNer-redux's traiNNer/losses/{DISTS_FILE}, or weights.pt of the DISTS_pytorch "
+                            "package: keys alpha and beta), or set dists_weights_path to a local copy")
+        state = safe_load(file, key="dists_weights_path" if path else "DISTS weights")
+        size = sum(self.CHANNELS)
+        alpha, beta = (state.get(k) if isinstance(state, dict) else None for k in ("alpha", "beta"))
+        if not (isinstance(alpha, torch.Tensor) and isinstance(beta, torch.Tensor) and alpha.numel() == size and
+                beta.numel() == size):
+            raise UserError(f"DISTSLoss: {file} does not hold DISTS's alpha and beta ({size} weights each)")
+        return alpha.reshape(1, size, 1, 1).float(), beta.reshape(1, size, 1, 1).float()
+
+    def _features(self, x: torch.Tensor) -> List[torch.Tensor]:
+        if self.resize_input and x.shape[-2:] != (256, 256):
+            x = F.interpolate(x, size=(256, 256), mode="bicubic", antialias=True, align_corners=False)
+        return [x, *self.vgg(x).values()]
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        total = self.alpha.sum() + self.beta.sum()
+        alphas = torch.split(self.alpha / total, list(self.CHANNELS), dim=1)
+        betas = torch.split(self.beta / total, list(self.CHANNELS), dim=1)
+        similarity = torch.zeros((), device=x.device)
+        c1 = c2 = 1e-6
+        for fx, fy, alpha, beta in zip(self._features(x), self._features(y.detach()), alphas, betas, strict=True):
+            mx, my = fx.mean((2, 3), keepdim=True), fy.mean((2, 3), keepdim=True)
+            texture = (2 * mx * my + c1) / (mx.square() + my.square() + c1)
+            vx, vy = (fx - mx).square().mean((2, 3), keepdim=True), (fy - my).square().mean((2, 3), keepdim=True)
+            cov = (fx * fy).mean((2, 3), keepdim=True) - mx * my
+            structure = (2 * cov + c2) / (vx + vy + c2)
+            similarity = similarity + ((alpha * texture).sum(1) + (beta * structure).sum(1)).mean()
+        return torch.clamp(1 - similarity, min=self.clip_min) * self.loss_weight

@@ -276,3 +276,86 @@ def test_perceptual_pdl_l1_and_traiNNer_redux_default_layers(tmp_path: Path) -> 
     close(charbonnier, expected_c, 1e-4)
     with pytest.raises(UserError, match="fdl is not provided"):
         PerceptualLoss(criterion="fdl+l1", weights_path=str(tmp_path / "vgg19.pth"))  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------------ DISTS
+
+def test_l2_pooling_by_hand() -> None:
+    # kernel outer(0.5, 1, 0.5) / 4; a constant 2 keeps its value where the whole window is inside; at the
+    # zero-padded corner 4 of the 9 weights (0.25 + 2 * 0.125 + 0.0625 = 0.5625) see it: 2 * sqrt(0.5625),
+    # along an edge 6 (0.75): 2 * sqrt(0.75)
+    from framework.perceptual import L2Pooling
+
+    out = L2Pooling(1)(torch.full((1, 1, 4, 4), 2.0, dtype=torch.float64))
+    edge = 2 * math.sqrt(0.75)
+    torch.testing.assert_close(out[0, 0], torch.tensor([[1.5, edge], [edge, 2.0]], dtype=torch.float64))
+
+
+def dists_files(folder: Path, seed: int = 0) -> tuple:
+    """A VGG16 with fixed random weights and random positive alpha/beta, saved as the real files are."""
+    state = random_vgg_file(folder / "vgg16.pth", "vgg16", seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    weights = {"alpha": torch.rand(1, 1475, 1, 1, generator=g), "beta": torch.rand(1, 1475, 1, 1, generator=g)}
+    torch.save(weights, folder / "dists.pt")
+    return state, weights
+
+
+def naive_dists(state: dict, weights: dict, x: torch.Tensor, y: torch.Tensor) -> float:
+    """DISTS from its paper, written out: VGG16 stages ending at relu1_2 .. relu5_3 with L2 pooling (the Hann
+    3x3 window) instead of max pooling, the image itself as stage 0; per channel texture and structure terms."""
+    features = tv_vgg.make_layers(tv_vgg.cfgs["D"])
+    features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()})
+    hann = torch.tensor([0.5, 1.0, 0.5])
+
+    def stages(img: torch.Tensor) -> list:
+        out, h = [img], (img - MEAN) / STD
+        for index in range(30):
+            layer = features[index]
+            if isinstance(layer, torch.nn.MaxPool2d):
+                k = (torch.outer(hann, hann) / 4).expand(h.shape[1], 1, 3, 3)
+                h = torch.sqrt(torch.nn.functional.conv2d(h ** 2, k, stride=2, padding=1, groups=h.shape[1]) + 1e-12)
+            else:
+                h = layer(h.clone())
+            if index in (3, 8, 15, 22, 29):
+                out.append(h)
+        return out
+
+    alpha, beta = weights["alpha"].flatten(), weights["beta"].flatten()
+    total = float(alpha.sum() + beta.sum())
+    score, start = 0.0, 0
+    with torch.no_grad():
+        for fx, fy in zip(stages(x), stages(y), strict=True):
+            c = fx.shape[1]
+            for ch in range(c):
+                a, b = fx[0, ch], fy[0, ch]
+                ma, mb = float(a.mean()), float(b.mean())
+                va, vb = float(((a - ma) ** 2).mean()), float(((b - mb) ** 2).mean())
+                cov = float((a * b).mean()) - ma * mb
+                s1 = (2 * ma * mb + 1e-6) / (ma ** 2 + mb ** 2 + 1e-6)
+                s2 = (2 * cov + 1e-6) / (va + vb + 1e-6)
+                score += (float(alpha[start + ch]) * s1 + float(beta[start + ch]) * s2) / total
+            start += c
+    return 1 - score
+
+
+def test_dists_against_its_formula_written_out(tmp_path: Path) -> None:
+    from framework.perceptual import DISTSLoss
+
+    state, weights = dists_files(tmp_path)
+    loss = DISTSLoss(weights_path=str(tmp_path / "vgg16.pth"), dists_weights_path=str(tmp_path / "dists.pt"),
+                     loss_weight=2.0)
+    x, y = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    close(loss(x, y), 2 * naive_dists(state, weights, x, y), 1e-4)
+    close(loss(x, x), 0.0, 1e-5)  # S1 = S2 = 1 everywhere: the normalised weights sum to 1
+
+
+def test_dists_without_its_weights_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from framework.perceptual import DISTSLoss
+
+    random_vgg_file(tmp_path / "vgg16.pth", "vgg16")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(UserError, match=r"torch/hub/checkpoints/dists_weights.pt does not exist.*dists_weights_path"):
+        DISTSLoss(weights_path=str(tmp_path / "vgg16.pth"))
+    torch.save({"alpha": torch.ones(3)}, tmp_path / "bad.pt")
+    with pytest.raises(UserError, match="does not hold DISTS's alpha and beta"):
+        DISTSLoss(weights_path=str(tmp_path / "vgg16.pth"), dists_weights_path=str(tmp_path / "bad.pt"))

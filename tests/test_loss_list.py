@@ -28,7 +28,7 @@ REDUX_LOSSES: List[Dict[str, Any]] = [
     {"type": "perceptualloss", "criterion": "pdl+l1", "loss_weight": 0.03},
     {"type": "hsluvloss", "criterion": "charbonnier", "loss_weight": 1.0},
     {"type": "ganloss", "gan_type": "vanilla", "loss_weight": 0.1},
-    {"type": "distsloss", "loss_weight": 0},
+    {"type": "distsloss", "loss_weight": 0},  # built only at a nonzero weight (it needs its weight files)
     {"type": "ldlloss", "loss_weight": 0},
     {"type": "ffloss", "loss_weight": 0},
     {"type": "cosimloss", "loss_weight": 0},
@@ -58,9 +58,9 @@ def test_names_match_ignoring_case_and_weight_zero_is_not_built() -> None:
     raw.update(model_type="ESRGANModel", network_d={"type": "dunet", "num_feat": 4})
     raw["train"].update(optim_d={"type": "Adam", "lr": 1e-3}, losses=REDUX_LOSSES)
     train = _train(raw)
-    # registered spellings; the not-provided distsloss / fliploss stay (never built) so indices match the file
+    # registered spellings; the not-provided fliploss stays (never built) so indices match the file
     assert [c.type for c in train.losses] == ["CharbonnierLoss", "MSSIMLoss", "PerceptualLoss", "HSLuvLoss",
-                                              "GANLoss", "distsloss", "LDLLoss", "FFLoss", "CosimLoss", "fliploss",
+                                              "GANLoss", "DISTSLoss", "LDLLoss", "FFLoss", "CosimLoss", "fliploss",
                                               "SobelEdgeLoss"]
     built: List[str] = []
     losses = GeneratorLosses(all_entries(train.pixel_opt, train.perceptual_opt, train.gan_opt, train.losses),
@@ -135,9 +135,13 @@ def test_traiNNer_redux_default_losses_gan_run_stops_and_resumes_bitwise(
 
 
 LIST_ERRORS = [
-    pytest.param({"train.losses": [{"type": "distsloss", "loss_weight": 0.3}]},
-                 ["train.losses[0].type", "'distsloss' is a traiNNer-redux loss this trainer does not provide",
-                  "learned weights", "hsluvloss"], id="dists-nonzero"),
+    pytest.param({"train.losses": [{"type": "fliploss", "loss_weight": 0.3}]},
+                 ["train.losses[0].type", "'fliploss' is a traiNNer-redux loss this trainer does not provide",
+                  "FLIP", "hsluvloss"], id="flip-nonzero"),
+    pytest.param({"train.losses": [{"type": "distsloss", "loss_weight": 0.3,
+                                    "weights_path": "vgg16.pth"}]},
+                 ["train.losses[0]", "dists_weights.pt does not exist", "dists_weights_path"],
+                 id="dists-without-its-weights"),
     pytest.param({"train.losses": [{"type": "l3loss"}]}, ["train.losses[0].type", "not registered"],
                  id="unknown-loss"),
     pytest.param({"train.losses": [{"type": "hsluvloss", "loss_wieght": 1.0}]},
@@ -158,7 +162,10 @@ LIST_ERRORS = [
 
 @pytest.mark.parametrize("changes,expect", LIST_ERRORS)
 def test_loss_list_errors_exit_2_and_write_nothing(error_workdir: Path, changes: dict,  # noqa: F811
-                                                   expect: list, capsys: pytest.CaptureFixture, request) -> None:
+                                                   expect: list, capsys: pytest.CaptureFixture, request,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(error_workdir / "no_torch_home"))
+    random_vgg_file(error_workdir / "vgg16.pth", "vgg16")
     opt = write_options(error_workdir, "bad", **changes)
     _check_error(error_workdir, opt, expect, capsys, request.node.callspec.id)
 
