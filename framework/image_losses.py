@@ -1,9 +1,10 @@
 """traiNNer-redux's loss family (entries of ``train.losses``), each from its published definition:
 MS-SSIM (Wang et al. 2003) with cosine similarity (``mssimloss``), MS-SSIM + L1 (Zhao et al. 2017,
 ``msssiml1loss``), HSLuv colour (``hsluvloss``), LDL's artefact map (Liang et al., CVPR 2022, ``ldlloss``),
-focal frequency (Jiang et al., ICCV 2021, ``ffloss``), cosine similarity (``cosimloss``) and Sobel edges
-(``sobeledgeloss``). Inputs are RGB in [0, 1]; every loss is scaled by its ``loss_weight`` and, marked
-``float32``, runs in float32 under mixed precision (framework.loss_set), as traiNNer-redux runs them.
+focal frequency (Jiang et al., ICCV 2021, ``ffloss``), cosine similarity (``cosimloss``), Sobel edges
+(``sobeledgeloss``) and NVIDIA's FLIP (``fliploss``). Inputs are RGB in [0, 1]; every loss is scaled by its
+``loss_weight`` and, marked ``float32``, runs in float32 under mixed precision (framework.loss_set), as
+traiNNer-redux runs them.
 """
 from __future__ import annotations
 
@@ -349,3 +350,136 @@ class SobelEdgeLoss(nn.Module):
 
     def forward(self, pred: Tensor, gt: Tensor) -> Tensor:
         return self.loss_weight * F.mse_loss(self.gradients(pred), self.gradients(gt))
+
+
+# ---------------------------------------------------------------------------------------------------- FLIP
+
+# LDR-FLIP (Andersson et al., HPG 2020; NVIDIA's reference implementation): D65 white, sRGB primaries.
+_D65 = (0.950428545, 1.0, 1.088900371)
+_LINRGB_TO_XYZ = ((10135552 / 24577794, 8788810 / 24577794, 4435075 / 24577794),
+                  (2613072 / 12288897, 8788810 / 12288897, 887015 / 12288897),
+                  (1425312 / 73733382, 8788810 / 73733382, 70074185 / 73733382))
+# Contrast sensitivity of the achromatic, red-green and blue-yellow channels: a1, b1, a2, b2 of
+# a1 sqrt(pi / b1) exp(-pi^2 d^2 / b1) + a2 sqrt(pi / b2) exp(-pi^2 d^2 / b2), d in degrees.
+_CSF = ((1.0, 0.0047, 0.0, 1e-5), (1.0, 0.0053, 0.0, 1e-5), (34.1, 0.04, 13.5, 0.025))
+_QC, _QF, _PC, _PT, _FLIP_EPS = 0.7, 0.5, 0.4, 0.95, 1e-15
+
+
+def _mix(matrix: Tensor, x: Tensor) -> Tensor:
+    return torch.einsum("ij,njhw->nihw", matrix.to(x), x)
+
+
+def srgb_to_linear(x: Tensor) -> Tensor:
+    return torch.where(x > 0.04045, ((x.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4, x / 12.92)
+
+
+def _white(x: Tensor) -> Tensor:
+    return torch.tensor(_D65, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+
+
+def linear_to_lab(rgb: Tensor) -> Tensor:
+    """Linear sRGB -> CIELAB (D65)."""
+    t = _mix(torch.tensor(_LINRGB_TO_XYZ, dtype=torch.float64), rgb) / _white(rgb)
+    delta = 6 / 29
+    f = torch.where(t > delta ** 3, t.clamp_min(delta ** 3) ** (1 / 3), t / (3 * delta ** 2) + 4 / 29)
+    return torch.cat([116 * f[:, 1:2] - 16, 500 * (f[:, 0:1] - f[:, 1:2]), 200 * (f[:, 1:2] - f[:, 2:3])], 1)
+
+
+def hunt_adjusted(lab: Tensor) -> Tensor:
+    """Chroma scaled by lightness (Hunt effect): (L, L a / 100, L b / 100)."""
+    return torch.cat([lab[:, :1], lab[:, 1:] * lab[:, :1] / 100], 1)
+
+
+def hyab(a: Tensor, b: Tensor) -> Tensor:
+    """|dL| (kept from 0 for gradients) plus the Euclidean distance of the chroma."""
+    delta = a - b
+    return torch.sqrt(delta[:, :1].square().clamp_min(_FLIP_EPS)) + torch.linalg.vector_norm(delta[:, 1:], dim=1,
+                                                                                              keepdim=True)
+
+
+def _grid(radius: int) -> Tuple[Tensor, Tensor]:
+    coords = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    y, x = torch.meshgrid(coords, coords, indexing="ij")
+    return x, y
+
+
+@LOSS_REGISTRY.register()
+class FLIPLoss(nn.Module):
+    """NVIDIA's LDR-FLIP (Andersson et al., "FLIP: A Difference Evaluator for Alternating Images", HPG 2020),
+    the mean of its per-pixel error in [0, 1]: colour through contrast-sensitivity filters in YCxCz, the
+    Hunt-adjusted HyAB distance in CIELAB compressed so that green vs blue is 1; features (edges and points of
+    the luminance, Gaussian-derivative filters) raise the colour error to the power ``1 - feature error``.
+    ``pixels_per_degree``: the viewer (default: a 0.7 m wide 4K screen at 0.7 m)."""
+
+    float32 = True
+    csf: Tensor
+    features: Tensor
+    refused_arguments = {"warmup_iter": "'warmup_iter' does nothing in traiNNer-redux's FLIP loss either; remove it"}
+
+    def __init__(self, pixels_per_degree: float = 3840 * math.pi / 180, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if pixels_per_degree <= 0:
+            raise UserError(f"FLIPLoss: pixels_per_degree must be positive, got {pixels_per_degree}")
+        self.loss_weight = loss_weight
+        largest = max(b for _, b1, _, b2 in _CSF for b in (b1, b2))
+        self.csf_radius = int(math.ceil(3 * math.sqrt(largest / (2 * math.pi ** 2)) * pixels_per_degree))
+        x, y = _grid(self.csf_radius)
+        d2 = (x.square() + y.square()) / pixels_per_degree ** 2
+        kernels = []
+        for a1, b1, a2, b2 in _CSF:
+            g = (a1 * math.sqrt(math.pi / b1) * torch.exp(-math.pi ** 2 * d2 / b1) +
+                 a2 * math.sqrt(math.pi / b2) * torch.exp(-math.pi ** 2 * d2 / b2))
+            kernels.append(g / g.sum())
+        self.register_buffer("csf", torch.stack(kernels)[:, None].float(), persistent=False)
+        sd = 0.5 * 0.082 * pixels_per_degree  # half the peak-to-trough width of human edge detection
+        self.feature_radius = int(math.ceil(3 * sd))
+        x, y = _grid(self.feature_radius)
+        g = torch.exp(-(x.square() + y.square()) / (2 * sd * sd))
+        edge, point = -x * g, (x.square() / (sd * sd) - 1) * g
+        self.register_buffer("features", torch.stack([self._balanced(edge), self._balanced(point)])[:, None].float(),
+                             persistent=False)
+        green, blue = torch.eye(3, dtype=torch.float64)[1:].view(2, 3, 1, 1).unbind(0)
+        self.cmax = float(hyab(hunt_adjusted(linear_to_lab(green[None])), hunt_adjusted(linear_to_lab(blue[None])))
+                          ** _QC)
+
+    @staticmethod
+    def _balanced(kernel: Tensor) -> Tensor:
+        """Positive weights scaled to sum 1, negative ones to sum -1."""
+        return torch.where(kernel < 0, kernel / -kernel[kernel < 0].sum(), kernel / kernel[kernel > 0].sum())
+
+    def ycxcz(self, srgb: Tensor) -> Tensor:
+        xyz = _mix(torch.tensor(_LINRGB_TO_XYZ, dtype=torch.float64), srgb_to_linear(srgb.clamp(0, 1))) / _white(srgb)
+        return torch.cat([116 * xyz[:, 1:2] - 16, 500 * (xyz[:, 0:1] - xyz[:, 1:2]), 200 * (xyz[:, 1:2] - xyz[:, 2:3])],
+                         1)
+
+    def colour(self, ycxcz: Tensor) -> Tensor:
+        """Filtered by the contrast sensitivity of each channel, back to linear RGB clamped to the gamut, then
+        Hunt-adjusted CIELAB."""
+        r = self.csf_radius
+        filtered = F.conv2d(F.pad(ycxcz, (r, r, r, r), mode="replicate"), self.csf.to(ycxcz), groups=3)
+        y = (filtered[:, :1] + 16) / 116
+        xyz = torch.cat([y + filtered[:, 1:2] / 500, y, y - filtered[:, 2:3] / 200], 1) * _white(filtered)
+        rgb = _mix(torch.linalg.inv(torch.tensor(_LINRGB_TO_XYZ, dtype=torch.float64)), xyz).clamp(0, 1)
+        return hunt_adjusted(linear_to_lab(rgb))
+
+    def feature_responses(self, ycxcz: Tensor) -> Tuple[Tensor, Tensor]:
+        """Magnitudes of the edge and point responses (x and y filters) of the normalised luminance."""
+        r = self.feature_radius
+        luminance = F.pad((ycxcz[:, :1] + 16) / 116, (r, r, r, r), mode="replicate")
+        kernels = torch.cat([self.features, self.features.transpose(2, 3)]).to(luminance)  # ex, px, ey, py
+        ex, px, ey, py = F.conv2d(luminance, kernels).unbind(1)
+        return torch.hypot(ex, ey), torch.hypot(px, py)
+
+    def error_map(self, test: Tensor, reference: Tensor) -> Tensor:
+        test, reference = self.ycxcz(test), self.ycxcz(reference)
+        colour = hyab(self.colour(reference), self.colour(test)) ** _QC
+        pccmax = _PC * self.cmax
+        colour = torch.where(colour < pccmax, _PT / pccmax * colour,
+                             _PT + (colour - pccmax) / (self.cmax - pccmax) * (1 - _PT))
+        (edges_r, points_r), (edges_t, points_t) = self.feature_responses(reference), self.feature_responses(test)
+        feature = torch.maximum((edges_r - edges_t).abs(), (points_r - points_t).abs()).clamp_min(_FLIP_EPS)
+        feature = (feature / math.sqrt(2)) ** _QF
+        return colour[:, 0] ** (1 - feature)
+
+    def forward(self, test: Tensor, reference: Tensor) -> Tensor:
+        return self.loss_weight * self.error_map(test, reference).mean()

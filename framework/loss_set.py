@@ -28,7 +28,6 @@ ROLE_TARGET = {"pixel": "pix", "artifact": "pix", "perceptual": "percep", "adver
 # traiNNer-redux losses this trainer does not provide, and why; at loss_weight 0 an entry naming one is
 # skipped like any disabled loss, otherwise it is an option error.
 NOT_PROVIDED = {
-    "fliploss": "NVIDIA's FLIP is not implemented here",
     "adistsloss": "A-DISTS needs learned weights that are not shipped here",
     "contextualloss": "the contextual loss is not implemented here",
     "nccloss": "the normalised cross-correlation loss is not implemented here",

@@ -103,7 +103,8 @@ class TrainOptions:
     losses: Optional[Tuple[Component, ...]] = opt(
         None, doc="traiNNer-redux's list of losses, each `{type: <name>, loss_weight: <w>, ...its keys}`; names "
                   "match ignoring case (`l1loss`, `charbonnierloss`, `mssimloss`, `msssiml1loss`, `perceptualloss`, "
-                  "`hsluvloss`, `ldlloss`, `ffloss`, `cosimloss`, `sobeledgeloss`, `distsloss`, `ganloss`: see "
+                  "`hsluvloss`, `ldlloss`, `ffloss`, `cosimloss`, `sobeledgeloss`, `fliploss`, `distsloss`, "
+                  "`ganloss`: see "
                   "Losses). Used "
                   "together with `pixel_opt`, `perceptual_opt`, `gan_opt` if those are given too. A loss with "
                   "`loss_weight: 0` is not built and costs nothing; each is logged as `l_<name>` (`l_g_<name>` in "

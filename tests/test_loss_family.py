@@ -359,3 +359,48 @@ def test_dists_without_its_weights_names_the_file(tmp_path: Path, monkeypatch: p
     torch.save({"alpha": torch.ones(3)}, tmp_path / "bad.pt")
     with pytest.raises(UserError, match="does not hold DISTS's alpha and beta"):
         DISTSLoss(weights_path=str(tmp_path / "vgg16.pth"), dists_weights_path=str(tmp_path / "bad.pt"))
+
+
+# ------------------------------------------------------------------------------------------------ FLIP
+
+def test_flip_of_flat_colours_by_hand() -> None:
+    # Flat images: the contrast filters keep them, features are 0, so FLIP is the compressed colour error.
+    # CIELAB (D65) of sRGB green (87.735, -86.183, 83.179) and blue (32.303, 79.195, -107.860), Hunt-adjusted
+    # (a, b times L / 100), HyAB = |dL| + |d(a, b)| = 203.30; cmax = 203.30 ** 0.7 = 41.28: green vs blue is the
+    # largest error, 1. Black vs white: HyAB 100, 100 ** 0.7 = 25.12 > 0.4 cmax, so
+    # 0.95 + (25.12 - 0.4 cmax) / (0.6 cmax) * 0.05.
+    from framework.image_losses import FLIPLoss
+
+    green_lab, blue_lab = (87.735, -86.183, 83.179), (32.303, 79.195, -107.860)
+    hunt = [(lab[0], lab[1] * lab[0] / 100, lab[2] * lab[0] / 100) for lab in (green_lab, blue_lab)]
+    cmax = (abs(hunt[0][0] - hunt[1][0]) + math.hypot(hunt[0][1] - hunt[1][1], hunt[0][2] - hunt[1][2])) ** 0.7
+    loss = FLIPLoss().double()
+    assert math.isclose(loss.cmax, cmax, rel_tol=1e-4)
+    green, blue = torch.zeros(1, 3, 8, 8, dtype=torch.float64), torch.zeros(1, 3, 8, 8, dtype=torch.float64)
+    green[:, 1], blue[:, 2] = 1, 1
+    close(loss(green, blue), 1.0, 1e-6)
+    close(loss(constant(0.0, 8), constant(1.0, 8)), 0.95 + (100 ** 0.7 - 0.4 * cmax) / (0.6 * cmax) * 0.05, 1e-4)
+    close(FLIPLoss(loss_weight=0.5).double()(constant(0.0, 8), constant(1.0, 8)),
+          0.5 * (0.95 + (100 ** 0.7 - 0.4 * cmax) / (0.6 * cmax) * 0.05), 1e-4)
+    close(loss(green, green), 0.0, 1e-6)
+
+
+# Mean and two pixels of the error map of NVIDIA's reference evaluator (flip-evaluator 1.7, LDR) on the
+# patterns below, at 67 and 20 pixels per degree.
+FLIP_REFERENCE = [(67.0, 0.21785134077072144, 0.19441895186901093, 0.264583945274353),
+                  (20.0, 0.4681012034416199, 0.5991126894950867, 0.5586672425270081)]
+
+
+@pytest.mark.parametrize("ppd,mean,at_5_7,at_12_3", FLIP_REFERENCE)
+def test_flip_matches_nvidias_reference_evaluator(ppd: float, mean: float, at_5_7: float, at_12_3: float) -> None:
+    from framework.image_losses import FLIPLoss
+
+    h, w, c = torch.meshgrid(torch.arange(24.0), torch.arange(20.0), torch.arange(3.0), indexing="ij")
+    reference = (0.5 + 0.4 * torch.sin(0.7 * h + 1.3 * w + 2 * c)).float()
+    test = (reference + 0.15 * torch.cos(1.1 * h - 0.6 * w + c)).clamp(0, 1).float()
+    as_batch = lambda img: img.permute(2, 0, 1)[None].double()  # noqa: E731
+    loss = FLIPLoss(pixels_per_degree=ppd).double()
+    error = loss.error_map(as_batch(test), as_batch(reference))[0]
+    assert math.isclose(float(error[5, 7]), at_5_7, abs_tol=1e-5)
+    assert math.isclose(float(error[12, 3]), at_12_3, abs_tol=1e-5)
+    close(loss(as_batch(test), as_batch(reference)), mean, 1e-5)

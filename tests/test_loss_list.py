@@ -34,6 +34,7 @@ REDUX_LOSSES: List[Dict[str, Any]] = [
     {"type": "cosimloss", "loss_weight": 0},
     {"type": "fliploss", "loss_weight": 0},
     {"type": "sobeledgeloss", "loss_weight": 0},
+    {"type": "contextualloss", "loss_weight": 0},  # not provided here: skipped at weight 0
 ]
 REDUX_GAN: Dict[str, Any] = {
     "model_type": "ESRGANModel",
@@ -58,10 +59,10 @@ def test_names_match_ignoring_case_and_weight_zero_is_not_built() -> None:
     raw.update(model_type="ESRGANModel", network_d={"type": "dunet", "num_feat": 4})
     raw["train"].update(optim_d={"type": "Adam", "lr": 1e-3}, losses=REDUX_LOSSES)
     train = _train(raw)
-    # registered spellings; the not-provided fliploss stays (never built) so indices match the file
+    # registered spellings; a loss not provided here stays at weight 0 (never built) so indices match the file
     assert [c.type for c in train.losses] == ["CharbonnierLoss", "MSSIMLoss", "PerceptualLoss", "HSLuvLoss",
-                                              "GANLoss", "DISTSLoss", "LDLLoss", "FFLoss", "CosimLoss", "fliploss",
-                                              "SobelEdgeLoss"]
+                                              "GANLoss", "DISTSLoss", "LDLLoss", "FFLoss", "CosimLoss", "FLIPLoss",
+                                              "SobelEdgeLoss", "contextualloss"]
     built: List[str] = []
     losses = GeneratorLosses(all_entries(train.pixel_opt, train.perceptual_opt, train.gan_opt, train.losses),
                              lambda entry: built.append(entry.name) or torch.nn.Identity())
@@ -102,7 +103,8 @@ def test_dunet_keeps_traiNNer_redux_parameter_names() -> None:
 def test_srmodel_trains_on_the_loss_family_and_logs_each(workdir: Path) -> None:
     losses = [{"type": "msssiml1loss", "loss_weight": 1.0}, {"type": "ldlloss", "loss_weight": 1.0},
               {"type": "ffloss", "loss_weight": 0.2}, {"type": "cosimloss", "loss_weight": 0.5},
-              {"type": "sobeledgeloss", "loss_weight": 1.0}, {"type": "hsluvloss", "loss_weight": 0}]
+              {"type": "sobeledgeloss", "loss_weight": 1.0}, {"type": "fliploss", "loss_weight": 1.0},
+              {"type": "hsluvloss", "loss_weight": 0}]
     opt = write_options(workdir, "family", **{"train.pixel_opt": ..., "train.losses": losses,
                                               "train.ema_decay": 0.9, "train.total_iter": 2,
                                               "logger.print_freq": 1})
@@ -111,7 +113,7 @@ def test_srmodel_trains_on_the_loss_family_and_logs_each(workdir: Path) -> None:
     lines = [line for line in log.splitlines() if "] lr " in line]
     assert len(lines) == 2
     for line in lines:
-        assert all(f"{name} " in line for name in ("l_msssiml1", "l_ldl", "l_ff", "l_cosim", "l_sobeledge"))
+        assert all(f"{name} " in line for name in ("l_msssiml1", "l_ldl", "l_ff", "l_cosim", "l_sobeledge", "l_flip"))
         assert "l_hsluv" not in line and "l_pix" not in line
 
 
@@ -131,13 +133,14 @@ def test_traiNNer_redux_default_losses_gan_run_stops_and_resumes_bitwise(
     log = next((workdir / "experiments" / "full").glob("train_*.log")).read_text()
     lines = [line for line in log.splitlines() if "] lr " in line]
     assert len(lines) == 6 and all(all(f"{name} " in line for name in LOGGED) for line in lines)
-    assert not any(name in log for name in ("l_g_ldl", "l_g_ff ", "l_g_cosim", "l_g_sobeledge", "l_g_pix"))
+    assert not any(name in log for name in ("l_g_ldl", "l_g_ff ", "l_g_cosim", "l_g_sobeledge", "l_g_pix",
+                                            "l_g_dists", "l_g_flip"))
 
 
 LIST_ERRORS = [
-    pytest.param({"train.losses": [{"type": "fliploss", "loss_weight": 0.3}]},
-                 ["train.losses[0].type", "'fliploss' is a traiNNer-redux loss this trainer does not provide",
-                  "FLIP", "hsluvloss"], id="flip-nonzero"),
+    pytest.param({"train.losses": [{"type": "contextualloss", "loss_weight": 0.3}]},
+                 ["train.losses[0].type", "'contextualloss' is a traiNNer-redux loss this trainer does not provide",
+                  "not implemented", "hsluvloss"], id="not-provided-nonzero"),
     pytest.param({"train.losses": [{"type": "distsloss", "loss_weight": 0.3,
                                     "weights_path": "vgg16.pth"}]},
                  ["train.losses[0]", "dists_weights.pt does not exist", "dists_weights_path"],
@@ -153,7 +156,8 @@ LIST_ERRORS = [
                  ["train.losses[0].type", "set train.ema_decay"], id="ldl-without-ema"),
     pytest.param({"train.pixel_opt": ..., "train.losses": [{"type": "l1loss", "loss_weight": 0}]},
                  ["train.losses", "every loss has loss_weight 0"], id="all-zero"),
-    pytest.param({"train.losses": [{"type": "fliploss", "loss_weight": 0}, {"type": "ffloss", "patch_factor": 0}]},
+    pytest.param({"train.losses": [{"type": "contextualloss", "loss_weight": 0},
+                                    {"type": "ffloss", "patch_factor": 0}]},
                  ["train.losses[1].patch_factor", "at least 1"], id="index-after-a-skipped-entry"),
     pytest.param({"train.losses": [{"type": "hsluvloss", "criterion": "huber"}]},
                  ["train.losses[0].criterion", "huber"], id="bad-criterion"),
