@@ -561,10 +561,15 @@ def _check_losses(options: Options, model: Any, problems: List[Problem]) -> None
     adversarial = [entry for entry in active if entry.role == "adversarial"]
     at = options.model_type
     if getattr(model, "adversarial", False):
-        if not adversarial:
+        disabled = [entry for entry in entries if entry.role == "adversarial" and entry.weight == 0]
+        if not adversarial and disabled:
+            problems.append(Problem(("train", *disabled[0].key, "loss_weight"), f"{at} trains against its GAN loss: "
+                                                                                "give it a nonzero loss_weight (e.g. "
+                                                                                "0.1), or use SRModel"))
+        elif not adversarial:
             problems.append(Problem(("train", "gan_opt"), f"missing required key for {at} (or a ganloss entry in "
-                                                          "train.losses with a nonzero loss_weight) (e.g. {type: "
-                                                          "GANLoss, gan_type: vanilla, loss_weight: 5.0e-3})"))
+                                                          "train.losses) (e.g. {type: GANLoss, gan_type: vanilla, "
+                                                          "loss_weight: 5.0e-3})"))
         for extra in adversarial[1:]:
             problems.append(Problem(("train", *extra.key, "type"), f"a second GAN loss; {at} takes one (in "
                                                                    "train.gan_opt or one ganloss entry)"))

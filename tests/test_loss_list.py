@@ -178,7 +178,10 @@ GAN_LIST_ERRORS = [
     pytest.param({"train.gan_opt": {"type": "GANLoss", "loss_weight": 0.1}},
                  ["train.losses[2].type", "a second GAN loss"], id="two-gan-losses"),
     pytest.param({"train.losses": [{"type": "l1loss"}, {"type": "ganloss", "loss_weight": 0}]},
-                 ["train.gan_opt", "missing required key for ESRGANModel", "ganloss"], id="gan-weight-zero"),
+                 ["train.losses[1].loss_weight", "ESRGANModel trains against its GAN loss", "nonzero"],
+                 id="gan-weight-zero"),
+    pytest.param({"train.losses": [{"type": "l1loss"}]}, ["train.gan_opt", "missing required key for ESRGANModel",
+                                                          "ganloss"], id="no-gan-loss"),
     pytest.param({"datasets.train.gt_size": 12}, ["datasets.train.gt_size", "multiples of 8", "use 8"],
                  id="dunet-patch-size"),
 ]
