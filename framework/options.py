@@ -516,7 +516,7 @@ def _check_loss_roles(train: TrainOptions, problems: List[Problem]) -> None:
         own = getattr(LOSS_REGISTRY.get(component.type), "loss_role", "pixel")
         if own != role:
             takes = next((k for k, r in LOSS_ROLES.items() if r == own), None)
-            move = f" (it belongs under train.{takes})" if takes else ""
+            move = f" (it belongs under train.{takes})" if takes else " (list it in train.losses)"
             problems.append(Problem(("train", key, "type"), f"{component.type} is not a {role} loss but "
                                                             f"{own}; {key} takes a {role} loss{move}"))
 

@@ -159,6 +159,10 @@ LIST_ERRORS = [
     pytest.param({"train.losses": [{"type": "contextualloss", "loss_weight": 0},
                                     {"type": "ffloss", "patch_factor": 0}]},
                  ["train.losses[1].patch_factor", "at least 1"], id="index-after-a-skipped-entry"),
+    pytest.param({"train.pixel_opt": {"type": "LDLLoss"}, "train.ema_decay": 0.9},
+                 ["train.pixel_opt.type", "not a pixel loss", "list it in train.losses"], id="ldl-as-pixel_opt"),
+    pytest.param({"train.pixel_opt": {"type": "HSLuvLoss", "loss_weight": 0.5}, "train.total_iter": 0},
+                 ["train.total_iter", "at least 1"], id="family-loss-as-pixel_opt-is-fine"),
     pytest.param({"train.losses": [{"type": "hsluvloss", "criterion": "huber"}]},
                  ["train.losses[0].criterion", "huber"], id="bad-criterion"),
 ]
