@@ -5,7 +5,7 @@ schedules, models), so a YAML ``type:`` can name any of them; user code register
 (``@ARCH_REGISTRY.register()`` in a module it imports, or a ``framework/archs/*_arch.py`` file).
 """
 from ._started import IMPORT_STARTED  # noqa: F401  (first: start-up latency is counted from here)
-from . import archs, losses, lpips_metric, metrics, optim, perceptual  # noqa: F401  (registration)
+from . import archs, image_losses, losses, lpips_metric, metrics, optim, perceptual  # noqa: F401  (registration)
 from .data import datasets, realesrgan  # noqa: F401  (registration)
 from .models import gan_model, realesrgan_model, sr_model  # noqa: F401  (registration)
 from .version import __version__

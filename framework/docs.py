@@ -96,7 +96,8 @@ def options_reference() -> str:
     meta = {f.name: f.metadata for f in dataclasses.fields(TrainOptions)}
     for key, title in (("optim_g", "`train.optim_g` (and `train.optim_d`)"),
                        ("scheduler", "`train.scheduler` (and `train.scheduler_d`)"),
-                       ("pixel_opt", "Loss (`train.pixel_opt`, `train.perceptual_opt`, `train.gan_opt`)")):
+                       ("pixel_opt", "Loss (`train.pixel_opt`, `train.perceptual_opt`, `train.gan_opt`, "
+                                     "`train.losses`)")):
         parts += [f"{title} types and their arguments:", "", "| type | arguments |", "|---|---|",
                   *_registered(meta[key]["registry"], meta[key]["injected"]), ""]
     vmeta = {f.name: f.metadata for f in dataclasses.fields(ValOptions)}["metrics"]

@@ -16,10 +16,11 @@ from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequen
 import yaml
 
 from .errors import UserError, did_you_mean
+from .loss_set import NOT_PROVIDED, all_entries
 from .registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY,
                        OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY)
 from .schema import (Component, Path_, Problem, YamlSource, build_component, build_section, build_value,
-                     coerce, format_problems, not_registered, opt, plain, signature_params)
+                     coerce, format_problems, freeze, not_registered, opt, plain, signature_params)
 
 # The dataset classes get these from the framework (top-level `scale`, `manual_seed`, and the phase).
 DATASET_INJECTED = ("scale", "seed", "train")
@@ -83,9 +84,10 @@ class TrainOptions:
                                  "with `ema_decay`).",
                              registry=OPTIMIZER_REGISTRY, injected=("params",),
                              hint="e.g. {type: Adam, lr: 2.0e-4}")
-    pixel_opt: Optional[Component] = opt(None, doc="Pixel loss: `type` (L1Loss, MSELoss, CharbonnierLoss) plus "
-                                             "`loss_weight`, `reduction`. SRModel needs it or `perceptual_opt` "
-                                             "(or both); optional for GAN models (logged as `l_g_pix`).",
+    pixel_opt: Optional[Component] = opt(None, doc="Pixel loss: `type` (L1Loss, MSELoss, CharbonnierLoss, or "
+                                             "one of the `losses` family) plus `loss_weight`, `reduction`. SRModel "
+                                             "needs it, `perceptual_opt` or `losses`; optional for GAN models "
+                                             "(logged as `l_g_pix`).",
                                          registry=LOSS_REGISTRY, hint="e.g. {type: L1Loss, loss_weight: 1.0}")
     perceptual_opt: Optional[Component] = opt(None, doc="VGG perceptual/style loss, `type: "
                                                         "PerceptualLoss` (`layer_weights`, `vgg_type`, "
@@ -95,11 +97,22 @@ class TrainOptions:
                                                         "Needs torchvision's VGG ImageNet weights in the torch "
                                                         "cache or `weights_path` (never downloaded).",
                                               registry=LOSS_REGISTRY)
-    gan_opt: Optional[Component] = opt(None, doc="GAN models (required there): `type: GANLoss`, `gan_type` "
+    gan_opt: Optional[Component] = opt(None, doc="GAN models (required there, or a `ganloss` entry in `losses`): "
+                                                 "`type: GANLoss`, `gan_type` "
                                                  "(vanilla, lsgan, wgan, wgan_softplus, hinge), "
                                                  "`real_label_val`, `fake_label_val`, `loss_weight` (the "
                                                  "generator's).", registry=LOSS_REGISTRY,
                                        hint="e.g. {type: GANLoss, gan_type: vanilla, loss_weight: 5.0e-3}")
+    losses: Optional[Tuple[Component, ...]] = opt(
+        None, doc="traiNNer-redux's list of losses, each `{type: <name>, loss_weight: <w>, ...its keys}`; names "
+                  "match ignoring case (`l1loss`, `charbonnierloss`, `mssimloss`, `msssiml1loss`, `perceptualloss`, "
+                  "`hsluvloss`, `ldlloss`, `ffloss`, `cosimloss`, `sobeledgeloss`, `fliploss`, `distsloss`, "
+                  "`ganloss`: see "
+                  "Losses). Used "
+                  "together with `pixel_opt`, `perceptual_opt`, `gan_opt` if those are given too. A loss with "
+                  "`loss_weight: 0` is not built and costs nothing; each is logged as `l_<name>` (`l_g_<name>` in "
+                  "GAN models); the GAN loss (one, here or in `gan_opt`) also trains the discriminator.",
+        registry=LOSS_REGISTRY, hint="e.g. [{type: l1loss, loss_weight: 1.0}]")
     optim_d: Optional[Component] = opt(None, doc="GAN models (required there): the discriminator's optimizer, "
                                                  "like `optim_g`.", registry=OPTIMIZER_REGISTRY,
                                        injected=("params",), hint="e.g. {type: Adam, lr: 1.0e-4}")
@@ -268,7 +281,7 @@ class Options:
     degradation: Optional[DegradationOptions] = opt(None, doc="RealESRNetModel / RealESRGANModel: the synthetic "
                                                               "degradation; see `degradation.*`.")
     network_d: Optional[Component] = opt(None, doc="GAN models: the discriminator, `type` "
-                                                   "(VGGStyleDiscriminator, UNetDiscriminatorSN) plus its "
+                                                   "(VGGStyleDiscriminator, UNetDiscriminatorSN, dunet) plus its "
                                                    "arguments.", registry=ARCH_REGISTRY,
                                          hint="e.g. {type: UNetDiscriminatorSN, num_feat: 64}")
     path: PathOptions = opt(PathOptions(), doc="Paths: see `path.*`.")
@@ -412,9 +425,17 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
         val_raw = dict(val_raw)
         metrics_raw = val_raw.pop("metrics")
         raw["val"] = val_raw
+    train_raw = raw.get("train")
+    losses_raw = None
+    if isinstance(train_raw, dict) and "losses" in train_raw:
+        losses_raw = train_raw["losses"]
+        raw["train"] = {k: v for k, v in train_raw.items() if k != "losses"}
     options = build_section(Options, raw, (), problems)
     if options is None:
         return None
+    if options.train is not None and losses_raw is not None:
+        options = dataclasses.replace(options, train=dataclasses.replace(
+            options.train, losses=_build_losses(losses_raw, problems)))
     datasets = _build_datasets(datasets_raw, problems, require_train=require_train)
     replace: Dict[str, Any] = {"datasets": MappingProxyType(datasets)}
     if options.val is not None:
@@ -440,6 +461,8 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
     if options.train is not None:
         _check_loss_roles(options.train, problems)
         _check_metric_schedules(options, problems)
+        if options.model_type in MODEL_REGISTRY:
+            _check_losses(options, MODEL_REGISTRY.get(options.model_type), problems)
     return options
 
 
@@ -533,9 +556,76 @@ def _check_loss_roles(train: TrainOptions, problems: List[Problem]) -> None:
         own = getattr(LOSS_REGISTRY.get(component.type), "loss_role", "pixel")
         if own != role:
             takes = next((k for k, r in LOSS_ROLES.items() if r == own), None)
-            move = f" (it belongs under train.{takes})" if takes else ""
+            move = f" (it belongs under train.{takes})" if takes else " (list it in train.losses)"
             problems.append(Problem(("train", key, "type"), f"{component.type} is not a {role} loss but "
                                                             f"{own}; {key} takes a {role} loss{move}"))
+
+
+def _build_losses(raw: Any, problems: List[Problem]) -> Tuple[Component, ...]:
+    """``train.losses``: each entry a loss component, its type matched ignoring case; an entry naming a
+    traiNNer-redux loss that is not provided here is dropped at ``loss_weight: 0`` and an error otherwise."""
+    path: Path_ = ("train", "losses")
+    if not isinstance(raw, list):
+        problems.append(Problem(path, f"expected a list of losses, each {{type: <name>, loss_weight: <w>}}, got "
+                                      f"{raw!r}"))
+        return ()
+    out = []
+    for index, item in enumerate(raw):
+        where = path + (index,)
+        name = item.get("type") if isinstance(item, dict) else None
+        if isinstance(name, str) and LOSS_REGISTRY.canonical(name) is None and name.lower() in NOT_PROVIDED:
+            weight = coerce(item.get("loss_weight", 1.0), float, where + ("loss_weight",), problems)
+            if weight != 0:
+                provided = ", ".join(sorted({n.lower() for n in LOSS_REGISTRY.names()}))
+                problems.append(Problem(where + ("type",), f"'{name}' is a traiNNer-redux loss this trainer does "
+                                                           f"not provide ({NOT_PROVIDED[name.lower()]}); set its "
+                                                           f"loss_weight to 0 or remove it (provided: {provided})"))
+            else:  # kept (never built), so the entries after it keep their index for messages
+                out.append(Component(type=name, kwargs=freeze({k: v for k, v in item.items() if k != "type"})))
+            continue
+        if isinstance(name, str) and LOSS_REGISTRY.canonical(name) is not None:
+            item = {**item, "type": LOSS_REGISTRY.canonical(name)}
+        component = build_component(item, LOSS_REGISTRY, (), where, problems)
+        if component is not None:
+            out.append(component)
+    return tuple(out)
+
+
+def _check_losses(options: Options, model: Any, problems: List[Problem]) -> None:
+    """What the model makes of its losses: one GAN loss in a GAN model (``adversarial``) and none elsewhere,
+    an EMA for LDL, and at least one loss with a nonzero weight."""
+    train = options.train
+    assert train is not None
+    entries = all_entries(train.pixel_opt, train.perceptual_opt, train.gan_opt, train.losses or ())
+    active = [entry for entry in entries if entry.weight != 0]
+    adversarial = [entry for entry in active if entry.role == "adversarial"]
+    at = options.model_type
+    if getattr(model, "adversarial", False):
+        disabled = [entry for entry in entries if entry.role == "adversarial" and entry.weight == 0]
+        if not adversarial and disabled:
+            problems.append(Problem(("train", *disabled[0].key, "loss_weight"), f"{at} trains against its GAN loss: "
+                                                                                "give it a nonzero loss_weight (e.g. "
+                                                                                "0.1), or use SRModel"))
+        elif not adversarial:
+            problems.append(Problem(("train", "gan_opt"), f"missing required key for {at} (or a ganloss entry in "
+                                                          "train.losses) (e.g. {type: GANLoss, gan_type: vanilla, "
+                                                          "loss_weight: 5.0e-3})"))
+        for extra in adversarial[1:]:
+            problems.append(Problem(("train", *extra.key, "type"), f"a second GAN loss; {at} takes one (in "
+                                                                   "train.gan_opt or one ganloss entry)"))
+    else:
+        for entry in adversarial:
+            if entry.key[0] == "losses":  # gan_opt has its own message (unused_options)
+                problems.append(Problem(("train", *entry.key, "type"), f"{at} does not use a GAN loss; remove it, "
+                                                                       "or set model_type: ESRGANModel or "
+                                                                       "SRGANModel to train a GAN"))
+        if entries and not active:
+            problems.append(Problem(("train", "losses"), f"every loss has loss_weight 0; {at} needs at least one"))
+    for entry in active:
+        if entry.role == "artifact" and train.ema_decay == 0:
+            problems.append(Problem(("train", *entry.key, "type"), f"{entry.component.type} compares with the EMA "
+                                                                   "generator's output: set train.ema_decay (e.g. "
+                                                                   "0.999)"))
 
 
 def _field_meta(key: str) -> Mapping[str, Any]:

@@ -49,6 +49,14 @@ class Registry:
         raise UserError(f"{where}: {self.kind} '{name}' is not registered{did_you_mean(name, self._items)} "
                         f"(known: {', '.join(self.names())})")
 
+    def canonical(self, name: str) -> Optional[str]:
+        """The registered spelling of ``name``, matched exactly or, failing that, ignoring case
+        (traiNNer-redux writes ``l1loss`` for ``L1Loss``); None when nothing (or more than one) matches."""
+        if name in self._items:
+            return name
+        matches = [key for key in self._items if key.lower() == name.lower()]
+        return matches[0] if len(matches) == 1 else None
+
     def __contains__(self, name: object) -> bool:
         return name in self._items
 

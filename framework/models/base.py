@@ -37,6 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import read_weights
 from ..errors import UserError, building
+from ..loss_set import GeneratorLosses, LossEntry, all_entries
 from ..optim import group_settings, is_schedule_free
 from ..options import PathOptions, TrainOptions
 from ..registry import LOSS_REGISTRY, OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY
@@ -259,12 +260,25 @@ class BaseModel:
     def train_step(self, batch: Batch, iteration: int) -> Dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def build_loss(self, component: Optional[Component], key: str) -> Optional[nn.Module]:
-        """The loss ``train.<key>`` on the model's device (None when the option is absent)."""
-        if component is None:
-            return None
-        with building("train", key, args=component.kwargs):
-            return component.build(LOSS_REGISTRY).to(self.device)
+    def build_losses(self, train: TrainOptions) -> GeneratorLosses:
+        """The losses of ``train`` (BasicSR's keys and the ``losses`` list) with a nonzero weight, built on the
+        model's device; what a constructor refuses is an option error at its key."""
+        def build(entry: LossEntry) -> nn.Module:
+            with building("train", *entry.key, args=entry.component.kwargs):  # type: ignore[arg-type]
+                return entry.component.build(LOSS_REGISTRY).to(self.device)
+
+        entries = all_entries(train.pixel_opt, train.perceptual_opt, train.gan_opt, train.losses or ())
+        return GeneratorLosses(entries, build)
+
+    def loss_terms(self, losses: GeneratorLosses, output: torch.Tensor, batch: Batch,
+                   prefix: str) -> Dict[str, torch.Tensor]:
+        """The generator's named losses (``<prefix><name>``); LDL also gets the EMA generator's output."""
+        def ema_output() -> torch.Tensor:
+            with torch.no_grad():
+                return self.emas["net_g"].module(self.to_device(batch["lq"]))  # the option checks ask for EMA
+
+        terms = losses.terms(output, lambda kind: self.target(batch, kind), ema_output)
+        return {prefix + name: value for name, value in terms.items()}
 
     def build_optimizer(self, component: Component, net: nn.Module, key: str) -> torch.optim.Optimizer:
         """``self.optimizers[key]`` over the trainable parameters of ``net``."""

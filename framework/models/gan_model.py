@@ -21,7 +21,6 @@ from torch import nn
 
 from ..errors import OptionError, building
 from ..options import Options
-from ..perceptual import named_terms
 from ..registry import ARCH_REGISTRY, MODEL_REGISTRY
 from .base import Batch, BaseModel
 from .sr_model import build_network
@@ -39,7 +38,8 @@ class SRGANModel(BaseModel):
     """SRGAN: a standard GAN loss on the discriminator's outputs; the base of :class:`ESRGANModel`."""
 
     # Checked with the option keys (framework.options): what a GAN model needs to train.
-    required_options = ("network_d", "train.optim_d", "train.gan_opt")
+    required_options = ("network_d", "train.optim_d")
+    adversarial = True  # one GAN loss (train.gan_opt or a ganloss entry of train.losses): framework.options
 
     def __init__(self, options: Options, device: torch.device) -> None:
         super().__init__(device)
@@ -48,16 +48,14 @@ class SRGANModel(BaseModel):
         if train is None:  # inference only (test.py): the generator alone
             self.net_g.eval()
             return
-        assert options.network_d is not None and train.optim_d is not None and train.gan_opt is not None
+        assert options.network_d is not None and train.optim_d is not None
         self.net_g.train()
         with building("network_d", args=options.network_d.kwargs):
             self.net_d = self.nets["net_d"] = options.network_d.build(ARCH_REGISTRY).to(device).train()
         self._check_patch_size(options)
-        self.cri_pix = self.build_loss(train.pixel_opt, "pixel_opt")
-        self.cri_perceptual = self.build_loss(train.perceptual_opt, "perceptual_opt")
-        cri_gan = self.build_loss(train.gan_opt, "gan_opt")
-        assert cri_gan is not None  # required_options
-        self.cri_gan: nn.Module = cri_gan
+        self.losses = self.build_losses(train)
+        assert self.losses.gan is not None  # framework.options: adversarial
+        self.cri_gan: nn.Module = self.losses.gan
         self.optim_g = self.build_optimizer(train.optim_g, self.net_g, "optim_g")
         self.optim_d = self.build_optimizer(train.optim_d, self.net_d, "optim_d")
         self.build_schedule("optim_g", train.scheduler, "scheduler", train.warmup_iter)
@@ -76,8 +74,14 @@ class SRGANModel(BaseModel):
     def _check_patch_size(self, options: Options) -> None:
         """A discriminator with a fixed input size (VGGStyleDiscriminator) must match the training patches."""
         size = getattr(self.net_d, "input_size", None)
+        multiple = getattr(self.net_d, "input_multiple", None)
         train_set = options.train_set
         gt_size = train_set.dataset.kwargs.get("gt_size") if train_set and train_set.dataset else None
+        if multiple is not None and isinstance(gt_size, int) and gt_size % multiple:
+            fit = gt_size - gt_size % multiple or multiple
+            raise OptionError(("datasets", "train", "gt_size"), f"{type(self.net_d).__name__} judges patches whose "
+                                                                f"sides are multiples of {multiple}, but gt_size is "
+                                                                f"{gt_size}; use {fit}")
         if size is not None and gt_size is not None and size != gt_size:
             raise OptionError(("network_d", "input_size"), f"{type(self.net_d).__name__} judges {size}x{size} "
                                                            f"patches but datasets.train.gt_size is {gt_size}; make "
@@ -144,13 +148,9 @@ class SRGANModel(BaseModel):
     # ------------------------------------------------------------------------------------------ the losses
 
     def generator_losses(self, output: torch.Tensor, batch: Batch) -> Tuple[torch.Tensor, Losses]:
-        """The generator's total loss and its named parts (``l_g_pix``, ``l_g_percep``, ``l_g_style``,
-        ``l_g_gan``)."""
-        losses: Losses = {}
-        if self.cri_pix is not None:
-            losses["l_g_pix"] = self.cri_pix(output, self.target(batch, "pix"))
-        if self.cri_perceptual is not None:
-            losses.update(named_terms(self.cri_perceptual, output, self.target(batch, "percep"), prefix="l_g_"))
+        """The generator's total loss and its named parts (``l_g_pix``, ``l_g_percep``, ``l_g_style``, those of
+        ``train.losses``, ``l_g_gan``)."""
+        losses = self.loss_terms(self.losses, output, batch, prefix="l_g_")
         losses["l_g_gan"] = self.generator_gan_loss(output, self.target(batch, "gan"))
         return sum(losses.values(), torch.zeros((), device=output.device)), losses
 

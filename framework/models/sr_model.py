@@ -13,7 +13,6 @@ from torch import nn
 
 from ..errors import building
 from ..options import Options
-from ..perceptual import named_terms
 from ..registry import ARCH_REGISTRY, MODEL_REGISTRY
 from .base import Batch, BaseModel
 
@@ -28,7 +27,7 @@ class SRModel(BaseModel):
     """Builds everything from the options and runs one optimisation step at a time."""
 
     # Checked with the option keys (framework.options): what this model needs to train, and what it would ignore.
-    required_options = ("train.pixel_opt|train.perceptual_opt",)
+    required_options = ("train.pixel_opt|train.perceptual_opt|train.losses",)
     unused_options = ("network_d", "train.optim_d", "train.scheduler_d", "train.gan_opt", "path.pretrain_path_d")
 
     def __init__(self, options: Options, device: torch.device) -> None:
@@ -39,8 +38,7 @@ class SRModel(BaseModel):
             self.net_g.eval()
             return
         self.net_g.train()
-        self.cri_pix = self.build_loss(train.pixel_opt, "pixel_opt")
-        self.cri_perceptual = self.build_loss(train.perceptual_opt, "perceptual_opt")  # BasicSR's l_percep, l_style
+        self.losses = self.build_losses(train)  # BasicSR's l_pix, l_percep, l_style, and the losses list
         self.optimizer = self.build_optimizer(train.optim_g, self.net_g, "optim_g")
         self.scheduler = self.build_schedule("optim_g", train.scheduler, "scheduler", train.warmup_iter)
         self.grad_clip_norm = train.grad_clip_norm
@@ -49,10 +47,7 @@ class SRModel(BaseModel):
 
     def forward_losses(self, batch: Batch) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         output = self.train_net("net_g")(self.to_device(batch["lq"]))
-        losses = {"l_pix": self.cri_pix(output, self.target(batch, "pix"))} if self.cri_pix is not None else {}
-        if self.cri_perceptual is not None:
-            losses.update(named_terms(self.cri_perceptual, output, self.target(batch, "percep"), prefix="l_"))
-        return output, losses
+        return output, self.loss_terms(self.losses, output, batch, prefix="l_")
 
     def train_step(self, batch: Batch, iteration: int) -> Dict[str, torch.Tensor]:
         """One optimizer step; losses come back as detached tensors (no device sync until they are logged)."""
