@@ -7,6 +7,7 @@ from setuptools import find_packages, setup
 version = re.search(r'__version__ = "([^"]+)"', Path("framework/version.py").read_text()).group(1)
 
 ONNX = ["onnx>=1.17", "onnxruntime>=1.20", "onnxscript>=0.2"]
+WANDB = ["wandb>=0.19,<1"]
 
 setup(
     name="sr-framework",
@@ -37,7 +38,9 @@ setup(
         "onnx": ONNX,
         # The tests also run the ONNX exports, load our .pth files in spandrel (chaiNNer's, ComfyUI's loader)
         # and compare the optional LPIPS metric with the lpips package (not needed to train).
+        # Weights & Biases logging (logger.wandb); imported only when configured.
+        "wandb": WANDB,
         "dev": ["pytest>=7.0", "pytest-timeout>=2.3", "ruff>=0.17,<0.18", "mypy>=2.4,<2.5", *ONNX,
-                "spandrel>=0.4,<0.5", "lpips>=0.1.4"],
+                "spandrel>=0.4,<0.5", "lpips>=0.1.4", *WANDB],
     },
 )

@@ -83,7 +83,7 @@ def test_sigterm_stops_all_ranks_at_one_step_and_auto_resume_is_bitwise(workdir:
     built = check_and_build(options)
     built.model.load_pretrained(load(weights / "ref_best.pth")["params"], strict=True)
     loader = build_val_loader(options, "val", built.datasets["val"], torch.device("cpu"))
-    single = evaluate(built.model.inference, loader, options.val.metrics)
+    single = evaluate(built.model.inference, loader, options.val.metrics).averages
     assert single["psnr"] == load(weights / "ref_best.pt")["best"]["psnr"]["value"]
 
 
