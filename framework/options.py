@@ -162,8 +162,8 @@ class ValOptions:
     show_images: Union[int, Tuple[str, ...]] = opt(3, doc="Comparison strips in TensorBoard (and W&B) at each "
                                                           "validation: the first N images of each validation set, "
                                                           "or a list of image names (file names without "
-                                                          "extension); each strip is bicubic | output | GT of the "
-                                                          "same centre crop. 0 = none.", min=0)
+                                                          "extension); each strip shows bicubic, output and GT of "
+                                                          "the same centre crop side by side. 0 = none.", min=0)
     show_crop: int = opt(128, doc="Side of the strips' centre crop in GT pixels (smaller images: their size; "
                                   "rounded down to a multiple of `scale`).", min=1)
     # Per metric name: whether higher values are better (from `better:`, else the registered metric's own).

@@ -133,7 +133,7 @@ def test_tensorboard_gets_one_strip_per_shown_image_at_each_validation(workdir: 
 def _png(data: bytes) -> Any:
     import numpy as np
 
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    return np.array(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 def test_named_images_and_none(workdir: Path) -> None:
@@ -271,3 +271,13 @@ def test_wandb_without_the_package_is_an_option_error(workdir: Path, monkeypatch
         load_options(str(opt))
     # BasicSR's files carry `wandb: {project: ~, resume_id: ~}`: W&B off, no package needed
     load_options(str(write_options(workdir, "off", **{"logger.wandb": {"project": None, "resume_id": None}})))
+
+
+def test_a_shown_image_name_that_is_no_validation_image_is_an_option_error(workdir: Path,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    opt = write_options(workdir, **{"val.show_images": ["0001", "001"]})
+    assert cli.run_main(cli.train_main, ["-opt", str(opt), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "val.show_images[1]: no validation image is named '001'" in err[0], err
+    assert "tiny.yml:" in err[0] and "did you mean '0001'" in err[0]
+    assert not (workdir / "experiments").exists() and not (workdir / "weights").exists()
