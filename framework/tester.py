@@ -22,8 +22,7 @@ from .logger import held_messages, held_startup_lines
 from .models.base import Model, load_pretrained
 from .options import Options
 from .run_folders import archive_previous_run
-from .tiling import input_multiple
-from .validation import bicubic_baseline, evaluate, tiled
+from .validation import bicubic_baseline, evaluate, model_inference
 
 
 def check_test_options(options: Options) -> None:
@@ -73,9 +72,8 @@ def _evaluate_all(options: Options, model: Model, loaders: Dict[str, DataLoader]
         name = options.datasets[phase].name
         save_dir = os.path.join(results_dir, "visualization", name) if options.val.save_img else None
         suffix = f"_{options.val.suffix}" if options.val.suffix else ""
-        infer = tiled(model.inference, scale=options.scale, multiple=input_multiple(model.networks()["net_g"]),
-                      tile=options.val.tile_size, pad=options.val.tile_pad)
-        result = evaluate(infer, loader, options.val.metrics, save_dir, suffix=suffix)
+        result = evaluate(model_inference(model, options.val, options.scale), loader, options.val.metrics, save_dir,
+                          suffix=suffix)
         results[name] = result.averages
         bicubic: Dict[str, Dict[str, float]] = {}
         if options.scale > 1:

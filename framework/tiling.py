@@ -19,7 +19,7 @@ ProgressFn = Callable[[int, int], None]
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
-def input_multiple(net: nn.Module) -> int:
+def input_multiple(net: Optional[nn.Module]) -> int:
     """What a network declares its input height and width must be multiples of (``input_multiple``; 1 if
     nothing)."""
     return int(getattr(net, "input_multiple", 1) or 1)

@@ -38,8 +38,7 @@ from .options import Options, format_change, option_changes, save_options
 from .progress import BestRecord, TrainingProgress
 from .rng import restore_rng, seed_everything
 from .run_folders import archive_previous_run, move_into_archive
-from .tiling import input_multiple
-from .validation import Evaluation, bicubic_baseline, evaluate, strip_maker, tiled
+from .validation import Evaluation, bicubic_baseline, evaluate, model_inference, strip_maker
 from .version import __version__
 
 logger = logging.getLogger(__name__)
@@ -451,9 +450,7 @@ class Trainer:
         options, it = self.options, self.iteration
         assert options.val is not None
         new_best = False
-        multiple = input_multiple(self.model.networks()["net_g"])
-        infer = tiled(self.model.inference, scale=options.scale, multiple=multiple, tile=options.val.tile_size,
-                      pad=options.val.tile_pad)
+        infer = model_inference(self.model, options.val, options.scale)
         # every rank makes the strips of its shard (they are gathered with the metrics); rank 0 logs them
         strips = strip_maker(options.val.show_images, options.val.show_crop, options.scale, self.dist.rank,
                              self.dist.world_size)
@@ -462,12 +459,7 @@ class Trainer:
             save_dir = os.path.join(self.exp_dir, "visualization", name) if options.val.save_img else None
             result = evaluate(infer, loader, options.val.metrics, save_dir, suffix=f"_{it}", strips=strips,
                               gather=self.dist.gather)
-            for image in result.images:
-                if image.strip is not None:  # bicubic | output | GT
-                    log.image(f"val/{name}/{image.name}", image.strip, it)
-            baseline = self.baselines.get(name)
-            log.per_image(name, per_image.image_rows(name, it, result.rows(),
-                                                     baseline.by_name() if baseline else {}))
+            self._log_images(log, name, result)
             values = result.averages
             last_metrics[name] = values
             log.scalars({f"metrics/{name}/{k}": v for k, v in values.items()}, it)
@@ -478,6 +470,15 @@ class Trainer:
                     improved = self.best.update(metric, value, it, options.val.higher_is_better.get(metric, True))
                     new_best = new_best or (improved and metric_index == 0)
         return new_best
+
+    def _log_images(self, log: ExperimentLogger, name: str, result: Evaluation) -> None:
+        """The comparison strips (bicubic | output | GT) to TensorBoard / W&B, and the per-image rows."""
+        for image in result.images:
+            if image.strip is not None:
+                log.image(f"val/{name}/{image.name}", image.strip, self.iteration)
+        baseline = self.baselines.get(name)
+        log.per_image(name, per_image.image_rows(name, self.iteration, result.rows(),
+                                                 baseline.by_name() if baseline else {}))
 
     def _summary(self, last_metrics: Dict[str, Dict[str, float]]) -> List[str]:
         """The closing lines: each validation metric against the bicubic baseline."""

@@ -19,7 +19,9 @@ from .data.image_io import write_image
 from .metrics import tensor_to_uint8
 from .registry import METRIC_REGISTRY
 from .schema import Component
-from .tiling import run_tiled
+from .models.base import Model
+from .options import ValOptions
+from .tiling import input_multiple, run_tiled
 
 PerImage = Dict[str, float]
 Infer = Callable[[torch.Tensor], torch.Tensor]
@@ -97,6 +99,12 @@ def tiled(infer: Infer, *, scale: int, multiple: int, tile: int, pad: int) -> In
     """``infer`` on whole images (``tile`` 0) or in tiles, padded to the network's input multiple: the code
     of tiled inference (:func:`framework.tiling.run_tiled`)."""
     return lambda lq: run_tiled(infer, lq, scale=scale, multiple=multiple, tile=tile, pad=pad)
+
+
+def model_inference(model: Model, val: ValOptions, scale: int) -> Infer:
+    """What validation runs (train.py and test.py): the model's deploy network, tiled as ``val`` says."""
+    return tiled(model.inference, scale=scale, multiple=input_multiple(model.networks().get("net_g")),
+                 tile=val.tile_size, pad=val.tile_pad)
 
 
 # ------------------------------------------------------------------------------------------ comparison strips
