@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, 
 import torch
 from tqdm import tqdm
 
-from . import per_image
+from .per_image import Row, append_rows, drop_after, table_path
 
 if TYPE_CHECKING:
     from .options import WandbOptions
@@ -127,6 +127,15 @@ class ExperimentLogger:
         self.exp_dir = exp_dir
         self.name = name
         os.makedirs(exp_dir, exist_ok=True)
+        # A resume from an earlier checkpoint: the per-image rows of the abandoned continuation go.
+        drop_after(exp_dir, resume_iter)
+        self._boards: List[Board] = []
+        if wandb is not None and wandb.project:  # first: it may refuse to start (not logged in)
+            from .wandb_logger import WandbBoard
+
+            self._boards.append(WandbBoard(wandb, exp_dir, name, config or {}))
+        if use_tb:
+            self._boards.append(TensorBoard(os.path.join(exp_dir, "tb_logger"), resume_iter))
         self.log_path = os.path.join(exp_dir, f"train_{name}_{time.strftime('%Y%m%d_%H%M%S')}.log")
         file_handler = logging.FileHandler(self.log_path, encoding="utf-8")
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
@@ -138,15 +147,6 @@ class ExperimentLogger:
         self._held = held
         if held is not None:  # from here on lines go to the log directly; the held ones wait for replay()
             FRAMEWORK_LOGGER.removeHandler(held)
-        # A resume from an earlier checkpoint: the per-image rows of the abandoned continuation go.
-        per_image.drop_after(exp_dir, resume_iter)
-        self._boards: List[Board] = []
-        if use_tb:
-            self._boards.append(TensorBoard(os.path.join(exp_dir, "tb_logger"), resume_iter))
-        if wandb is not None and wandb.project:
-            from .wandb_logger import WandbBoard
-
-            self._boards.append(WandbBoard(wandb, exp_dir, name, config or {}))
         self._bar: Optional[tqdm] = None
         self.show_progress = show_progress
 
@@ -182,9 +182,9 @@ class ExperimentLogger:
         for board in self._boards:
             board.image(tag, img_uint8, iteration)
 
-    def per_image(self, dataset: str, rows: Sequence[per_image.Row]) -> None:
+    def per_image(self, dataset: str, rows: Sequence[Row]) -> None:
         """Append a validation's per-image rows to the set's table in the experiment folder."""
-        per_image.append_rows(per_image.table_path(self.exp_dir, dataset), rows)
+        append_rows(table_path(self.exp_dir, dataset), rows)
 
     # best-model archive
     def archive_best(self, weights_path: str, iteration: int, metrics: Mapping[str, float],
@@ -249,7 +249,7 @@ class RankLogger(ExperimentLogger):
     def start_progress(self, total: int, initial: int) -> None:
         pass
 
-    def per_image(self, dataset: str, rows: Sequence[per_image.Row]) -> None:
+    def per_image(self, dataset: str, rows: Sequence[Row]) -> None:
         pass
 
     def archive_best(self, weights_path: str, iteration: int, metrics: Mapping[str, float],

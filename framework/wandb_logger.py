@@ -55,7 +55,10 @@ class WandbBoard:
                                                                       else pixels)})
 
     def close(self) -> None:
+        """Finish the run and stop W&B's service process, so a later run in this process starts afresh (it reads
+        WANDB_MODE and the login again)."""
         self.run.finish()
+        self._wandb.teardown()
 
 
 def _read_id(path: str) -> str:

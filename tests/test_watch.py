@@ -281,3 +281,20 @@ def test_a_shown_image_name_that_is_no_validation_image_is_an_option_error(workd
     assert len(err) == 1 and "val.show_images[1]: no validation image is named '001'" in err[0], err
     assert "tiny.yml:" in err[0] and "did you mean '0001'" in err[0]
     assert not (workdir / "experiments").exists() and not (workdir / "weights").exists()
+
+
+def test_wandb_that_cannot_start_is_one_clear_line(workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    """Online mode and not logged in: exit 2, one line naming logger.wandb and the ways out, no traceback."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(workdir))  # no ~/.netrc login
+    monkeypatch.setenv("WANDB_DIR", str(workdir))
+    opt = write_options(workdir, **{"logger.wandb": {"project": "p"}})
+    assert cli.run_main(cli.train_main, ["-opt", str(opt), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "logger.wandb: W&B did not start" in lines[0] and "wandb login" in lines[0], err
+    assert "Traceback" not in err
+    assert not list(workdir.glob("weights/*.pt")) and not list(workdir.glob("experiments/tiny/train_*.log"))
