@@ -60,7 +60,8 @@ Gather = Callable[[List[ImageResult]], List[List[ImageResult]]]
 
 def evaluate(infer: Infer, loader: DataLoader, metrics: Mapping[str, Component], save_dir: Optional[str] = None,
              suffix: str = "", strips: Optional[StripFn] = None, gather: Optional[Gather] = None) -> Evaluation:
-    """Each metric over the images of ``loader`` (batch size 1, whole images), per image and averaged.
+    """Each metric over the images of ``loader`` (batch size 1; ``infer`` sees whole images and may tile them,
+    see :func:`model_inference`), per image and averaged; ``strips`` makes the comparison strips on the way.
 
     Under torchrun each process measures its shard (every world_size-th image, see ``build_val_loader``);
     ``gather`` brings the per-image results together and every rank sums them in image order, so the averages
