@@ -10,6 +10,7 @@ ONNX = ["onnx>=1.17", "onnxruntime>=1.20", "onnxscript>=0.2"]
 # Adan and the schedule-free AdamW (train.optim_g type Adan / AdamWScheduleFree): one maintained package with
 # both (0.4 MB wheel, pure Python), imported only by runs that ask for them.
 OPTIM = ["pytorch-optimizer>=3.5,<5"]
+WANDB = ["wandb>=0.19,<1"]
 
 setup(
     name="sr-framework",
@@ -41,7 +42,9 @@ setup(
         "optim": OPTIM,
         # The tests also run the ONNX exports, load our .pth files in spandrel (chaiNNer's, ComfyUI's loader)
         # and compare the optional LPIPS metric with the lpips package (not needed to train).
+        # Weights & Biases logging (logger.wandb); imported only when configured.
+        "wandb": WANDB,
         "dev": ["pytest>=7.0", "pytest-timeout>=2.3", "ruff>=0.17,<0.18", "mypy>=2.4,<2.5", *ONNX, *OPTIM,
-                "spandrel>=0.4,<0.5", "lpips>=0.1.4"],
+                "spandrel>=0.4,<0.5", "lpips>=0.1.4", *WANDB],
     },
 )

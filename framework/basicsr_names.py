@@ -87,8 +87,6 @@ KEY_RULES: Tuple[KeyRule, ...] = (
             "sampler, and validation sets never are"),
     KeyRule("datasets.*", "num_prefetch_queue", "remove", "the loader's workers prefetch here, 2 batches each"),
     KeyRule("val", "pbar", "remove", "validation has no progress-bar option here; its results are logged"),
-    KeyRule("logger", "wandb", "remove", "Weights & Biases is not provided; TensorBoard events are written, "
-            "see logger.use_tb_logger"),
     # --- GAN training: the discriminator's weights
     KeyRule("path", "pretrain_network_d", "rename", "the discriminator's starting weights", to="pretrain_path_d"),
     KeyRule("path", "param_key_d", "remove", "path.param_key applies to both networks (and a .pth with one "

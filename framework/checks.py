@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from .data.build import build_dataset
 from .device import select_device
-from .errors import OptionError, UserError, building
+from .errors import OptionError, UserError, building, did_you_mean
 from .metrics import tensor_to_uint8
 from .models.base import Model
 from .options import Options
@@ -45,6 +45,7 @@ def check_and_build(options: Options) -> Built:
     seed_everything(options.manual_seed)  # the weights' initialisation: the first draw of the run
     model = _build_model(options, device, problems)
     datasets = _build_datasets(options, problems, _all_valid)
+    _check_shown_images(options, datasets, problems)
     if problems or model is None:
         raise options.error(problems)
     return Built(device, model, datasets)
@@ -79,6 +80,22 @@ def _build_datasets(options: Options, problems: List[Problem], valid: Callable[[
             if dataset is not None:
                 datasets[phase] = dataset
     return datasets
+
+
+def _check_shown_images(options: Options, datasets: Dict[str, Dataset], problems: List[Problem]) -> None:
+    """``val.show_images`` as names: each one an image of some validation set (where the sets list their
+    images), so a typo does not silently show nothing."""
+    show = options.val.show_images if options.val is not None else 0
+    val_sets = [ds for phase, ds in datasets.items() if phase != "train"]
+    listings = [getattr(ds, "names", None) for ds in val_sets]
+    if not isinstance(show, tuple) or not listings or any(listing is None for listing in listings):
+        return
+    names = [os.path.splitext(name)[0] for listing in listings if listing is not None for name in listing()]
+    for index, name in enumerate(show):
+        if name not in names:
+            problems.append(Problem(("val", "show_images", index), f"no validation image is named '{name}' (names "
+                                    f"are file names without extension, e.g. '{names[0]}')"
+                                    f"{did_you_mean(name, names)}"))
 
 
 def _check_device(options: Options, problems: List[Problem]) -> None:

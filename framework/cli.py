@@ -41,7 +41,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     parser.add_argument("--debug", action="store_true",
                         help="a few iterations (at most 8) of the real configuration (each as long as in the "
-                             "real run), log every one, validate and save at 4 and 8, no TensorBoard, name "
+                             "real run), log every one, validate and save at 4 and 8, no TensorBoard or W&B, name "
                              "prefixed with debug_ (so real results are untouched)")
     parser.add_argument("--dry-run", action="store_true",
                         help="validate the options, build data, network and optimizer, run one batch through "
@@ -80,7 +80,8 @@ def debug_options(options: Options) -> Options:
     """``--debug``: the same run in miniature, under another name, so nothing real is touched."""
     assert options.train is not None  # train.py's options (require_train)
     train = dataclasses.replace(options.train, total_iter=min(options.train.total_iter, 8))
-    logger = dataclasses.replace(options.logger, print_freq=1, save_checkpoint_freq=4, use_tb_logger=False)
+    logger = dataclasses.replace(options.logger, print_freq=1, save_checkpoint_freq=4, use_tb_logger=False,
+                                 wandb=None)
     val = dataclasses.replace(options.val, val_freq=4) if options.val is not None else None
     path = dataclasses.replace(options.path, resume_path="auto" if options.path.resume_path == "auto" else None)
     return dataclasses.replace(options, name=f"debug_{options.name}", train=train, logger=logger, val=val,

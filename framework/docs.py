@@ -10,7 +10,7 @@ import typing
 from typing import List
 
 from .options import (DATASET_INJECTED, LOADER_KEYS, DatasetOptions, DegradationOptions, LoggerOptions, Options,
-                      PathOptions, TrainOptions, ValOptions)
+                      PathOptions, TrainOptions, ValOptions, WandbOptions)
 from .basicsr_names import KeyRule, absent_components_text, rename_table
 from .registry import ALL_REGISTRIES, DATASET_REGISTRY, Registry
 from .schema import Component, describe_annotation, signature_params
@@ -106,6 +106,7 @@ def options_reference() -> str:
               "`val.metrics.<name>` types and their arguments:", "", "| type | arguments |", "|---|---|",
               *_registered(vmeta["registry"], vmeta["injected"]), "",
               "### `logger`", "", head, *_rows(LoggerOptions, "logger."), "",
+              "`logger.wandb` (needs `pip install wandb`):", "", head, *_rows(WandbOptions, "logger.wandb."), "",
               "### `degradation` (RealESRNetModel, RealESRGANModel)", "",
               "Real-ESRGAN's option files write these keys at the top level: move them into this section "
               "(`scripts/convert_options.py` does). The blur kernels are RealESRGANDataset's keys "

@@ -9,9 +9,8 @@ gray, alpha, 8 or 16 bits. Used by ``scripts/inference.py`` and ``scripts/checkp
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import yaml
@@ -26,6 +25,7 @@ from .models.base import LoadReport
 from .options import load_options
 from .registry import ARCH_REGISTRY
 from .schema import Component, Problem, build_component, path_str, signature_params
+from .tiling import ProgressFn, Window, input_multiple, round_up, run_tiled, tile_windows
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def _probe(net: nn.Module, component: Component, source: str, expected_scale: Op
     params, _, _ = signature_params(ARCH_REGISTRY.get(component.type))
     in_ch = component.kwargs.get("num_in_ch", params["num_in_ch"].default if "num_in_ch" in params else 3)
     in_ch = in_ch if isinstance(in_ch, int) and not isinstance(in_ch, bool) else 3
-    multiple = int(getattr(net, "input_multiple", 1) or 1)
+    multiple = input_multiple(net)
     size = 4 * multiple
     try:
         with torch.inference_mode():
@@ -206,27 +206,6 @@ def select_device(name: str) -> torch.device:
 # ------------------------------------------------------------------------------------------------ tiling
 
 
-Window = Tuple[int, int, int, int]  # along one axis: window start, window end, kept start, kept end
-
-
-def axis_windows(length: int, tile: int, pad: int) -> List[Window]:
-    """Cut ``[0, length)`` into kept parts of ``tile`` pixels, each inside a window with ``pad`` pixels of
-    context on both sides where the image has them. Every window has the same size (``min(tile + 2 pad,
-    length)``), so tiles can be batched: a window at the border is shifted inwards rather than cut.
-    With ``length``, ``tile`` and ``pad`` multiples of m, every start is one too.
-    """
-    size = min(tile + 2 * pad, length)
-    out = []
-    for start in range(0, length, tile):
-        end = min(start + tile, length)
-        left = min(max(start - pad, 0), length - size)
-        out.append((left, left + size, start, end))
-    return out
-
-
-ProgressFn = Callable[[int, int], None]
-
-
 class Upscaler:
     """Runs a :class:`DeployNetwork` on images of any size: whole, or in tiles (``tile`` input pixels a side,
     ``tile_pad`` pixels of context each side, ``batch`` tiles per forward pass), on ``device`` in
@@ -246,43 +225,20 @@ class Upscaler:
         self.device = device
         self.dtype = PRECISIONS[precision]
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        m = network.input_multiple
-        self.tile = math.ceil(tile / m) * m
-        self.tile_pad = math.ceil(tile_pad / m) * m
+        self.tile = round_up(tile, network.input_multiple)
+        self.tile_pad = round_up(tile_pad, network.input_multiple)
         self.batch = batch
         self.net = network.net.to(device=device, dtype=self.dtype).to(memory_format=self.memory_format)
 
     def windows(self, height: int, width: int) -> List[Tuple[Window, Window]]:
         """The tiles of a (padded) image: pairs of (rows, columns) windows, row by row."""
-        tile_h = self.tile or height
-        tile_w = self.tile or width
-        return [(rows, cols) for rows in axis_windows(height, tile_h, self.tile_pad)
-                for cols in axis_windows(width, tile_w, self.tile_pad)]
+        return tile_windows(height, width, self.tile, self.tile_pad)
 
     @torch.inference_mode()
     def __call__(self, img: torch.Tensor, progress: Optional[ProgressFn] = None) -> torch.Tensor:
         """(N, C, H, W) float in [0, 1] on the CPU -> the network's (N, C', sH, sW) float32 output on the CPU."""
-        s, m = self.network.scale, self.network.input_multiple
-        height, width = img.shape[-2:]
-        pad_h, pad_w = -height % m, -width % m
-        if pad_h or pad_w:  # pixel-unshuffle needs multiples of m; the padding is cut off the output again
-            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-            img = F.pad(img, (0, pad_w, 0, pad_h), mode=mode)
-        H, W = img.shape[-2:]
-        out = torch.empty(img.shape[0], self.network.out_channels, H * s, W * s, dtype=torch.float32)
-        tiles = self.windows(H, W)
-        per_pass = max(1, self.batch // img.shape[0])
-        for first in range(0, len(tiles), per_pass):
-            group = tiles[first:first + per_pass]
-            batch = torch.cat([img[..., r[0]:r[1], c[0]:c[1]] for r, c in group])
-            result = self._forward(batch)
-            for i, (r, c) in enumerate(group):
-                part = result[i * img.shape[0]:(i + 1) * img.shape[0]]
-                out[..., r[2] * s:r[3] * s, c[2] * s:c[3] * s] = \
-                    part[..., (r[2] - r[0]) * s:(r[3] - r[0]) * s, (c[2] - c[0]) * s:(c[3] - c[0]) * s]
-            if progress is not None:
-                progress(min(first + per_pass, len(tiles)), len(tiles))
-        return out[..., :height * s, :width * s]
+        return run_tiled(self._forward, img, scale=self.network.scale, multiple=self.network.input_multiple,
+                         tile=self.tile, pad=self.tile_pad, batch=self.batch, progress=progress)
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         x = batch.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.memory_format)

@@ -1,4 +1,5 @@
-"""What a run tells the user: text log, progress bar, TensorBoard, and the archive of best models.
+"""What a run tells the user: text log, progress bar, TensorBoard (and Weights & Biases, in its own module),
+the per-image result tables, and the archive of best models.
 
 Modules log through the standard library (``logging.getLogger(__name__)``, all under the ``framework``
 logger). Lines logged before the experiment log exists (start-up: checks, resume, baselines) are held by a
@@ -16,10 +17,15 @@ import sys
 import time
 from contextlib import contextmanager
 from logging.handlers import MemoryHandler
-from typing import Dict, Iterator, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence
 
 import torch
 from tqdm import tqdm
+
+from .per_image import Row, append_rows, drop_after, table_path
+
+if TYPE_CHECKING:
+    from .options import WandbOptions
 
 FRAMEWORK_LOGGER = logging.getLogger("framework")
 FRAMEWORK_LOGGER.setLevel(logging.INFO)
@@ -81,14 +87,55 @@ def console_logging() -> Iterator[None]:
         FRAMEWORK_LOGGER.removeHandler(console)
 
 
+class Board(Protocol):
+    """Where scalars and images go: TensorBoard, W&B."""
+
+    def scalars(self, values: Mapping[str, float], iteration: int) -> None: ...
+
+    def image(self, tag: str, img_uint8: torch.Tensor, iteration: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class TensorBoard:
+    """Event files in ``folder``; on resume, the events a previous run wrote after the checkpoint are dropped
+    (``purge_step``)."""
+
+    def __init__(self, folder: str, resume_iter: int) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer = SummaryWriter(folder, purge_step=resume_iter + 1 if resume_iter else None)
+
+    def scalars(self, values: Mapping[str, float], iteration: int) -> None:
+        for tag, value in values.items():
+            self._writer.add_scalar(tag, value, iteration)
+
+    def image(self, tag: str, img_uint8: torch.Tensor, iteration: int) -> None:
+        self._writer.add_image(tag, img_uint8, iteration, dataformats="CHW")
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 class ExperimentLogger:
-    """Text log + console, a tqdm bar, TensorBoard scalars/images, and the best-model archive."""
+    """Text log + console, a tqdm bar, TensorBoard (and W&B) scalars/images, the per-image tables and the
+    best-model archive."""
 
     def __init__(self, exp_dir: str, name: str, *, use_tb: bool, resume_iter: int = 0,
-                 show_progress: bool = True, held: Optional[MemoryHandler] = None) -> None:
+                 show_progress: bool = True, held: Optional[MemoryHandler] = None,
+                 wandb: Optional[WandbOptions] = None, config: Optional[Mapping[str, Any]] = None) -> None:
         self.exp_dir = exp_dir
         self.name = name
         os.makedirs(exp_dir, exist_ok=True)
+        # A resume from an earlier checkpoint: the per-image rows of the abandoned continuation go.
+        drop_after(exp_dir, resume_iter)
+        self._boards: List[Board] = []
+        if wandb is not None and wandb.project:  # first: it may refuse to start (not logged in)
+            from .wandb_logger import WandbBoard
+
+            self._boards.append(WandbBoard(wandb, exp_dir, name, config or {}))
+        if use_tb:
+            self._boards.append(TensorBoard(os.path.join(exp_dir, "tb_logger"), resume_iter))
         self.log_path = os.path.join(exp_dir, f"train_{name}_{time.strftime('%Y%m%d_%H%M%S')}.log")
         file_handler = logging.FileHandler(self.log_path, encoding="utf-8")
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
@@ -100,12 +147,6 @@ class ExperimentLogger:
         self._held = held
         if held is not None:  # from here on lines go to the log directly; the held ones wait for replay()
             FRAMEWORK_LOGGER.removeHandler(held)
-        self._tb = None
-        if use_tb:
-            from torch.utils.tensorboard import SummaryWriter
-            # purge_step drops events a previous run wrote after the checkpoint we resume from.
-            self._tb = SummaryWriter(os.path.join(exp_dir, "tb_logger"),
-                                     purge_step=resume_iter + 1 if resume_iter else None)
         self._bar: Optional[tqdm] = None
         self.show_progress = show_progress
 
@@ -131,15 +172,19 @@ class ExperimentLogger:
         if postfix:
             self._bar.set_postfix(postfix, refresh=False)
 
-    # tensorboard
+    # TensorBoard, W&B
     def scalars(self, values: Mapping[str, float], iteration: int) -> None:
-        if self._tb is not None:
-            for tag, value in values.items():
-                self._tb.add_scalar(tag, value, iteration)
+        for board in self._boards:
+            board.scalars(values, iteration)
 
     def image(self, tag: str, img_uint8: torch.Tensor, iteration: int) -> None:
-        if self._tb is not None:
-            self._tb.add_image(tag, img_uint8, iteration, dataformats="CHW")
+        """A uint8 (C, H, W) image."""
+        for board in self._boards:
+            board.image(tag, img_uint8, iteration)
+
+    def per_image(self, dataset: str, rows: Sequence[Row]) -> None:
+        """Append a validation's per-image rows to the set's table in the experiment folder."""
+        append_rows(table_path(self.exp_dir, dataset), rows)
 
     # best-model archive
     def archive_best(self, weights_path: str, iteration: int, metrics: Mapping[str, float],
@@ -171,9 +216,9 @@ class ExperimentLogger:
 
     def close(self) -> None:
         self.end_progress()
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+        for board in self._boards:
+            board.close()
+        self._boards = []
         for handler in self._handlers:
             FRAMEWORK_LOGGER.removeHandler(handler)
             handler.close()
@@ -197,11 +242,14 @@ class RankLogger(ExperimentLogger):
             FRAMEWORK_LOGGER.removeHandler(held)
             held.buffer.clear()
         self._held = None
-        self._tb = None
+        self._boards = []
         self._bar = None
         self.show_progress = False
 
     def start_progress(self, total: int, initial: int) -> None:
+        pass
+
+    def per_image(self, dataset: str, rows: Sequence[Row]) -> None:
         pass
 
     def archive_best(self, weights_path: str, iteration: int, metrics: Mapping[str, float],

@@ -6,6 +6,7 @@ BasicSR's names where BasicSR has them; keys that BasicSR spells differently get
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import re
 import typing
@@ -172,9 +173,35 @@ class ValOptions:
                                            "key; default: the metric's own direction). The first one decides "
                                            "the best model.",
                                            registry=METRIC_REGISTRY, injected=("img", "img2"))
+    tile_size: int = opt(0, doc="Validate (and test.py) in tiles of N x N input pixels, through the same code "
+                                "as `scripts/inference.py --tile` (for networks that cannot take a whole "
+                                "validation image in memory, e.g. transformers on 2K images); 0 = whole images. "
+                                "Rounded up to the network's input multiple.", min=0)
+    tile_pad: int = opt(32, doc="With `tile_size`: pixels of context around each tile, computed and cut off. With "
+                                "a pad of at least the network's receptive field the metrics equal whole-image "
+                                "validation (up to float rounding); a smaller one shows seams.", min=0)
+    show_images: Union[int, Tuple[str, ...]] = opt(3, doc="Comparison strips in TensorBoard (and W&B) at each "
+                                                          "validation: the first N images of each validation set, "
+                                                          "or a list of image names (file names without "
+                                                          "extension); each strip shows bicubic, output and GT of "
+                                                          "the same centre crop side by side. 0 = none.", min=0)
+    show_crop: int = opt(128, doc="Side of the strips' centre crop in GT pixels (smaller images: their size; "
+                                  "rounded down to a multiple of `scale`).", min=1)
     # Per metric name: whether higher values are better (from `better:`, else the registered metric's own).
     higher_is_better: Mapping[str, bool] = dataclasses.field(default_factory=lambda: MappingProxyType({}),
                                                              compare=False, metadata={"internal": True})
+
+
+@dataclass(frozen=True, kw_only=True)
+class WandbOptions:
+    """Weights & Biases (BasicSR's `logger.wandb` keys); needs `pip install wandb`."""
+
+    project: Optional[str] = opt(None, doc="W&B project to log the run to (the same scalars and comparison strips "
+                                           "as TensorBoard, from rank 0); none = no W&B (as in BasicSR's files).")
+    entity: Optional[str] = opt(None, doc="W&B team or user; none = your default entity.")
+    resume_id: Optional[str] = opt(None, doc="Continue this W&B run id; none = the id stored in "
+                                             "`experiments/<name>/wandb_run_id` by an earlier start of this "
+                                             "experiment (resuming continues the same run), else a new run.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,6 +212,7 @@ class LoggerOptions:
     save_checkpoint_freq: int = opt(5000, doc="Write `weights/<name>_iter_<N>.pt` and `.pth` every N "
                                               "iterations (and at the end of training).", min=1)
     use_tb_logger: bool = opt(True, doc="Write TensorBoard events to `experiments/<name>/tb_logger/`.")
+    wandb: Optional[WandbOptions] = opt(None, doc="Weights & Biases: see `logger.wandb.*`.")
     keep_last: Optional[int] = opt(None, doc="Keep only the newest K interval checkpoints (older ones are "
                                              "deleted after the new one is safely written); none = keep all. "
                                              "Best files are never deleted.", min=1)
@@ -449,6 +477,11 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
     if isinstance(suffix, str) and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", suffix):
         problems.append(Problem(("val", "suffix"), f"'{suffix}' is not safe in a file name; use letters, digits, "
                                                    "'_', '-' and '.'"))
+    wandb = options.logger.wandb
+    if wandb is not None and wandb.project and importlib.util.find_spec("wandb") is None:
+        problems.append(Problem(("logger", "wandb", "project"), "Weights & Biases needs the wandb package, which is "
+                                                                "not installed: pip install wandb (or pip install "
+                                                                "-e '.[wandb]'), or remove logger.wandb"))
     if options.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", options.name):
         problems.append(Problem(("name",), f"'{options.name}' is not a safe file name; use letters, digits, "
                                            "'_', '-' and '.' (it names folders and files)"))

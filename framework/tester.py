@@ -1,6 +1,7 @@
 """test.py: evaluate trained weights on every test set of an options file and print a metrics table.
 
-Results go to ``results/<name>/`` (metrics.json, a log, images with ``val.save_img``); an earlier results
+Results go to ``results/<name>/`` (metrics.json, a log, the per-image tables ``per_image_<set>.csv``, images
+with ``val.save_img``); an earlier results
 folder of the same name is moved aside, never overwritten.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Callable, Dict, List
 import torch
 from torch.utils.data import DataLoader
 
+from . import per_image
 from .checks import Built
 from .data.build import build_val_loader, close_loader, num_samples
 from .errors import UserError
@@ -20,7 +22,7 @@ from .logger import held_messages, held_startup_lines
 from .models.base import Model, load_pretrained
 from .options import Options
 from .run_folders import archive_previous_run
-from .validation import bicubic_baseline, evaluate
+from .validation import bicubic_baseline, evaluate, model_inference
 
 
 def check_test_options(options: Options) -> None:
@@ -70,10 +72,16 @@ def _evaluate_all(options: Options, model: Model, loaders: Dict[str, DataLoader]
         name = options.datasets[phase].name
         save_dir = os.path.join(results_dir, "visualization", name) if options.val.save_img else None
         suffix = f"_{options.val.suffix}" if options.val.suffix else ""
-        values = evaluate(model.inference, loader, options.val.metrics, save_dir, suffix=suffix)
-        results[name] = values
+        result = evaluate(model_inference(model, options.val, options.scale), loader, options.val.metrics, save_dir,
+                          suffix=suffix)
+        results[name] = result.averages
+        bicubic: Dict[str, Dict[str, float]] = {}
         if options.scale > 1:
-            results[f"{name} (bicubic)"] = bicubic_baseline(loader, options.val.metrics, options.scale)
+            baseline = bicubic_baseline(loader, options.val.metrics, options.scale)
+            results[f"{name} (bicubic)"] = baseline.averages
+            bicubic = baseline.by_name()
+        per_image.write_table(per_image.table_path(results_dir, name),
+                              per_image.image_rows(name, None, result.rows(), bicubic))
     lines += format_table(results, list(options.val.metrics))
     for line in lines:
         out(line)

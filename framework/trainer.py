@@ -21,6 +21,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
+from . import per_image
 from .checkpoint import CheckpointManager, CheckpointWriteError, Saved
 from .checkpoint_async import resolve_async_save
 from .checks import Built
@@ -37,7 +38,7 @@ from .options import Options, format_change, option_changes, save_options
 from .progress import BestRecord, TrainingProgress
 from .rng import restore_rng, seed_everything
 from .run_folders import archive_previous_run, move_into_archive
-from .validation import bicubic_baseline, evaluate
+from .validation import Evaluation, bicubic_baseline, evaluate, model_inference, strip_maker
 from .version import __version__
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class Trainer:
         self.progress = TrainingProgress(batch_size=loader_batch_size(options), world_size=self.dist.world_size)
         self.best = BestRecord()
         self.stop = _StopRequest()
-        self.baselines: Dict[str, Dict[str, float]] = {}
+        self.baselines: Dict[str, Evaluation] = {}
         self.current_metrics: Dict[str, float] = {}
         self.pending_rng: Optional[Dict[str, Any]] = None
 
@@ -228,7 +229,7 @@ class Trainer:
         for phase, loader in val_loaders.items():
             name = self.options.datasets[phase].name
             self.baselines[name] = bicubic_baseline(loader, val.metrics, self.options.scale, self.dist.gather)
-            logger.info(f"Bicubic baseline {name}: {format_metrics(self.baselines[name])}")
+            logger.info(f"Bicubic baseline {name}: {format_metrics(self.baselines[name].averages)}")
 
     def _log_environment(self) -> None:
         logger.info(f"framework {__version__}, torch {torch.__version__}, python {platform.python_version()}, "
@@ -278,7 +279,8 @@ class Trainer:
             archive_previous_run(self.exp_dir, self.ckpt.existing())
         return ExperimentLogger(self.exp_dir, self.options.name, use_tb=self.options.logger.use_tb_logger,
                                 resume_iter=self.iteration if ready.resuming else 0,
-                                show_progress=self.show_progress, held=held)
+                                show_progress=self.show_progress, held=held, wandb=self.options.logger.wandb,
+                                config=self.options.to_dict())
 
     def dry_run(self, out: Any = print) -> None:
         """Build everything and push one training batch through the model (forward and losses); write
@@ -448,15 +450,17 @@ class Trainer:
         options, it = self.options, self.iteration
         assert options.val is not None
         new_best = False
+        infer = model_inference(self.model, options.val, options.scale)
+        # every rank makes the strips of its shard (they are gathered with the metrics); rank 0 logs them
+        strips = strip_maker(options.val.show_images, options.val.show_crop, options.scale, self.dist.rank,
+                             self.dist.world_size)
         for index, (phase, loader) in enumerate(val_loaders.items()):
             name = options.datasets[phase].name
             save_dir = os.path.join(self.exp_dir, "visualization", name) if options.val.save_img else None
-
-            def to_tensorboard(image_name: str, img: torch.Tensor, set_name: str = name) -> None:
-                log.image(f"val/{set_name}/{image_name}", img, it)
-
-            values = evaluate(self.model.inference, loader, options.val.metrics, save_dir, suffix=f"_{it}",
-                              on_first=to_tensorboard if index == 0 else None, gather=self.dist.gather)
+            result = evaluate(infer, loader, options.val.metrics, save_dir, suffix=f"_{it}", strips=strips,
+                              gather=self.dist.gather)
+            self._log_images(log, name, result)
+            values = result.averages
             last_metrics[name] = values
             log.scalars({f"metrics/{name}/{k}": v for k, v in values.items()}, it)
             logger.info(f"Validation {name} @ iter {it}: {format_metrics(values)}")
@@ -468,11 +472,20 @@ class Trainer:
                     new_best = new_best or (improved and metric_index == 0)
         return new_best
 
+    def _log_images(self, log: ExperimentLogger, name: str, result: Evaluation) -> None:
+        """The comparison strips (bicubic | output | GT) to TensorBoard / W&B, and the per-image rows."""
+        for image in result.images:
+            if image.strip is not None:
+                log.image(f"val/{name}/{image.name}", image.strip, self.iteration)
+        baseline = self.baselines.get(name)
+        log.per_image(name, per_image.image_rows(name, self.iteration, result.rows(),
+                                                 baseline.by_name() if baseline else {}))
+
     def _summary(self, last_metrics: Dict[str, Dict[str, float]]) -> List[str]:
         """The closing lines: each validation metric against the bicubic baseline."""
         lines = []
         for name, values in last_metrics.items():
-            base = self.baselines.get(name, {})
+            base = self.baselines[name].averages if name in self.baselines else {}
             parts = []
             for metric, value in values.items():
                 if metric in base:

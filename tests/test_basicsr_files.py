@@ -135,7 +135,7 @@ def test_converter_keeps_comments_and_order_and_reports_each_change(tmp_path: Pa
     # one printed line per change, each at its line of the input
     expected = {5: "num_gpu: renamed to device: cuda", 25: "use_flip: renamed to use_hflip",
                 29: "use_shuffle: removed", 57: "pretrain_model_g: renamed to pretrain_path",
-                59: "resume_state: renamed to resume_path", 99: "logger.wandb: removed", 104: "dist_params: removed"}
+                59: "resume_state: renamed to resume_path", 104: "dist_params: removed"}
     assert len(changes) == len(expected), out
     for line, text in expected.items():
         assert any(c.startswith(f"{src}:{line}: ") and text in c for c in changes), (line, text, out)
@@ -144,7 +144,7 @@ def test_converter_keeps_comments_and_order_and_reports_each_change(tmp_path: Pa
            [x for x in after if x.lstrip().startswith("#") and "convert_options.py" not in x]
     assert after[4] == "device: cuda  # was num_gpu: 1; set num_gpu: 0 for cpu mode"
     kept = [x for x in before if not re.match(r"\s*(num_gpu|use_flip|use_shuffle|pretrain_model_g|resume_state|"
-                                              r"wandb|project|resume_id|dist_params|backend|port):", x)]
+                                              r"dist_params|backend|port):", x)]
     assert [x for x in after if "convert_options.py" not in x and not x.startswith("device:")
             and not re.match(r"\s*(use_hflip|pretrain_path|resume_path):", x)] == kept
     # converting the result again changes nothing

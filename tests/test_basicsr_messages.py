@@ -56,8 +56,6 @@ MESSAGES: List[Any] = [
                                                                              "torchrun"]), id="dist_params"),
     pytest.param(Msg(at("datasets.train.use_shuffle", True), ["use_shuffle", "remove it", "always shuffled"]),
                  id="use_shuffle"),
-    pytest.param(Msg(at("logger.wandb", {"project": None}), ["logger.wandb", "remove it", "TensorBoard"]),
-                 id="wandb"),
     # --- BasicSR / Real-ESRGAN components this trainer lacks: named as such, never a look-alike
     pytest.param(Msg(at("val.metrics.niqe", {"type": "calculate_niqe", "crop_border": 2}),
                      ["val.metrics.niqe.type", "'calculate_niqe' is a BasicSR metric", "does not provide",

@@ -1,6 +1,7 @@
 """The checkpoint contract: formats, names, exact resume, crash safety, verification, safe loading."""
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -9,7 +10,7 @@ import random
 import signal
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ from framework.checkpoint import CheckpointError, CheckpointManager, atomic_save
 from framework.options import load_options
 from framework.progress import BestRecord, TrainingProgress
 from framework.models.sr_model import SRModel
+from framework.validation import Evaluation
 
 from .childproc import Child
 from .tinyrun import load as _load, REPO, run_train, train_in_process, write_options
@@ -591,9 +593,10 @@ def test_metric_direction_decides_the_best_model(workdir: Path, better: str, mon
     scripted = [1.0, 3.0, 2.0, 0.0]
     real_evaluate = trainer.evaluate
 
-    def evaluate(*args: Any, **kwargs: Any) -> Dict[str, float]:
-        values = real_evaluate(*args, **kwargs)
-        return {**values, "psnr": scripted.pop(0) if len(scripted) > 1 else scripted[0]}
+    def evaluate(*args: Any, **kwargs: Any) -> Evaluation:
+        result = real_evaluate(*args, **kwargs)
+        psnr = scripted.pop(0) if len(scripted) > 1 else scripted[0]
+        return dataclasses.replace(result, averages={**result.averages, "psnr": psnr})
 
     monkeypatch.setattr(trainer, "evaluate", evaluate)
     opt = write_options(workdir, **{"train.total_iter": 8, "val.val_freq": 2,

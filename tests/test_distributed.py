@@ -3,6 +3,7 @@ contract, stopping together, resume on the same and on another number of process
 worker restarted by torchrun, and validation equal to single-process validation."""
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import sys
@@ -53,7 +54,7 @@ def _layout(pth: Path) -> Dict[str, tuple]:
 def test_sigterm_stops_all_ranks_at_one_step_and_auto_resume_is_bitwise(workdir: Path) -> None:
     common = {"train.total_iter": 200, "logger.save_checkpoint_freq": 1000, "logger.print_freq": 1,
               "val.val_freq": 100}
-    ref = write_options(workdir, "ref", **common)
+    ref = write_options(workdir, "ref", **common, **{"logger.use_tb_logger": True, "val.show_crop": 16})
     sig = write_options(workdir, "sig", **common)
     with torchrun(workdir, ref) as child:
         out = finish(child)
@@ -86,7 +87,21 @@ def test_sigterm_stops_all_ranks_at_one_step_and_auto_resume_is_bitwise(workdir:
     built.model.load_pretrained(load(weights / "ref_best.pth")["params"], strict=True)
     loader = build_val_loader(options, "val", built.datasets["val"], torch.device("cpu"))
     single = evaluate(built.model.inference, loader, options.val.metrics)
-    assert single["psnr"] == load(weights / "ref_best.pt")["best"]["psnr"]["value"]
+    best = load(weights / "ref_best.pt")["best"]["psnr"]
+    assert single.averages["psnr"] == best["value"]
+    # rank 0's per-image table holds both ranks' images, in set order, with the single-process values
+    with open(workdir / "experiments" / "ref" / "per_image_val.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["iteration"], r["image"]) for r in rows] == [(i, n) for i in ("100", "200") for n in ("0000", "0001")]
+    assert {r["image"]: float(r["psnr"]) for r in rows if r["iteration"] == str(best["iteration"])} == \
+        {name: values["psnr"] for name, values in single.by_name().items()}
+    # and the strips of both (image 0001 is made by rank 1 and gathered)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(workdir / "experiments" / "ref" / "tb_logger"), size_guidance={"images": 0})
+    events.Reload()
+    assert {tag: [(e.step, e.width) for e in events.Images(tag)] for tag in events.Tags()["images"]} == \
+        {f"val/val/{n}": [(100, 48), (200, 48)] for n in ("0000", "0001")}
 
 
 def test_two_processes_equal_one_with_twice_the_batch_and_resume_on_one(workdir: Path) -> None:

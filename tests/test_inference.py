@@ -13,7 +13,8 @@ from torchcodec.encoders import JpegEncoder
 
 from framework.cli import run_main
 from framework.data.image_io import decode_file, to_float, to_integer, write_image
-from framework.inference import Upscaler, axis_windows, load_network
+from framework.inference import Upscaler, load_network
+from framework.tiling import axis_windows
 from framework.logger import console_logging
 from framework.models.base import load_pretrained
 from framework.models.sr_model import SRModel

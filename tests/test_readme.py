@@ -25,7 +25,8 @@ def test_every_schema_key_is_documented() -> None:
 
     text = README.read_text(encoding="utf-8")
     for cls, prefix in ((o.Options, ""), (o.PathOptions, "path."), (o.TrainOptions, "train."),
-                        (o.ValOptions, "val."), (o.LoggerOptions, "logger."), (o.DatasetOptions, "")):
+                        (o.ValOptions, "val."), (o.LoggerOptions, "logger."), (o.WandbOptions, "logger.wandb."),
+                        (o.DatasetOptions, "")):
         for f in dataclasses.fields(cls):
             if f.metadata.get("internal") or f.name == "dataset":
                 continue
