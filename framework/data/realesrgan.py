@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import OptionError, check_range
 from ..registry import DATASET_REGISTRY
-from .backends import open_source
+from .backends import open_sources
 from .datasets import Key, sample_generator
 from .image_io import decode_bytes, to_float, to_integer
 from .kernels import KERNEL_TYPES, BlurSettings, random_blur_kernel, random_final_sinc
@@ -59,10 +59,10 @@ class RealESRGANDataset(torch.utils.data.Dataset):
     refused_arguments = {"dataroot_lq": "RealESRGANDataset reads HR images only and synthesises the LR inputs; "
                                         "remove dataroot_lq"}
 
-    def __init__(self, dataroot_gt: str, scale: int, seed: int = 0, train: bool = True,
+    def __init__(self, dataroot_gt: Union[str, Tuple[str, ...]], scale: int, seed: int = 0, train: bool = True,
                  gt_size: Optional[int] = None, use_hflip: bool = True, use_rot: bool = False,
                  crop_pad_size: int = 400, io_backend: Optional[Mapping[str, Any]] = None,
-                 meta_info_file: Optional[str] = None,
+                 meta_info_file: Union[str, Tuple[str, ...], None] = None,
                  blur_kernel_size: int = 21, kernel_list: Tuple[KernelType, ...] = _KINDS,
                  kernel_prob: Tuple[float, ...] = _PROB, sinc_prob: float = 0.1,
                  blur_sigma: Tuple[float, float] = (0.2, 3.0), betag_range: Tuple[float, float] = (0.5, 4.0),
@@ -90,7 +90,7 @@ class RealESRGANDataset(torch.utils.data.Dataset):
                            betap_range2, sinc_prob2)
         _check_prob("final_sinc_prob", final_sinc_prob)
         self.kernels = KernelSampler(first, second, final_sinc_prob)
-        self.source = open_source(dataroot_gt, "dataroot_gt", io_backend, meta_info_file)
+        self.source = open_sources(dataroot_gt, "dataroot_gt", io_backend, meta_info_file)
         self.files = list(self.source.by_stem.values())
 
     def __len__(self) -> int:
