@@ -418,8 +418,11 @@ def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], pat
         return None
     name = raw["type"]
     if not isinstance(name, str) or name not in registry:
-        problems.append(not_registered(path + ("type",), registry, name))
-        return None
+        problem = not_registered(path + ("type",), registry, name)
+        problems.append(problem)
+        if problem.fix is None or problem.fix.action != "rename":
+            return None
+        name = problem.fix.new_value  # another spelling of a registered name: its arguments are checked too
     target = registry.get(name)
     params, var_kw, hints = signature_params(target)
     kwargs: Dict[str, Any] = {}
