@@ -183,7 +183,8 @@ def test_unconverted_template_gets_the_same_answers(template: str, redux_tree: P
 # trainer's own networks and losses in their place, so everything else of each template is checked today.
 STAND_INS = {
     "network_g": {"compact": {"type": "SRVGGNetCompact", "num_feat": 16, "num_conv": 4, "upscale": 4},
-                  "esrgan": {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 16, "num_block": 1, "num_grow_ch": 8, "scale": 4}},
+                  "esrgan": {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 16, "num_block": 1,
+                             "num_grow_ch": 8, "scale": 4}},
     "network_d": {"type": "UNetDiscriminatorSN", "num_feat": 8},
 }
 
