@@ -97,12 +97,7 @@ def _write_pretrained(options_path: Path) -> None:
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
-def test_template_converts_then_dry_run_passes(template: str, redux_tree: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture) -> None:
-    work = tmp_path / "work"
-    shutil.copytree(redux_tree, work)
-    monkeypatch.chdir(work)
+def test_template_converts_then_dry_run_passes(template: str, work: Path, capsys: pytest.CaptureFixture) -> None:
     src = FIXTURES / template
     text = src.read_text(encoding="utf-8")
     dst = work / template
@@ -112,14 +107,30 @@ def test_template_converts_then_dry_run_passes(template: str, redux_tree: Path, 
     assert not others, f"{template}: left to fix by this trainer's converter:\n" + "\n".join(others)
     if reasons:
         pytest.xfail("; ".join(reasons))
-    if "finetune" in template:
-        _write_pretrained(dst)
+    _dry_run(work, dst, capsys)
+
+
+@pytest.fixture
+def work(redux_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the data tree, the working directory of the test."""
+    work = tmp_path / "work"
+    shutil.copytree(redux_tree, work)
+    monkeypatch.chdir(work)
+    return work
+
+
+def _dry_run(work: Path, options_path: Path, capsys: pytest.CaptureFixture) -> str:
+    """``train.py --dry-run`` on a converted template (with its pretrained file when it fine-tunes): exit code
+    0, nothing written; returns what it printed."""
+    if "finetune" in options_path.name:
+        _write_pretrained(options_path)
     before = snapshot(work)
-    rc = run_main(cli.train_main, ["-opt", str(dst), "--dry-run", "--no-progress"])
+    rc = run_main(cli.train_main, ["-opt", str(options_path), "--dry-run", "--no-progress"])
     out, err = capsys.readouterr()
-    assert rc == 0, f"{template}: exit code {rc}\n{err}"
+    assert rc == 0, f"{options_path.name}: exit code {rc}\n{err}"
     assert "nothing was written" in out, out
-    assert_unchanged(before, snapshot(work), f"{template} --dry-run")
+    assert_unchanged(before, snapshot(work), f"{options_path.name} --dry-run")
+    return out
 
 
 EXPECTED: Dict[str, List[str]] = {
@@ -190,12 +201,8 @@ STAND_INS = {
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
-def test_template_with_stand_ins_for_networks_and_losses_dry_runs(template: str, redux_tree: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch,
+def test_template_with_stand_ins_for_networks_and_losses_dry_runs(template: str, work: Path,
                                                                  capsys: pytest.CaptureFixture) -> None:
-    work = tmp_path / "work"
-    shutil.copytree(redux_tree, work)
-    monkeypatch.chdir(work)
     dst = work / template
     _convert(FIXTURES / template, dst, capsys)
     options = yaml.safe_load(dst.read_text(encoding="utf-8"))
@@ -207,12 +214,6 @@ def test_template_with_stand_ins_for_networks_and_losses_dry_runs(template: str,
         options["network_d"] = STAND_INS["network_d"]
         train["gan_opt"] = {"type": "GANLoss", "gan_type": "vanilla", "loss_weight": 0.1}
     dst.write_text(yaml.safe_dump(options, sort_keys=False), encoding="utf-8")
-    if "finetune" in template:
-        _write_pretrained(dst)
-    before = snapshot(work)
-    rc = run_main(cli.train_main, ["-opt", str(dst), "--dry-run", "--no-progress"])
-    out, err = capsys.readouterr()
-    assert rc == 0, f"{template}: exit code {rc}\n{err}"
-    assert "nothing was written" in out and "train set: 8 images" in out, out
+    out = _dry_run(work, dst, capsys)
+    assert "train set: 8 images" in out, out
     assert "validation set" not in out  # val.val_enabled: false
-    assert_unchanged(before, snapshot(work), f"{template} --dry-run")
