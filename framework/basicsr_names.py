@@ -182,6 +182,19 @@ REDUX_RULES: Tuple[KeyRule, ...] = (
             to=f"{DEGRADATION_SECTION}.second_blur_prob", values=_same, origin=_REDUX),
     KeyRule("", "thicklines_prob", "remove", "traiNNer-redux's thick-lines degradation is not provided",
             values=_only(0, "the thick-lines degradation"), values_doc="at `0`", origin=_REDUX),
+    # neosr's YAML files (its TOML files are not read: convert them to YAML first)
+    KeyRule("datasets.*", "patch_size", "rename", "the crop is given at the GT size here, as in BasicSR",
+            to="gt_size", values=_lq_size, values_doc="gt_size = patch_size x scale", origin="neosr"),
+    KeyRule("datasets.*", "batch_size", "rename", "BasicSR's name: the batch of one process", to="batch_size_per_gpu",
+            origin="neosr"),
+    KeyRule("datasets.*", "accumulate", "move", "micro-batches per optimizer step, a training option here",
+            to="train.accumulate_steps", values=_same, origin="neosr"),
+    KeyRule("datasets.*", "augmentation", "remove", "neosr's mixture of augmentations is not provided",
+            values=_only(["none"], "mixture of augmentations"), values_doc="at `[none]`", origin="neosr"),
+    KeyRule("datasets.*", "aug_prob", "remove", "a setting of augmentation, which is not provided", origin="neosr"),
+    KeyRule("logger", "total_iter", "move", "the length of training, a training option here",
+            to="train.total_iter", values=_same, origin="neosr"),
+    KeyRule("val", "tile", "rename", "tiled validation's tile size", to="tile_size", origin="neosr"),
     KeyRule("val", "metrics_enabled", "remove", "metrics run when val.metrics lists some",
             values=_only(True, "validation without metrics (leave val.metrics empty instead)"),
             values_doc="at `true`", origin=_REDUX),
@@ -284,7 +297,10 @@ RENAMED_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
     "dataset": {"pairedimagedataset": ("traiNNer-redux", "PairedImageDataset"),
                 "realesrgandataset": ("traiNNer-redux", "RealESRGANDataset"),
                 "realesrganpaireddataset": ("traiNNer-redux", "RealESRGANPairedDataset"),
-                "singleimagedataset": ("traiNNer-redux", "SingleImageDataset")},
+                "singleimagedataset": ("traiNNer-redux", "SingleImageDataset"),
+                "paired": ("neosr", "PairedImageDataset"), "otf": ("neosr", "RealESRGANDataset"),
+                "single": ("neosr", "SingleImageDataset")},
+    "model": {"default": ("neosr", "SRModel"), "image": ("neosr", "SRModel"), "otf": ("neosr", "RealESRNetModel")},
 }
 
 

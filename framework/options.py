@@ -465,7 +465,10 @@ def _validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: bo
         problems.append(Problem(("name",), f"'{options.name}' is not a safe file name; use letters, digits, "
                                            "'_', '-' and '.' (it names folders and files)"))
     if options.model_type and options.model_type not in MODEL_REGISTRY:
-        problems.append(not_registered(("model_type",), MODEL_REGISTRY, options.model_type))
+        problem = not_registered(("model_type",), MODEL_REGISTRY, options.model_type)
+        problems.append(problem)
+        if problem.fix is not None and problem.fix.action == "rename":  # neosr's name: checked as the one meant
+            options = dataclasses.replace(options, model_type=problem.fix.new_value)
     if options.model_type in MODEL_REGISTRY:
         _check_model_keys(options, MODEL_REGISTRY.get(options.model_type), problems)
         _check_synthesis(options, MODEL_REGISTRY.get(options.model_type), datasets.get("train"), problems)

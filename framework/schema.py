@@ -462,6 +462,8 @@ def unknown_key(path: Path_, value: Any, known: Sequence[str], listed: str, owne
 def not_registered(path: Path_, registry: Registry, name: Any) -> Problem:
     """A ``type`` that is not registered: a known BasicSR / Real-ESRGAN one is named as such."""
     fix = component_fix(registry.kind, name, registry.names())
+    if fix is not None and fix.action == "rename":  # the value of the key at ``path`` changes, the key stays
+        fix = dataclasses.replace(fix, key=str(path[-1]), new_key=str(path[-1]))
     if fix is not None:
         return Problem(path, fix.message, fix)
     return Problem(path, f"{registry.kind} '{name}' is not registered{did_you_mean(str(name), registry.names())}"

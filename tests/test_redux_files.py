@@ -217,3 +217,55 @@ def test_template_with_stand_ins_for_networks_and_losses_dry_runs(template: str,
     out = _dry_run(work, dst, capsys)
     assert "train set: 8 images" in out, out
     assert "validation set" not in out  # val.val_enabled: false
+
+
+NEOSR = """name: train_compact
+model_type: image
+scale: 4
+use_amp: true
+bfloat16: true  # neosr: bf16 autocast
+
+datasets:
+  train:
+    type: paired
+    dataroot_gt: datasets/train/dataset1/hr
+    dataroot_lq: datasets/train/dataset1/lr
+    patch_size: 32
+    batch_size: 8
+    accumulate: 2
+    augmentation: ["none", "mixup"]
+    aug_prob: [0.5, 0.5]
+
+network_g:
+  type: SRVGGNetCompact
+  upscale: 4
+
+train:
+  ema: 0.999
+  optim_g:
+    type: AdamW
+    lr: !!float 5e-4
+  pixel_opt:
+    type: L1Loss
+
+logger:
+  total_iter: 1000
+  save_checkpoint_freq: 500
+"""
+
+
+def test_neosr_yaml_keys_convert(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src = tmp_path / "neosr.yml"
+    src.write_text(NEOSR, encoding="utf-8")
+    _rc, out = _convert(src, tmp_path / "ours.yml", capsys)
+    written = yaml.safe_load((tmp_path / "ours.yml").read_text(encoding="utf-8"))
+    assert written["model_type"] == "SRModel" and written["datasets"]["train"]["type"] == "PairedImageDataset"
+    assert written["datasets"]["train"]["gt_size"] == 128 and written["datasets"]["train"]["batch_size_per_gpu"] == 8
+    assert written["train"]["mixed_precision"] == "bf16" and written["train"]["ema_decay"] == 0.999
+    assert written["train"]["accumulate_steps"] == 2 and written["train"]["total_iter"] == 1000
+    assert "logger" in written and "total_iter" not in written["logger"]
+    assert "'augmentation: [none, mixup]' asks for something this trainer does not provide" in out, out
+    (tmp_path / "neosr.toml").write_text("name = 'x'\n")
+    capsys.readouterr()
+    assert run_main(convert_options.main, [str(tmp_path / "neosr.toml"), "-o", str(tmp_path / "t.yml")]) == 2
+    assert "TOML" in capsys.readouterr().err

@@ -267,6 +267,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: List[str]) -> int:
     args = parser().parse_args(argv)
+    if args.input.lower().endswith(".toml"):
+        raise UserError(f"{args.input}: a TOML file (neosr's newer format); this converter reads YAML option files "
+                        "(neosr's .yml templates, BasicSR's, Real-ESRGAN's, traiNNer-redux's)")
     source = read_source(args.input)
     if not isinstance(source.data, dict):
         raise UserError(f"{args.input}: expected a mapping of option keys at the top level")
