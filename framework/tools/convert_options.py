@@ -108,16 +108,7 @@ def convert(source: YamlSource, text: str) -> Conversion:
     for section, block in translated.items():
         _append_to_section(source, lines, edits, spans, section, block)
     if added:
-        at = source.lines.get(("scale",), source.lines.get(("name",), 0))  # after it (0: at the top)
-        if at:
-            edits[at - 1] = edits.get(at - 1, [lines[at - 1]]) + added
-            if not any(a == at - 1 for a, _ in spans):
-                spans.append((at - 1, at - 1))
-        else:
-            lines[:0] = []
-            edits[0] = added + edits.get(0, [lines[0]] if lines else [])
-            if not any(a == 0 for a, _ in spans):
-                spans.append((0, 0))
+        _add_top_level(source, lines, edits, spans, added)
     out: List[str] = []
     skip_until = -1
     for index, line in enumerate(lines):
@@ -149,6 +140,19 @@ def _insert_section(source: YamlSource, lines: List[str], edits: Dict[int, List[
         return
     first = moved[0][0]
     edits[first] = [f"{section}:  # top-level degradation keys, moved here by {TOOL}"] + _indented(block)
+
+
+def _add_top_level(source: YamlSource, lines: List[str], edits: Dict[int, List[str]],
+                   spans: List[Tuple[int, int]], added: List[str]) -> None:
+    """``added`` top-level lines after ``scale`` (or ``name``; else first in the file)."""
+    at = source.lines.get(("scale",), source.lines.get(("name",), 0)) - 1
+    if at < 0:
+        edits[0] = added + edits.get(0, lines[:1])
+        at = 0
+    else:
+        edits[at] = edits.get(at, [lines[at]]) + added
+    if not any(a == at for a, _ in spans):
+        spans.append((at, at))
 
 
 def _indented(block: List[str]) -> List[str]:
