@@ -1,7 +1,7 @@
 """traiNNer-redux's published templates (tests/fixtures/traiNNer-redux/) move over in one command.
 
 Acceptance of issue 21: ``scripts/convert_options.py`` on the templates for Compact and ESRGAN (paired and on-the-
-fly degradations), then ``train.py --dry-run`` on the result, pass on the first run. The data sit at the
+fly degradations) and SPAN, then ``train.py --dry-run`` on the result, pass on the first run. The data sit at the
 templates' own relative paths (``datasets/train/dataset1/hr``, ``hr2``, ``lr``, ``lr2`` ...), tiny and generated,
 so the files need no change at all.
 
@@ -32,10 +32,10 @@ from .test_option_errors import assert_unchanged, snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures" / "traiNNer-redux"
 TEMPLATES = ["Compact_fromscratch.yml", "Compact_OTF_fromscratch.yml", "ESRGAN_fromscratch.yml",
-             "ESRGAN_OTF_finetune.yml"]
+             "ESRGAN_OTF_finetune.yml", "SPAN_fromscratch.yml"]
 
 # What the converter leaves for the other parts of the work (key path prefix -> why the template waits).
-PENDING = {"network_g": "needs spandrel archs (the compact / esrgan network presets)",
+PENDING = {"network_g": "needs spandrel archs (the compact / esrgan / span network presets)",
            "network_d": "needs the dunet discriminator (the loss family's work)",
            "train.losses": "needs the losses: list (the loss family's work)",
            "train.pixel_opt": "needs the losses: list (the loss family's work)",
@@ -45,11 +45,11 @@ LEFT = re.compile(r"^  \S+?:\d+: (\S+?): ")
 
 @pytest.fixture(scope="module")
 def redux_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four 384x384 training images (x4 LR 96x96: the templates' largest LR crop; 8 in all, the batch of the
-    ESRGAN templates) per training folder, one 64x64 validation pair per validation folder, at the templates'
+    """Eight 384x384 training images (x4 LR 96x96: the templates' largest LR crop; 16 in all, the largest batch
+    of the templates) per training folder, one 64x64 validation pair per validation folder, at the templates'
     paths."""
     root = tmp_path_factory.mktemp("redux_tree")
-    for n, (phase, size, count) in enumerate((("train", 384, 4), ("val", 64, 1))):
+    for n, (phase, size, count) in enumerate((("train", 384, 8), ("val", 64, 1))):
         for k, suffix in enumerate(("", "2")):
             for i in range(count):
                 gt = _image(100 * n + 10 * k + i, size)
@@ -206,7 +206,8 @@ def test_template_with_stand_ins_for_networks_and_losses_dry_runs(template: str,
     dst = work / template
     _convert(FIXTURES / template, dst, capsys)
     options = yaml.safe_load(dst.read_text(encoding="utf-8"))
-    options["network_g"] = STAND_INS["network_g"][str(options["network_g"]["type"]).lower()]
+    kind = str(options["network_g"]["type"]).lower()
+    options["network_g"] = STAND_INS["network_g"]["esrgan" if kind == "esrgan" else "compact"]
     train = options["train"]
     train.pop("losses")
     train["pixel_opt"] = {"type": "L1Loss", "loss_weight": 1.0}
@@ -215,7 +216,7 @@ def test_template_with_stand_ins_for_networks_and_losses_dry_runs(template: str,
         train["gan_opt"] = {"type": "GANLoss", "gan_type": "vanilla", "loss_weight": 0.1}
     dst.write_text(yaml.safe_dump(options, sort_keys=False), encoding="utf-8")
     out = _dry_run(work, dst, capsys)
-    assert "train set: 8 images" in out, out
+    assert "train set: 16 images" in out, out
     assert "validation set" not in out  # val.val_enabled: false
 
 
