@@ -30,6 +30,9 @@ setup(
         "torchcodec>=0.16",
         # io_backend: {type: lmdb} and scripts/create_lmdb.py; a small wheel (0.6 MB) for every platform.
         "lmdb>=1.4",
+        # logger.save_checkpoint_format: safetensors (the weights format spandrel and chaiNNer read); a small
+        # wheel for every platform, no pickle.
+        "safetensors>=0.4",
         "numpy>=1.24",
         "pyyaml>=6.0",
         "tqdm>=4.60",

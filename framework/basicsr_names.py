@@ -1,17 +1,23 @@
-"""BasicSR and Real-ESRGAN names: the one table of keys this trainer spells differently, has no use for, or
-does not provide, and of their components (networks, models, losses, metrics ...) it does not provide.
+"""BasicSR, Real-ESRGAN, traiNNer-redux and neosr names: the one table of keys this trainer spells differently,
+has no use for, or does not provide, and of their components (networks, models, losses, metrics ...) it spells
+differently or does not provide.
 
-Option messages and ``scripts/convert_options.py`` both read it, and the README's "Coming from BasicSR"
-table is generated from it, so a rename is written down once. It is consulted only for what the schema and
-the registries do not know: a key or component that gains a meaning here (a field, a registered class)
-stops being looked up, so this table never shadows what exists.
+Option messages and ``scripts/convert_options.py`` both read it, and the README's "Coming from BasicSR" and
+"Coming from traiNNer-redux / neosr" tables are generated from it, so a rename is written down once. It is
+consulted only for what the schema and the registries do not know: a key or component that gains a meaning here
+(a field, a registered class) stops being looked up, so this table never shadows what exists.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Tuple
+from types import MappingProxyType
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Mapping, Optional, Tuple
 
-Action = Literal["rename", "move", "remove", "absent"]
+Action = Literal["rename", "move", "remove", "absent", "add"]
+BASICSR_ORIGINS = ("BasicSR", "Real-ESRGAN")
+REDUX_ORIGINS = ("traiNNer-redux", "neosr")
 
 # Real-ESRGAN writes its degradation keys at the top level; here they have a section of their own.
 DEGRADATION_SECTION = "degradation"
@@ -25,8 +31,10 @@ class KeyRule:
     key: str
     action: Action
     why: str
-    to: str = ""  # rename: our key (same section); move: the dotted key it belongs at
-    values: Optional[Callable[[Any], Any]] = None  # rename with a value change: BasicSR value -> ours
+    to: str = ""  # rename: our key (same section); move: the dotted key it belongs at (its name may change)
+    # A value change: (their value, the whole file) -> ours; DEFAULT: the value is this trainer's default, the key
+    # is removed; ValueError: that value has no meaning here (its message says why).
+    values: Optional[Callable[[Any, Mapping[str, Any]], Any]] = None
     values_doc: str = ""  # the value mapping in words, for messages and the README
     origin: str = "BasicSR"
 
@@ -35,10 +43,11 @@ class KeyRule:
 class Fix:
     """What to do about one key or component of a BasicSR file (attached to its :class:`Problem`).
 
-    ``rename``: write ``new_key`` (and ``new_value`` when ``has_value``); ``move``: the key, as written, into
-    the section ``new_key`` names (``degradation``); ``remove``: delete the key;
-    ``absent``: a feature this trainer lacks, which only ``droppable`` ones (a metric: reporting only) may be
-    commented out for."""
+    ``rename``: write ``new_key`` (and ``new_value`` when ``has_value``); ``move``: the key into the section
+    ``new_key`` names (``degradation``, ``train``), as written, or as ``target`` (its name there) with
+    ``new_value`` when ``has_value``; ``remove``: delete the key; ``add``: write ``new_key: new_value`` at the
+    top level; ``absent``: a feature this trainer lacks, which only ``droppable`` ones (a metric: reporting
+    only) may be commented out for."""
 
     action: Action
     key: str
@@ -48,15 +57,147 @@ class Fix:
     new_value: Any = None
     has_value: bool = False
     droppable: bool = False
+    target: str = ""  # move: the key's name in its new section
 
 
-def _num_gpu(value: Any) -> str:
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+# Returned by a rule's ``values``: the value is this trainer's default, so the key is removed, not translated.
+DEFAULT: Any = _Default()
+
+# The whole file being checked, for the value changes that depend on another key (``lq_size`` x ``scale``).
+_FILE: ContextVar[Mapping[str, Any]] = ContextVar("_FILE", default=MappingProxyType({}))
+
+
+@contextmanager
+def reading(raw: Mapping[str, Any]) -> Iterator[None]:
+    """The file ``raw`` is the one the rules look up other keys in while it is checked."""
+    token = _FILE.set(raw if isinstance(raw, Mapping) else MappingProxyType({}))
+    try:
+        yield
+    finally:
+        _FILE.reset(token)
+
+
+def _num_gpu(value: Any, _file: Mapping[str, Any]) -> str:
     if value == "auto":
         return "auto"
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return "cpu" if value == 0 else "cuda"
     raise ValueError(f"expected 0, a GPU count or auto, got {value!r}")
 
+
+
+def _precision(value: Any, file: Mapping[str, Any]) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    if not value:
+        return DEFAULT
+    bf16 = file.get("amp_bf16", file.get("bfloat16", (file.get("train") or {}).get("amp_bf16", False)))
+    return "bf16" if bf16 is True else "fp16"
+
+
+def _lq_size(value: Any, file: Mapping[str, Any]) -> int:
+    scale = file.get("scale")
+    if isinstance(value, bool) or not isinstance(value, int) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"gt_size = lq_size x scale needs whole numbers, got lq_size {value!r}, scale {scale!r}")
+    return value * scale
+
+
+def _grad_clip(value: Any, _file: Mapping[str, Any]) -> Any:
+    if value is True:
+        return 1.0
+    if value is False or value is None:
+        return DEFAULT
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _only(default: Any, what: str) -> Callable[[Any, Mapping[str, Any]], Any]:
+    """A switch or amount whose ``default`` (off, 0) is this trainer's behaviour; any other value asks for
+    ``what``, which is not provided."""
+    def values(value: Any, _file: Mapping[str, Any]) -> Any:
+        if value == default or value is None:
+            return DEFAULT
+        raise ValueError(f"{what} is not provided here (only {default!r} is)")
+    return values
+
+
+def _same(value: Any, _file: Mapping[str, Any]) -> Any:
+    return value
+
+
+_REDUX = "traiNNer-redux"
+_MOA = "traiNNer-redux's mixture of augmentations (MoA: mixup, cutmix, resizemix, cutblur) is not provided"
+_OTF_DEBUG = "scripts/show_degradations.py draws degraded samples of an option file"
+_DEGRADATION_MOVES = ("lq_usm", "lq_usm_radius_range", "blur_prob", "resize_mode_list", "resize_mode_prob",
+                      "jpeg_prob", "resize_mode_list2", "resize_mode_prob2", "jpeg_prob2", "resize_mode_list3",
+                      "resize_mode_prob3")
+
+# traiNNer-redux and neosr keys (their templates write the degradation keys and the precision switches at the
+# top level, and accum_iter in the training set's block).
+REDUX_RULES: Tuple[KeyRule, ...] = (
+    KeyRule("", "use_amp", "move", "one key says the precision here, in the train section", to="train."
+            "mixed_precision", values=_precision, values_doc="`true` → `fp16` (`bf16` with amp_bf16 / bfloat16: "
+            "true), `false` → removed", origin=_REDUX),
+    *(KeyRule(where, key, "remove", "folded into train.mixed_precision with use_amp", origin=origin)
+      for where, key, origin in (("", "amp_bf16", _REDUX), ("", "bfloat16", "neosr"), ("train", "amp_bf16", _REDUX))),
+    KeyRule("train", "use_amp", "rename", "one key says the precision here", to="mixed_precision",
+            values=_precision, values_doc="`true` → `fp16` (`bf16` with amp_bf16: true), `false` → removed",
+            origin=_REDUX),
+    KeyRule("", "use_channels_last", "move", "channels-last memory format, a training option here",
+            to="train.channels_last", values=_same, origin=_REDUX),
+    KeyRule("train", "use_channels_last", "rename", "channels-last memory format", to="channels_last",
+            origin=_REDUX),
+    KeyRule("", "compile", "move", "torch.compile, a training option here", to="train.compile", values=_same,
+            origin="neosr"),
+    KeyRule("datasets.*", "accum_iter", "move", "micro-batches per optimizer step, a training option here",
+            to="train.accumulate_steps", values=_same, origin=_REDUX),
+    KeyRule("train", "accum_iter", "rename", "micro-batches per optimizer step", to="accumulate_steps",
+            origin=_REDUX),
+    KeyRule("datasets.*", "lq_size", "rename", "the crop is given at the GT size here, as in BasicSR",
+            to="gt_size", values=_lq_size, values_doc="gt_size = lq_size x scale", origin=_REDUX),
+    KeyRule("train", "grad_clip", "rename", "the clipping threshold of the gradient norm", to="grad_clip_norm",
+            values=_grad_clip, values_doc="`true` → `1.0` (traiNNer-redux's threshold), `false` → removed",
+            origin=_REDUX),
+    KeyRule("train", "ema", "rename", "the EMA decay", to="ema_decay", origin="neosr"),
+    KeyRule("train", "ema_power", "remove", "the EMA here has no warm-up: ema_decay from the first step",
+            origin=_REDUX),
+    KeyRule("train", "ema_update_after_step", "remove", "the EMA starts at the first step here",
+            values=_only(0, "starting the EMA later"), values_doc="at `0`", origin=_REDUX),
+    KeyRule("train", "ema_switch_iter", "remove", "the network is never replaced by its EMA here",
+            values=_only(0, "switching the network to its EMA weights"), values_doc="at `0`", origin=_REDUX),
+    KeyRule("train", "use_moa", "remove", _MOA, values=_only(False, "mixture of augmentations"),
+            values_doc="at `false`", origin=_REDUX),
+    *(KeyRule("train", key, "remove", f"a setting of use_moa; {_MOA}", origin=_REDUX)
+      for key in ("moa_augs", "moa_probs", "moa_debug", "moa_debug_limit")),
+    *(KeyRule("", key, "remove", _OTF_DEBUG, origin=_REDUX)
+      for key in ("high_order_degradations_debug", "high_order_degradations_debug_limit")),
+    *(KeyRule("", key, "move", "the synthetic degradation's settings have a section of their own",
+              to=f"{DEGRADATION_SECTION}.{key}", origin=_REDUX) for key in _DEGRADATION_MOVES),
+    KeyRule("", "blur_prob2", "move", "the chance of the second blur, Real-ESRGAN's name for it",
+            to=f"{DEGRADATION_SECTION}.second_blur_prob", values=_same, origin=_REDUX),
+    KeyRule("", "thicklines_prob", "remove", "traiNNer-redux's thick-lines degradation is not provided",
+            values=_only(0, "the thick-lines degradation"), values_doc="at `0`", origin=_REDUX),
+    # neosr's YAML files (its TOML files are not read: convert them to YAML first)
+    KeyRule("datasets.*", "patch_size", "rename", "the crop is given at the GT size here, as in BasicSR",
+            to="gt_size", values=_lq_size, values_doc="gt_size = patch_size x scale", origin="neosr"),
+    KeyRule("datasets.*", "batch_size", "rename", "BasicSR's name: the batch of one process", to="batch_size_per_gpu",
+            origin="neosr"),
+    KeyRule("datasets.*", "accumulate", "move", "micro-batches per optimizer step, a training option here",
+            to="train.accumulate_steps", values=_same, origin="neosr"),
+    KeyRule("datasets.*", "augmentation", "remove", "neosr's mixture of augmentations is not provided",
+            values=_only(["none"], "mixture of augmentations"), values_doc="at `[none]`", origin="neosr"),
+    KeyRule("datasets.*", "aug_prob", "remove", "a setting of augmentation, which is not provided", origin="neosr"),
+    KeyRule("logger", "total_iter", "move", "the length of training, a training option here",
+            to="train.total_iter", values=_same, origin="neosr"),
+    KeyRule("val", "tile", "rename", "tiled validation's tile size", to="tile_size", origin="neosr"),
+    KeyRule("val", "metrics_enabled", "remove", "metrics run when val.metrics lists some",
+            values=_only(True, "validation without metrics (leave val.metrics empty instead)"),
+            values_doc="at `true`", origin=_REDUX),
+)
 
 _RUNTIME = "BasicSR fills it in at run time; it has no meaning in a file"
 
@@ -74,7 +215,9 @@ KEY_RULES: Tuple[KeyRule, ...] = (
     KeyRule("path", "pretrain_network_g", "rename", "one network per file: no _g suffix", to="pretrain_path"),
     KeyRule("path", "pretrain_model_g", "rename", "older BasicSR spelling of pretrain_network_g",
             to="pretrain_path"),
-    KeyRule("path", "param_key_g", "rename", "one network per file: no _g suffix", to="param_key"),
+    KeyRule("path", "param_key_g", "rename", "one network per file: no _g suffix", to="param_key",
+            values=lambda value, _file: DEFAULT if value is None else value,
+            values_doc="`~` → removed (the default, `params`, falls back to a file's only entry)"),
     KeyRule("path", "strict_load_g", "rename", "one network per file: no _g suffix", to="strict_load"),
     KeyRule("path", "resume_state", "rename", "a resume reads one verified .pt holding weights and training state",
             to="resume_path"),
@@ -92,14 +235,6 @@ KEY_RULES: Tuple[KeyRule, ...] = (
     KeyRule("path", "param_key_d", "remove", "path.param_key applies to both networks (and a .pth with one "
             "entry is read whatever its key)"),
     KeyRule("path", "strict_load_d", "remove", "path.strict_load applies to both networks"),
-    # --- traiNNer-redux / neosr spellings of the speed options
-    KeyRule("train", "accum_iter", "rename", "micro-batches per optimizer step", to="accumulate_steps",
-            origin="traiNNer-redux"),
-    KeyRule("train", "use_channels_last", "rename", "channels-last memory format", to="channels_last",
-            origin="traiNNer-redux"),
-    *(KeyRule("train", key, "remove", "one key says the precision here: train.mixed_precision: bf16 (what "
-              "use_amp with amp_bf16 meant) or fp16 (use_amp alone)", origin="traiNNer-redux")
-      for key in ("use_amp", "amp_bf16")),
     # --- Real-ESRGAN's degradation settings: one section of their own here
     *(KeyRule("", key, "move", "the synthetic degradation's settings have a section of their own",
               to=f"{DEGRADATION_SECTION}.{key}", origin="Real-ESRGAN") for key in (
@@ -110,6 +245,7 @@ KEY_RULES: Tuple[KeyRule, ...] = (
     KeyRule("datasets.*", "meta_info", "rename", "the list of images to use, BasicSR's name for it "
             "(RealESRGANPairedDataset keeps Real-ESRGAN's meta_info, its list of pairs)",
             to="meta_info_file", origin="Real-ESRGAN"),
+    *REDUX_RULES,
 )
 
 # Registered names of BasicSR / Real-ESRGAN this trainer lacks: kind (as the registries name themselves) ->
@@ -140,6 +276,8 @@ ABSENT_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
         "calculate_niqe": ("BasicSR", "a no-reference quality metric"),
         "calculate_psnr_pt": ("BasicSR", "PSNR on float GPU tensors"),
         "calculate_ssim_pt": ("BasicSR", "SSIM on float GPU tensors"),
+        "calculate_dists": ("traiNNer-redux", "the DISTS perceptual metric"),
+        "calculate_topiq": ("traiNNer-redux", "the TOPIQ quality metric"),
     },
     "dataset": {
         "SingleImageDataset": ("BasicSR", "LQ images without GT"),
@@ -148,6 +286,18 @@ ABSENT_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
     },
     "optimizer": {name: ("BasicSR", "a torch optimizer") for name in ("Adamax", "ASGD", "RMSprop", "Rprop")},
     "scheduler": {"MultiStepRestartLR": ("BasicSR", "multi-step decay with restarts")},
+}
+
+
+# Their lower-case spellings of registered names (traiNNer-redux accepts any case): kind -> name -> (origin, ours).
+RENAMED_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
+    "dataset": {"pairedimagedataset": ("traiNNer-redux", "PairedImageDataset"),
+                "realesrgandataset": ("traiNNer-redux", "RealESRGANDataset"),
+                "realesrganpaireddataset": ("traiNNer-redux", "RealESRGANPairedDataset"),
+                "singleimagedataset": ("traiNNer-redux", "SingleImageDataset"),
+                "paired": ("neosr", "PairedImageDataset"), "otf": ("neosr", "RealESRGANDataset"),
+                "single": ("neosr", "SingleImageDataset")},
+    "model": {"default": ("neosr", "SRModel"), "image": ("neosr", "SRModel"), "otf": ("neosr", "RealESRNetModel")},
 }
 
 
@@ -168,32 +318,65 @@ def key_fix(path: Tuple[Any, ...], value: Any) -> Optional[Fix]:
     if rule is None:
         return None
     key = str(path[-1])
+    new_value, has_value = None, False
+    if rule.values is not None:
+        try:
+            new_value = rule.values(value, _FILE.get())
+        except ValueError as exc:
+            if rule.action == "remove":
+                return Fix("absent", key, f"{rule.origin}'s '{key}: {_show(value)}' asks for something this trainer "
+                                          f"does not provide: {exc}", str(exc))
+            doc = rule.values_doc.replace("`", "")
+            return Fix("absent", key, f"{rule.origin}'s '{key}' is '{rule.to}' here ({doc}), but {exc}", rule.why)
+        if new_value is DEFAULT:
+            return Fix("remove", key, f"{rule.origin}'s '{key}: {_show(value)}' is what this trainer does anyway "
+                                      f"({rule.why}); remove it", f"{_show(value)} is the default here; {rule.why}")
+        has_value = True
     if rule.action == "remove":
         return Fix("remove", key, f"'{key}' has no use here ({rule.why}); remove it", rule.why)
     if rule.action == "move":
-        section = rule.to.rpartition(".")[0]
+        section, _, target = rule.to.rpartition(".")
+        if has_value:
+            return Fix("move", key, f"{rule.origin}'s '{key}: {_show(value)}' is '{rule.to}: {_show(new_value)}' "
+                                    f"here ({rule.why}); move it (scripts/convert_options.py does)", rule.why,
+                       new_key=section, new_value=new_value, has_value=True, target=target)
         return Fix("move", key, f"{rule.origin}'s top-level '{key}' belongs in the {section} section here "
                                 f"({rule.to}); move it there (scripts/convert_options.py moves them all)", rule.why,
-                   new_key=section)
+                   new_key=section, target=target)
     if rule.action == "absent":
         return Fix("absent", key, f"'{key}' is a {rule.origin} key ({rule.why}) that this trainer does not "
                                   "provide yet", rule.why)
-    if rule.values is None:
+    if not has_value:
         return Fix("rename", key, f"{rule.origin}'s '{key}' is '{rule.to}' here ({rule.why}); rename it",
                    rule.why, new_key=rule.to)
-    try:
-        new_value = rule.values(value)
-    except ValueError as exc:
-        doc = rule.values_doc.replace("`", "")
-        return Fix("absent", key, f"{rule.origin}'s '{key}' is '{rule.to}' here ({doc}), but {exc}", rule.why)
     doc = rule.values_doc.replace("`", "")
-    return Fix("rename", key, f"{rule.origin}'s '{key}: {value}' is '{rule.to}: {new_value}' here ({doc}; "
-                              f"{rule.why}); replace it", f"{doc}; {rule.why}", new_key=rule.to,
+    return Fix("rename", key, f"{rule.origin}'s '{key}: {_show(value)}' is '{rule.to}: {_show(new_value)}' here "
+                              f"({doc}; {rule.why}); replace it", f"{doc}; {rule.why}", new_key=rule.to,
                new_value=new_value, has_value=True)
 
 
+def _show(value: Any) -> str:
+    """A value as YAML writes it (``true``, ``~``, ``[1, 2]``)."""
+    if value is None:
+        return "~"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
 def component_fix(kind: str, name: Any, available: Iterable[str]) -> Optional[Fix]:
-    """A BasicSR / Real-ESRGAN component this trainer lacks: named as such (never a look-alike suggested)."""
+    """A foreign spelling of a component (renamed in place), or a BasicSR / Real-ESRGAN / traiNNer-redux
+    component this trainer lacks: named as such (never a look-alike suggested)."""
+    available = list(available)
+    renamed = RENAMED_COMPONENTS.get(kind, {}).get(str(name))
+    if renamed is not None and renamed[1] in available:
+        origin, ours = renamed
+        return Fix("rename", "type", f"{origin}'s {kind} '{name}' is '{ours}' here; write type: {ours}",
+                   f"{origin}'s spelling", new_key="type", new_value=ours, has_value=True)
+    if renamed is not None:
+        name = renamed[1]
     known = ABSENT_COMPONENTS.get(kind, {}).get(str(name))
     if known is None:
         return None
@@ -202,19 +385,48 @@ def component_fix(kind: str, name: Any, available: Iterable[str]) -> Optional[Fi
                                     f"provide; available: {', '.join(available)}", what, droppable=kind == "metric")
 
 
-def rename_table(exists: Callable[[KeyRule], bool] = lambda rule: False) -> List[str]:
-    """Markdown rows for the README: the keys of :data:`KEY_RULES` (those that do not ``exist`` here yet), and
-    what becomes of them; keys that share their fate and reason share a row."""
-    rows = ["| BasicSR / Real-ESRGAN key | here | why |", "|---|---|---|"]
+def inferred_model_type(raw: Mapping[str, Any]) -> Optional[str]:
+    """The ``model_type`` a traiNNer-redux / neosr file without one means: they choose the training from
+    ``high_order_degradation`` (synthetic LR inputs) and ``network_d`` with a ``losses`` list (a GAN); None for
+    a file that has one, or that means plain SRModel."""
+    if not isinstance(raw, Mapping) or "model_type" in raw:
+        return None
+    section = raw.get(DEGRADATION_SECTION)
+    otf = raw.get("high_order_degradation", (section or {}).get("high_order_degradation")
+                  if isinstance(section, Mapping) else None)
+    gan = raw.get("network_d") is not None
+    if otf is True:
+        return "RealESRGANModel" if gan else "RealESRNetModel"
+    train = raw.get("train")
+    redux = isinstance(train, Mapping) and "losses" in train  # a BasicSR file's network_d alone is its mistake
+    return "SRGANModel" if gan and redux else None
+
+
+def model_type_fix(model_type: str) -> Fix:
+    """The ``model_type`` line a traiNNer-redux file needs (:func:`inferred_model_type`)."""
+    why = "traiNNer-redux chooses the training from high_order_degradation and network_d; here model_type says it"
+    return Fix("add", "model_type", f"missing: {why}; add model_type: {model_type}", why, new_key="model_type",
+               new_value=model_type, has_value=True)
+
+
+def rename_table(exists: Callable[[KeyRule], bool] = lambda rule: False,
+                 origins: Tuple[str, ...] = BASICSR_ORIGINS) -> List[str]:
+    """Markdown rows for the README: the keys of :data:`KEY_RULES` from ``origins`` (those that do not
+    ``exist`` here yet), and what becomes of them; keys that share their fate and reason share a row."""
+    rows = [f"| {' / '.join(origins)} key | here | why |", "|---|---|---|"]
     grouped: Dict[Tuple[str, str, str, str], List[str]] = {}
     for rule in KEY_RULES:
-        if exists(rule):
+        if exists(rule) or rule.origin not in origins:
             continue
         where = f"{rule.where.replace('*', '<phase>')}." if rule.where else ""
         if rule.action == "rename":
             here = f"`{where}{rule.to}`" + (f" ({rule.values_doc})" if rule.values_doc else "")
+        elif rule.action == "move" and rule.values is not None:
+            here = f"`{rule.to}`" + (f" ({rule.values_doc})" if rule.values_doc else "")
         elif rule.action == "move":
             here = f"`{rule.to.rpartition('.')[0]}.<key>` (the same name, in that section)"
+        elif rule.action == "remove" and rule.values is not None:
+            here = f"removed {rule.values_doc} (what this trainer does); other values: not provided"
         else:
             here = "removed" if rule.action == "remove" else "not provided yet"
         grouped.setdefault((where, here, rule.why, rule.action), []).append(rule.key)
@@ -223,11 +435,18 @@ def rename_table(exists: Callable[[KeyRule], bool] = lambda rule: False) -> List
     return rows
 
 
-def absent_components_text(registered: Callable[[str, str], bool] = lambda kind, name: False) -> List[str]:
-    """README lines: the BasicSR / Real-ESRGAN components not provided (not ``registered`` here), by kind."""
+def absent_components_text(registered: Callable[[str, str], bool] = lambda kind, name: False,
+                           origins: Tuple[str, ...] = BASICSR_ORIGINS) -> List[str]:
+    """README lines: the components of ``origins`` not provided (not ``registered`` here), by kind."""
     lines = []
     for kind, names in ABSENT_COMPONENTS.items():
-        missing = [name for name in names if not registered(kind, name)]
+        missing = [name for name, (origin, _what) in names.items() if origin in origins and not registered(kind, name)]
         if missing:
             lines.append(f"- {kind}: " + ", ".join(f"`{name}`" for name in missing))
     return lines
+
+
+def renamed_components_text() -> List[str]:
+    """README lines: the foreign spellings of components and the names they have here."""
+    return [f"- {kind}: " + ", ".join(f"`{name}` → `{ours}`" for name, (_origin, ours) in names.items())
+            for kind, names in RENAMED_COMPONENTS.items()]

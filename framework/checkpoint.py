@@ -7,13 +7,18 @@ checkpoint must hold, and reads checkpoints and pretrained weights safely.
 
 Formats:
 - ``<name>_iter_<N>.pth`` / ``<name>_best.pth``: exactly ``{'params': state_dict}``, for deployment.
+- ``<name>_iter_<N>.safetensors`` / ``<name>_best.safetensors`` (``logger.save_checkpoint_format``): the same
+  tensors as the ``.pth``, flat (the layout spandrel and chaiNNer read), with the architecture, scale, the
+  ``network_g`` options and the framework version as metadata.
 - ``<name>_iter_<N>.pt`` / ``<name>_best.pt``: the full training state, a plain dict marked
   ``kind: 'training_state'`` with a format version.
-Both load with ``torch.load(..., weights_only=True)``.
+``.pt`` and ``.pth`` load with ``torch.load(..., weights_only=True)``, ``.safetensors`` with safetensors (no
+pickle at all); :func:`read_weights_file` reads any of them.
 """
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import pickle
@@ -103,6 +108,89 @@ def _save_temp(obj: Any, tmp: str) -> None:
         torch.save(obj, fh)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+SAFETENSORS = ".safetensors"
+WEIGHT_FORMATS = {"pth": (".pth",), "safetensors": (SAFETENSORS,), "both": (".pth", SAFETENSORS)}
+
+
+def weights_writer(path: str, params: Mapping[str, torch.Tensor],
+                   metadata: Mapping[str, str]) -> Callable[[str], None]:
+    """The temp-file writer of a weights file, by its extension: ``{'params': ...}`` in a ``.pth``, or the
+    flat tensors with ``metadata`` in a ``.safetensors``."""
+    if path.endswith(SAFETENSORS):
+        return functools.partial(_save_safetensors_temp, dict(params), dict(metadata))
+    return functools.partial(_save_temp, {"params": dict(params)})
+
+
+def atomic_save_weights(path: str, params: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
+    """One weights file (``.pth`` or ``.safetensors`` by its extension), written atomically."""
+    _replace_all([(path, weights_writer(path, params, metadata))])
+
+
+def _save_safetensors_temp(params: Dict[str, torch.Tensor], metadata: Dict[str, str], tmp: str) -> None:
+    from safetensors.torch import save
+
+    tensors, seen = {}, set()
+    for key, value in params.items():  # safetensors refuses tensors that share memory (tied weights): copies
+        value = value.detach().contiguous()
+        pointer = (value.untyped_storage().data_ptr(), value.storage_offset())
+        tensors[key] = value.clone() if pointer in seen and value.numel() else value
+        seen.add(pointer)
+    data = save(tensors, metadata={"format": "pt", "framework_version": __version__, **metadata})
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def weights_metadata(options: Mapping[str, Any]) -> Dict[str, str]:
+    """What a ``.safetensors`` says about its network (strings only): the architecture, scale and the whole
+    ``network_g`` (so inference can build it without the option file)."""
+    network = options.get("network_g") or {}
+    return {"architecture": str(network.get("type", "")), "scale": str(options.get("scale", "")),
+            "network_g": json.dumps(network, sort_keys=True)}
+
+
+def read_safetensors(path: str, key: str = "") -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    """The tensors and metadata of a ``.safetensors``; a missing, truncated or damaged file is one line."""
+    where = f"{key}: {path}" if key else path
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{where}: file not found" if not os.path.exists(path) else
+                              f"{where}: is a folder, expected a .safetensors file")
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt", device="cpu") as fh:
+            metadata = dict(fh.metadata() or {})
+            tensors = {name: fh.get_tensor(name) for name in fh.keys()}
+    except Exception as exc:  # noqa: BLE001 - safetensors' errors are Rust ones; every reason is the user's
+        raise CheckpointError(f"{where}: corrupt or truncated .safetensors file ({_first_line(exc)})") from None
+    if not tensors:
+        raise CheckpointError(f"{where}: the .safetensors file holds no tensors")
+    return tensors, metadata
+
+
+def saved_network(path: str, key: str = "") -> Optional[Tuple[Dict[str, Any], Optional[int]]]:
+    """The ``network_g`` and scale a ``.safetensors`` written here records (:func:`weights_metadata`), or None
+    (another file, or one from elsewhere)."""
+    if not path.endswith(SAFETENSORS):
+        return None
+    metadata = read_safetensors(path, key)[1]
+    try:
+        network = json.loads(metadata.get("network_g", ""))
+    except ValueError:
+        return None
+    scale = metadata.get("scale", "")
+    return (network, int(scale) if scale.isdigit() else None) if isinstance(network, dict) and network else None
+
+
+def read_weights_file(path: str, key: str = "") -> Any:
+    """A weights file by its extension: a ``.safetensors`` as ``{'params': tensors}`` (the layout of our
+    ``.pth``), anything else through :func:`safe_load`."""
+    if path.endswith(SAFETENSORS):
+        return {"params": read_safetensors(path, key)[0]}
+    return safe_load(path, key=key)
 
 
 def _link_temp(source: str, tmp: str) -> None:
@@ -250,6 +338,8 @@ def _check_zip(path: str, where: str) -> None:
 
 def verify(path: str) -> Dict[str, Any]:
     """Load and check a file written by us; returns its content or raises :class:`CheckpointError`."""
+    if path.endswith(SAFETENSORS):
+        return read_weights_file(path)
     if os.path.isfile(path) and os.path.getsize(path) > 0 and not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint (no zip archive; truncated?)")
     obj = safe_load(path)
@@ -356,8 +446,9 @@ def strip_prefixes(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]
 
 def read_weights(path: str, param_key: Union[str, Sequence[str]] = "params", network: str = "net_g",
                  *, option: str = "path.pretrain_path") -> Dict[str, torch.Tensor]:
-    """Network weights from a `.pth` (``params``, ``params_ema``, bare state dict) or a full `.pt`."""
-    return select_weights(safe_load(path, key=option), path, param_key, network, option=option)[0]
+    """Network weights from a `.pth` (``params``, ``params_ema``, bare state dict), a `.safetensors` or a full
+    `.pt`."""
+    return select_weights(read_weights_file(path, key=option), path, param_key, network, option=option)[0]
 
 
 def select_weights(obj: Any, path: str, param_key: Union[str, Sequence[str]] = "params", network: str = "net_g",
@@ -421,10 +512,10 @@ class DeployableModel(Stateful, Protocol):
 
 @dataclass(frozen=True)
 class Saved:
-    """What one :meth:`CheckpointManager.after_step` call wrote: ``(pt, pth)`` pairs, or None."""
+    """What one :meth:`CheckpointManager.after_step` call wrote: ``(pt, weights files...)``, or None."""
 
-    interval: Optional[Tuple[str, str]] = None
-    best: Optional[Tuple[str, str]] = None
+    interval: Optional[Tuple[str, ...]] = None  # the .pt, then its weights files
+    best: Optional[Tuple[str, ...]] = None
 
 
 class CheckpointManager:
@@ -442,8 +533,11 @@ class CheckpointManager:
 
     def __init__(self, weights_root: str, name: str, keep_last: Optional[int] = None,
                  save_freq: Optional[int] = None, dist: Optional[DistContext] = None,
-                 async_save: bool = False) -> None:
+                 async_save: bool = False, weights_format: str = "pth",
+                 metadata: Optional[Mapping[str, str]] = None) -> None:
         self.root = weights_root
+        self.weight_exts = WEIGHT_FORMATS[weights_format]
+        self.metadata = dict(metadata or {})
         self.name = name
         self.keep_last = keep_last
         self.save_freq = save_freq
@@ -458,17 +552,28 @@ class CheckpointManager:
     def path(self, tag: str, ext: str) -> str:
         return os.path.join(self.root, f"{self.name}_{tag}.{ext}")
 
-    def iter_paths(self, iteration: int) -> Tuple[str, str]:
-        return self.path(f"iter_{iteration}", "pt"), self.path(f"iter_{iteration}", "pth")
+    def iter_paths(self, iteration: int) -> Tuple[str, ...]:
+        """The ``.pt`` and the weights files (``logger.save_checkpoint_format``) of ``iteration``."""
+        return self._paths(f"iter_{iteration}")
 
-    def best_paths(self) -> Tuple[str, str]:
-        return self.path("best", "pt"), self.path("best", "pth")
+    def best_paths(self) -> Tuple[str, ...]:
+        return self._paths("best")
+
+    def _paths(self, tag: str) -> Tuple[str, ...]:
+        return (self.path(tag, "pt"), *(self.path(tag, ext[1:]) for ext in self.weight_exts))
+
+    @staticmethod
+    def companions(pt: str) -> List[str]:
+        """The files of one checkpoint: its ``.pt`` and the weights files of every format (a run may have
+        changed the format)."""
+        stem = pt[:-len(".pt")]
+        return [pt, stem + ".pth", stem + SAFETENSORS]
 
     def existing(self) -> List[str]:
         """This experiment's files (for archiving them before a fresh run reuses the name)."""
         if not os.path.isdir(self.root):
             return []
-        pattern = re.compile(rf"^{re.escape(self.name)}_(iter_\d+|best)\.(pt|pth)$")
+        pattern = re.compile(rf"^{re.escape(self.name)}_(iter_\d+|best)\.(pt|pth|safetensors)$")
         return sorted(os.path.join(self.root, f) for f in os.listdir(self.root) if pattern.match(f))
 
     def interval_checkpoints(self) -> List[Tuple[int, str]]:
@@ -485,7 +590,8 @@ class CheckpointManager:
         """Delete temp files of interrupted saves of this experiment (never anything else)."""
         if not os.path.isdir(self.root):
             return []
-        pattern = re.compile(rf"^\.{re.escape(self.name)}_(iter_\d+|best)\.(pt|pth){re.escape(_TMP_MARK)}\d+$")
+        kinds = "(pt|pth|safetensors)"
+        pattern = re.compile(rf"^\.{re.escape(self.name)}_(iter_\d+|best)\.{kinds}{re.escape(_TMP_MARK)}\d+$")
         removed = []
         for fname in os.listdir(self.root):
             if pattern.match(fname):
@@ -520,9 +626,9 @@ class CheckpointManager:
                 _remove_quietly(path)  # tidy weights/; a file left by kill -9 holds no lock and is reused
 
     def newer_than(self, iteration: int) -> List[str]:
-        """Interval files (.pt and .pth) after ``iteration``: an abandoned branch when resuming from older."""
+        """Interval files (.pt and weights) after ``iteration``: an abandoned branch when resuming from older."""
         return [p for it, pt in self.interval_checkpoints() if it > iteration
-                for p in (pt, pt + "h") if os.path.exists(p)]
+                for p in self.companions(pt) if os.path.exists(p)]
 
     # the save policy
     def track(self, *, model: DeployableModel, progress: Stateful, best: Stateful,
@@ -637,7 +743,7 @@ class CheckpointManager:
         state = snapshot_state(self.collect())
 
         def write() -> str:
-            pt, _ = self._write(self.iter_paths(iteration), state, snapshot_state(self._params()))
+            pt = self._write(self.iter_paths(iteration), state, snapshot_state(self._params()))[0]
             self.last_saved = iteration
             self.prune()
             return pt
@@ -650,12 +756,14 @@ class CheckpointManager:
         assert self._parts is not None
         return dict(self._parts["model"].deploy_state_dict())
 
-    def _write(self, paths: Tuple[str, str], state: Mapping[str, Any],
-               params: Mapping[str, torch.Tensor]) -> Tuple[str, str]:
+    def _write(self, paths: Tuple[str, ...], state: Mapping[str, Any],
+               params: Mapping[str, torch.Tensor]) -> Tuple[str, ...]:
+        """The ``.pt`` and its weights files, replaced together (all or none)."""
         os.makedirs(self.root, exist_ok=True)
-        pt, pth = paths
-        atomic_save_all([(dict(state), pt), ({"params": dict(params)}, pth)])
-        return pt, pth
+        pt, *weights = paths
+        _replace_all([(pt, functools.partial(_save_temp, dict(state))),
+                      *((path, weights_writer(path, params, self.metadata)) for path in weights)])
+        return paths
 
     def prune(self) -> List[str]:
         """Delete interval checkpoints beyond the newest ``keep_last`` (only after a new one is written)."""
@@ -663,7 +771,7 @@ class CheckpointManager:
             return []
         removed = []
         for _iteration, pt in self.interval_checkpoints()[self.keep_last:]:
-            for path in (pt, pt + "h"):
+            for path in self.companions(pt):
                 if os.path.exists(path):
                     os.remove(path)
                     removed.append(path)

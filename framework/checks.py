@@ -74,7 +74,10 @@ def _build_datasets(options: Options, problems: List[Problem], valid: Callable[[
     datasets: Dict[str, Dataset] = {}
     if not (valid(("scale",)) and valid(("manual_seed",))):
         return datasets
+    skip_val = options.train is not None and options.val is not None and not options.val.val_enabled
     for phase in options.datasets:
+        if skip_val and phase != "train":
+            continue  # val.val_enabled: false, traiNNer-redux's switch: the validation sets are ignored
         if valid(("datasets", phase)):
             dataset = _build_dataset(options, phase, problems, check_metrics=valid(("val",)))
             if dataset is not None:

@@ -53,6 +53,9 @@ def auto_threads() -> int:
 def configure_threads(options: Options, device: torch.device) -> None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop sizes: the fastest kernels are worth finding once
+        if options.fast_matmul:
+            torch.set_float32_matmul_precision("high")
+            torch.backends.cudnn.allow_tf32 = True
     if isinstance(options.num_threads, int):
         torch.set_num_threads(options.num_threads)
     elif device.type == "cpu" and options.train_set is not None:

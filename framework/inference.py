@@ -17,7 +17,7 @@ import yaml
 from torch import nn
 from torch.nn import functional as F
 
-from .checkpoint import TRAINING_STATE, safe_load, select_weights
+from .checkpoint import TRAINING_STATE, read_weights_file, saved_network, select_weights
 from .data.image_io import to_float, to_integer
 from .device import device_named
 from .errors import UserError
@@ -122,7 +122,7 @@ def load_network(weights: Optional[str], *, options_file: Optional[str] = None, 
             raise UserError(f"{weights_option}: no weights given; name a .pth or .pt file{hint}")
         weights = options.path.pretrain_path
         weights_option = f"{options_file}: path.pretrain_path"
-    obj = safe_load(weights, key=weights_option)
+    obj = read_weights_file(weights, key=weights_option)
     keys = [param_key] if param_key else list(INFERENCE_KEYS)
     state, entry = select_weights(obj, weights, keys, option=weights_option, key_option=key_option)
     expected_scale: Optional[int] = None
@@ -135,10 +135,14 @@ def load_network(weights: Optional[str], *, options_file: Optional[str] = None, 
         source = f"the options saved in {weights}"
         component = _component(saved.get("network_g"), ("network_g",), f"{weights}: saved network_g")
         expected_scale = saved.get("scale") if isinstance(saved.get("scale"), int) else None
+    elif (recorded := saved_network(weights, weights_option)) is not None:
+        source = f"the metadata of {weights}"
+        component = _component(recorded[0], ("network_g",), f"{weights}: recorded network_g")
+        expected_scale = recorded[1]
     else:
-        raise UserError(f"{weights_option} {weights}: a .pth holds weights only, not which network they are for; "
-                        "name it with -opt OPTIONS.yml (its network_g) or --arch TYPE KEY=VALUE ... (e.g. --arch "
-                        "RRDBNet num_block=23 scale=4)")
+        raise UserError(f"{weights_option} {weights}: a .pth holds weights only, not which network they are for "
+                        "(so does a .safetensors from another tool); name it with -opt OPTIONS.yml (its network_g) "
+                        "or --arch TYPE KEY=VALUE ... (e.g. --arch RRDBNet num_block=23 scale=4)")
     net = _construct(component, source)
     report = LoadReport.compare(net.state_dict(), state)
     if report.lines():

@@ -187,22 +187,27 @@ class ExperimentLogger:
         append_rows(table_path(self.exp_dir, dataset), rows)
 
     # best-model archive
-    def archive_best(self, weights_path: str, iteration: int, metrics: Mapping[str, float],
+    def archive_best(self, weights_paths: Sequence[str], iteration: int, metrics: Mapping[str, float],
                      metric: str) -> str:
-        """Copy the new best weights into ``experiments/<name>/best_model/`` and record why it is best."""
+        """Copy the new best weights files (``.pth`` and/or ``.safetensors``) into
+        ``experiments/<name>/best_model/`` and record why they are best; returns the first copy."""
         folder = os.path.join(self.exp_dir, "best_model")
         os.makedirs(folder, exist_ok=True)
-        target = os.path.join(folder, os.path.basename(weights_path))
+        targets = [os.path.join(folder, os.path.basename(path)) for path in weights_paths]
+        for path, target in zip(weights_paths, targets, strict=True):
+            tmp = target + ".tmp"
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+        target = targets[0]
         tmp = target + ".tmp"
-        shutil.copyfile(weights_path, tmp)
-        os.replace(tmp, target)
         record_path = os.path.join(folder, "best_records.json")
         history = []
         if os.path.exists(record_path):
             with open(record_path, encoding="utf-8") as fh:
                 history = json.load(fh).get("history", [])
+        names = [os.path.basename(t) for t in targets]
         entry = {"iteration": iteration, "metric": metric, "metrics": dict(metrics),
-                 "weights": os.path.basename(target), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+                 "weights": names[0] if len(names) == 1 else names, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         history.append(entry)
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump({"best": entry, "history": history}, fh, indent=2)
@@ -252,7 +257,7 @@ class RankLogger(ExperimentLogger):
     def per_image(self, dataset: str, rows: Sequence[Row]) -> None:
         pass
 
-    def archive_best(self, weights_path: str, iteration: int, metrics: Mapping[str, float],
+    def archive_best(self, weights_paths: Sequence[str], iteration: int, metrics: Mapping[str, float],
                      metric: str) -> str:
         raise RuntimeError("only rank 0 archives the best model")
 

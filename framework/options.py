@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequen
 
 import yaml
 
+from .basicsr_names import inferred_model_type, model_type_fix, reading
 from .errors import UserError, did_you_mean
 from .loss_set import NOT_PROVIDED, all_entries
 from .registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY,
@@ -38,8 +39,10 @@ class DatasetOptions:
     num_worker_per_gpu: Union[int, Literal["auto"]] = opt(
         "auto", doc="DataLoader worker processes; `auto` = 0 on CPU (workers would compete with the compute "
                     "threads for the same cores), min(4, cores) on CUDA.", min=0)
-    dataset_enlarge_ratio: int = opt(1, doc="Repeat the training set this many times per epoch (BasicSR's "
-                                            "trick for small sets: fewer, longer epochs).", min=1)
+    dataset_enlarge_ratio: Union[int, Literal["auto"]] = opt(
+        1, doc="Repeat the training set this many times per epoch (BasicSR's trick for small sets: fewer, longer "
+               "epochs); `auto` (traiNNer-redux's) = max(1, 2000 x `batch_size_per_gpu` // the number of images).",
+        min=1)
     pin_memory: bool = opt(True, doc="Pin loader memory when training on CUDA.")
     prefetch_mode: Optional[Literal["cpu", "cuda"]] = opt(
         None, doc="BasicSR's prefetcher choice (`~`, `cpu`, `cuda`), accepted so BasicSR files run unchanged; "
@@ -162,6 +165,8 @@ class TrainOptions:
 class ValOptions:
     """Validation during training (and the metrics of test.py)."""
 
+    val_enabled: bool = opt(True, doc="traiNNer-redux's switch: `false` = no validation during training, and the "
+                                      "validation sets are neither read nor checked (test.py ignores it).")
     val_freq: int = opt(5000, doc="Validate every N iterations (and at the last one).", min=1)
     save_img: bool = opt(False, doc="Save validation outputs as PNG in `experiments/<name>/visualization/`.")
     suffix: Optional[str] = opt(None, doc="test.py with `save_img`: name the images `<image>_<suffix>.png` "
@@ -213,6 +218,10 @@ class LoggerOptions:
                                               "iterations (and at the end of training).", min=1)
     use_tb_logger: bool = opt(True, doc="Write TensorBoard events to `experiments/<name>/tb_logger/`.")
     wandb: Optional[WandbOptions] = opt(None, doc="Weights & Biases: see `logger.wandb.*`.")
+    save_checkpoint_format: Literal["pth", "safetensors", "both"] = opt(
+        "pth", doc="The deployable weights beside each `.pt` (traiNNer-redux's key): `<name>_<tag>.pth` "
+                   "(`{'params': ...}`), `.safetensors` (the same tensors, flat, with the architecture, scale and "
+                   "version as metadata; spandrel and chaiNNer open it), or both. The `.pt` stays a `.pt`.")
     keep_last: Optional[int] = opt(None, doc="Keep only the newest K interval checkpoints (older ones are "
                                              "deleted after the new one is safely written); none = keep all. "
                                              "Best files are never deleted.", min=1)
@@ -223,6 +232,10 @@ class LoggerOptions:
                     "at a time (the next one waits, the log says how long); a failed write stops the run at the "
                     "next step; the run waits for it before exiting. `auto` = on, except on a CPU run with one "
                     "core (the writer would take the core training runs on); `false` = save in the loop.")
+
+
+ResizeModes = Tuple[Literal["area", "bilinear", "bicubic", "nearest-exact", "lanczos"], ...]
+RESIZE_MODES = ("area", "bilinear", "bicubic")  # Real-ESRGAN's, each as likely
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -248,10 +261,22 @@ class DegradationOptions:
                                                  "fine-tuning recipe: no degradation added, no pool; the GT is "
                                                  "sharpened where `l1_gt_usm`, `percep_gt_usm`, `gan_gt_usm` "
                                                  "say).")
+    lq_usm: bool = opt(False, doc="traiNNer-redux's LQ sharpening: unsharp masking of the image before it is "
+                                  "degraded, with a radius drawn per batch from `lq_usm_radius_range`.")
+    lq_usm_radius_range: Tuple[int, int] = opt((1, 25), doc="With `lq_usm`: the range of the unsharp mask's "
+                                                            "Gaussian radius (pixels).")
+    blur_prob: float = opt(1.0, doc="First stage: chance of the first blur (`kernel1`); Real-ESRGAN always "
+                                    "blurs (1).", min=0.0, max=1.0)
     resize_prob: Tuple[float, float, float] = opt((0.2, 0.7, 0.1), doc="First stage: chances of resizing up, "
                                                                        "down, or keeping the size.")
     resize_range: Tuple[float, float] = opt((0.15, 1.5), doc="First stage: resize factor range (down from the low "
                                                              "end to 1, up from 1 to the high end).")
+    resize_mode_list: ResizeModes = opt(
+        RESIZE_MODES, doc="First stage: the resize modes drawn from (`area`, `bilinear`, "
+                                             "`bicubic`, `nearest-exact`, `lanczos`: Lanczos-3, antialiased when "
+                                             "shrinking).")
+    resize_mode_prob: Tuple[float, ...] = opt((1.0, 1.0, 1.0), doc="First stage: the weight of each mode of "
+                                                                   "`resize_mode_list` (normalised).")
     gaussian_noise_prob: float = opt(0.5, doc="First stage: chance of Gaussian noise (else Poisson noise).",
                                      min=0.0, max=1.0)
     noise_range: Tuple[float, float] = opt((1.0, 30.0), doc="First stage: Gaussian noise sigma range, in 8-bit "
@@ -261,16 +286,23 @@ class DegradationOptions:
                                           "channel).", min=0.0, max=1.0)
     jpeg_range: Tuple[float, float] = opt((30.0, 95.0), doc="First stage: JPEG quality range (one quality per "
                                                             "image).")
+    jpeg_prob: float = opt(1.0, doc="First stage: chance of the JPEG compression; Real-ESRGAN always compresses "
+                                    "(1).", min=0.0, max=1.0)
     second_blur_prob: float = opt(0.8, doc="Second stage: chance of the second blur (`kernel2`).", min=0.0,
                                   max=1.0)
     resize_prob2: Tuple[float, float, float] = opt((0.3, 0.4, 0.3), doc="Second stage: as `resize_prob`.")
     resize_range2: Tuple[float, float] = opt((0.3, 1.2), doc="Second stage: as `resize_range` (relative to the "
                                                              "LR size).")
+    resize_mode_list2: ResizeModes = opt(RESIZE_MODES, doc="Second stage: as `resize_mode_list`.")
+    resize_mode_prob2: Tuple[float, ...] = opt((1.0, 1.0, 1.0), doc="Second stage: as `resize_mode_prob`.")
     gaussian_noise_prob2: float = opt(0.5, doc="Second stage: as `gaussian_noise_prob`.", min=0.0, max=1.0)
     noise_range2: Tuple[float, float] = opt((1.0, 25.0), doc="Second stage: as `noise_range`.")
     poisson_scale_range2: Tuple[float, float] = opt((0.05, 2.5), doc="Second stage: as `poisson_scale_range`.")
     gray_noise_prob2: float = opt(0.4, doc="Second stage: as `gray_noise_prob`.", min=0.0, max=1.0)
     jpeg_range2: Tuple[float, float] = opt((30.0, 95.0), doc="Second stage: as `jpeg_range` (the last JPEG).")
+    jpeg_prob2: float = opt(1.0, doc="Second stage: as `jpeg_prob` (the last JPEG).", min=0.0, max=1.0)
+    resize_mode_list3: ResizeModes = opt(RESIZE_MODES, doc="The final resize to the LR size: as `resize_mode_list`.")
+    resize_mode_prob3: Tuple[float, ...] = opt((1.0, 1.0, 1.0), doc="The final resize: as `resize_mode_prob`.")
 
 
 # The Real-ESRGAN keys of DegradationOptions (its files write them at the top level).
@@ -294,6 +326,9 @@ class Options:
         "auto", doc="Torch CPU threads. `auto` (or none): on CPU one per core (shared among torchrun's "
                     "processes), data-loader workers or not (measured faster on idle cores, see Notes on speed; "
                     "on cores other jobs use too, fewer can be faster); on CUDA torch's default.", min=1)
+    fast_matmul: bool = opt(False, doc="traiNNer-redux's key: on CUDA, float32 matrix products and convolutions "
+                                       "may use TF32 (`torch.set_float32_matmul_precision('high')`, cuDNN TF32): "
+                                       "faster on Ampere and newer, about 10 mantissa bits. No effect on the CPU.")
     malloc_tuning: bool = opt(True, doc="On Linux with glibc, train.py sets malloc's thresholds at start-up "
                                         "(mmap 32 MiB, trim 2 GiB, as `GLIBC_TUNABLES` would): freed memory is "
                                         "kept for the next step instead of being returned to the system and "
@@ -445,7 +480,16 @@ def load_options(path: str, overrides: Sequence[str] = (), *, require_train: boo
 
 def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: bool = True) -> Optional[Options]:
     """The key-level checks: names, types, bounds, registered types and their arguments."""
-    raw = dict(raw)
+    with reading(raw):
+        return _validate(dict(raw), problems, require_train=require_train)
+
+
+def _validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: bool) -> Optional[Options]:
+    inferred = inferred_model_type(raw)
+    if inferred is not None:  # a traiNNer-redux file: said once, then checked as the model it means
+        fix = model_type_fix(inferred)
+        problems.append(Problem(("model_type",), fix.message, fix))
+        raw["model_type"] = inferred
     datasets_raw = raw.pop("datasets", None)
     metrics_raw = None
     val_raw = raw.get("val")
@@ -486,7 +530,10 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
         problems.append(Problem(("name",), f"'{options.name}' is not a safe file name; use letters, digits, "
                                            "'_', '-' and '.' (it names folders and files)"))
     if options.model_type and options.model_type not in MODEL_REGISTRY:
-        problems.append(not_registered(("model_type",), MODEL_REGISTRY, options.model_type))
+        problem = not_registered(("model_type",), MODEL_REGISTRY, options.model_type)
+        problems.append(problem)
+        if problem.fix is not None and problem.fix.action == "rename":  # neosr's name: checked as the one meant
+            options = dataclasses.replace(options, model_type=problem.fix.new_value)
     if options.model_type in MODEL_REGISTRY:
         _check_model_keys(options, MODEL_REGISTRY.get(options.model_type), problems)
         _check_synthesis(options, MODEL_REGISTRY.get(options.model_type), datasets.get("train"), problems)

@@ -419,8 +419,11 @@ def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], pat
         return None
     name = raw["type"]
     if not isinstance(name, str) or name not in registry:
-        problems.append(not_registered(path + ("type",), registry, name))
-        return None
+        problem = not_registered(path + ("type",), registry, name)
+        problems.append(problem)
+        if problem.fix is None or problem.fix.action != "rename":
+            return None
+        name = problem.fix.new_value  # another spelling of a registered name: its arguments are checked too
     target = registry.get(name)
     package = getattr(target, "required_package", None)  # (module, pip name) of an optional dependency
     if package is not None and importlib.util.find_spec(package[0]) is None:
@@ -464,6 +467,8 @@ def unknown_key(path: Path_, value: Any, known: Sequence[str], listed: str, owne
 def not_registered(path: Path_, registry: Registry, name: Any) -> Problem:
     """A ``type`` that is not registered: a known BasicSR / Real-ESRGAN one is named as such."""
     fix = component_fix(registry.kind, name, registry.names())
+    if fix is not None and fix.action == "rename":  # the value of the key at ``path`` changes, the key stays
+        fix = dataclasses.replace(fix, key=str(path[-1]), new_key=str(path[-1]))
     if fix is not None:
         return Problem(path, fix.message, fix)
     return Problem(path, f"{registry.kind} '{name}' is not registered{did_you_mean(str(name), registry.names())}"

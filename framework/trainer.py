@@ -22,7 +22,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from . import per_image
-from .checkpoint import CheckpointManager, CheckpointWriteError, Saved
+from .checkpoint import CheckpointManager, CheckpointWriteError, Saved, weights_metadata
 from .checkpoint_async import resolve_async_save
 from .checks import Built
 from .data.build import build_train_loader, build_val_loader, close_loader, loader_batch_size, num_samples
@@ -107,7 +107,9 @@ class Trainer:
         self.show_progress = show_progress
         self.ckpt = CheckpointManager(options.path.weights_root, options.name, options.logger.keep_last,
                                       options.logger.save_checkpoint_freq, dist=self.dist,
-                                      async_save=resolve_async_save(options.logger.async_save, self.device))
+                                      async_save=resolve_async_save(options.logger.async_save, self.device),
+                                      weights_format=options.logger.save_checkpoint_format,
+                                      metadata=weights_metadata(options.to_dict()))
         self.exp_dir = os.path.join(options.path.experiments_root, options.name)
         self.progress = TrainingProgress(batch_size=loader_batch_size(options), world_size=self.dist.world_size)
         self.best = BestRecord()
@@ -435,12 +437,11 @@ class Trainer:
 
         def announce(saved: Saved) -> None:
             if saved.best is not None:
-                pt, pth = saved.best
-                archived = log.archive_best(pth, it, metrics, first_metric)
-                logger.info(f"New best {first_metric} {best_value:.4f} at iteration {it}: saved {pt} and {pth}; "
-                            f"archived {archived}")
+                archived = log.archive_best(saved.best[1:], it, metrics, first_metric)
+                logger.info(f"New best {first_metric} {best_value:.4f} at iteration {it}: saved "
+                            f"{' and '.join(saved.best)}; archived {archived}")
             if saved.interval is not None:
-                logger.info(f"Saved checkpoint {saved.interval[0]} and {saved.interval[1]}")
+                logger.info(f"Saved checkpoint {' and '.join(saved.interval)}")
 
         return announce
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Convert a BasicSR or Real-ESRGAN option file: ``python scripts/convert_options.py in.yml -o out.yml``."""
+"""Convert a BasicSR, Real-ESRGAN, traiNNer-redux or neosr option file:
+``python scripts/convert_options.py in.yml -o out.yml``."""
 import sys
 
 from framework.cli import run_main

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..device import resolve_workers, usable_cores
 from ..errors import UserError
-from ..options import Options
+from ..options import DatasetOptions, Options
 from ..registry import DATASET_REGISTRY
 from .sampler import ResumableSampler
 
@@ -70,12 +70,20 @@ def loader_batch_size(options: Options) -> int:
     return options.datasets["train"].batch_size_per_gpu * steps
 
 
+def enlarge_ratio(spec: DatasetOptions, images: int) -> int:
+    """``dataset_enlarge_ratio``; ``auto`` (traiNNer-redux's): enough repeats for about 2000 batches of small
+    sets, none for large ones."""
+    if spec.dataset_enlarge_ratio == "auto":
+        return max(2000 * spec.batch_size_per_gpu // max(images, 1), 1)
+    return int(spec.dataset_enlarge_ratio)
+
+
 def build_train_loader(options: Options, dataset: Dataset, device: torch.device, *, rank: int = 0,
                        world_size: int = 1) -> Tuple[DataLoader, ResumableSampler]:
     """The training loader of process ``rank`` of ``world_size``: its shard of every epoch."""
     spec = options.datasets["train"]
-    sampler = ResumableSampler(num_samples(dataset), options.manual_seed, spec.dataset_enlarge_ratio, shuffle=True,
-                               num_replicas=world_size, rank=rank)
+    sampler = ResumableSampler(num_samples(dataset), options.manual_seed, enlarge_ratio(spec, num_samples(dataset)),
+                               shuffle=True, num_replicas=world_size, rank=rank)
     batch = loader_batch_size(options)
     if sampler.per_epoch < batch:
         per = f" per process ({world_size} processes)" if world_size > 1 else ""

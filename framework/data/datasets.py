@@ -15,7 +15,8 @@ from ..errors import OptionError, UserError
 from ..registry import DATASET_REGISTRY
 from ..rng import derived_generator
 from .degradations import bicubic_downsample
-from .backends import FolderSource, ImageSource, open_source, read_pair_list
+from .backends import (FolderSource, ImageSource, LmdbSource, MultiSource, Roots, check_pairing, listed_sources,
+                       open_sources, read_pair_list)
 from .image_io import decode_bytes, to_float
 from .transforms import augment, crop_origin, mod_crop, paired_random_crop, pair_scale_problem
 
@@ -91,26 +92,32 @@ class PairedImageDataset(_SRDataset):
     ``meta_info.txt`` lists the images). ``meta_info_file``: the GT images to use, one name a line (BasicSR's
     ``name (h,w,c) compression`` lines too); with folders, each LQ image is then the GT name through
     ``filename_tmpl`` with the GT's extension, as in BasicSR, and no folder is scanned.
+
+    ``dataroot_gt`` / ``dataroot_lq`` may each be a list of folders (traiNNer-redux's): GT folder i pairs with
+    LQ folder i, and the set is the union of their pairs; ``meta_info_file`` is then a list too, one per GT
+    folder.
     """
 
-    def __init__(self, dataroot_gt: str, dataroot_lq: str, scale: int, seed: int = 0, train: bool = False,
-                 gt_size: Optional[int] = None, use_hflip: bool = True, use_rot: bool = True,
-                 filename_tmpl: str = "{}", io_backend: Optional[Mapping[str, Any]] = None,
-                 meta_info_file: Optional[str] = None) -> None:
+    def __init__(self, dataroot_gt: Union[str, Tuple[str, ...]], dataroot_lq: Union[str, Tuple[str, ...]],
+                 scale: int, seed: int = 0, train: bool = False, gt_size: Optional[int] = None,
+                 use_hflip: bool = True, use_rot: bool = True, filename_tmpl: str = "{}",
+                 io_backend: Optional[Mapping[str, Any]] = None,
+                 meta_info_file: Union[str, Tuple[str, ...], None] = None) -> None:
         super().__init__(scale, seed, train, gt_size, use_hflip, use_rot)
         self.dataroot_gt, self.dataroot_lq = dataroot_gt, dataroot_lq
         _check_template(filename_tmpl)
-        self.gt_source = open_source(dataroot_gt, "dataroot_gt", io_backend, meta_info_file)
+        check_pairing(dataroot_gt, dataroot_lq)
+        self.gt_source = open_sources(dataroot_gt, "dataroot_gt", io_backend, meta_info_file)
         self.lq_source: ImageSource
-        if meta_info_file and isinstance(self.gt_source, FolderSource):
+        if meta_info_file and _folders(self.gt_source):
             # BasicSR: the LQ names follow from the GT list, no scan of the LQ folder
             self.pairs = [(name, _lq_name(stem, filename_tmpl) + os.path.splitext(name)[1])
                           for stem, name in self.gt_source.by_stem.items()]
-            self.lq_source = FolderSource(dataroot_lq, "dataroot_lq", listed=[lq for _, lq in self.pairs])
+            self.lq_source = listed_sources(dataroot_lq, "dataroot_lq", [lq for _, lq in self.pairs])
         else:
-            self.lq_source = open_source(dataroot_lq, "dataroot_lq", io_backend, None)
+            self.lq_source = open_sources(dataroot_lq, "dataroot_lq", io_backend, None)
             self.pairs = pair_names(self.gt_source.by_stem, self.lq_source.by_stem, filename_tmpl,
-                                    dataroot_gt, dataroot_lq)
+                                    _shown(dataroot_gt), _shown(dataroot_lq))
         self._names = [gt for gt, _ in self.pairs]  # once: __len__ and __getitem__ run for every sample
 
     def names(self) -> list:
@@ -143,6 +150,16 @@ class PairedImageDataset(_SRDataset):
         return gt[:, :h_lq * self.scale, :w_lq * self.scale], lq, gt_path, lq_path
 
 
+def _folders(source: ImageSource) -> bool:
+    """Whether ``source`` reads folders (not LMDBs)."""
+    parts = source.parts if isinstance(source, MultiSource) else [source]
+    return not any(isinstance(part, LmdbSource) for part in parts)
+
+
+def _shown(roots: Roots) -> str:
+    return roots if isinstance(roots, str) else ", ".join(roots)
+
+
 @DATASET_REGISTRY.register()
 class RealESRGANPairedDataset(PairedImageDataset):
     """Real-ESRGAN's dataset for fine-tuning on your own LR/HR pairs, with its keys: GT and LQ crops cut at the
@@ -156,14 +173,18 @@ class RealESRGANPairedDataset(PairedImageDataset):
     GAN models use it as PairedImageDataset.
     """
 
-    def __init__(self, dataroot_gt: str, dataroot_lq: str, scale: int, seed: int = 0, train: bool = False,
-                 gt_size: Optional[int] = None, use_hflip: bool = True, use_rot: bool = True,
+    def __init__(self, dataroot_gt: Union[str, Tuple[str, ...]], dataroot_lq: Union[str, Tuple[str, ...]],
+                 scale: int, seed: int = 0, train: bool = False, gt_size: Optional[int] = None,
+                 use_hflip: bool = True, use_rot: bool = True,
                  filename_tmpl: str = "{}", io_backend: Optional[Mapping[str, Any]] = None,
                  meta_info: Optional[str] = None) -> None:
         if meta_info is None:
             super().__init__(dataroot_gt, dataroot_lq, scale, seed, train, gt_size, use_hflip, use_rot,
                              filename_tmpl, io_backend)
             return
+        if not isinstance(dataroot_gt, str) or not isinstance(dataroot_lq, str):
+            raise OptionError(("meta_info",), "lists the pairs of one GT and one LQ folder: give single folders with "
+                                              "it, or lists of folders without it (pairs matched by name)")
         if io_backend is not None and io_backend.get("type") != "disk":
             raise OptionError(("meta_info",), "lists image files in folders; with io_backend lmdb the LMDB's own "
                                               "meta_info.txt lists the images: remove meta_info")
@@ -260,14 +281,15 @@ def _few(names: list, n: int = 5) -> str:
 class BicubicSRDataset(_SRDataset):
     """GT images only; LQ is the bicubic downsampling of the (cropped) GT, made on the fly (MATLAB's imresize,
     as ``scripts/generate_lr.py`` makes stored LR images). ``io_backend`` and ``meta_info_file``: as
-    :class:`PairedImageDataset`'s."""
+    :class:`PairedImageDataset`'s; ``dataroot_gt`` may be a list of folders."""
 
-    def __init__(self, dataroot_gt: str, scale: int, seed: int = 0, train: bool = False,
+    def __init__(self, dataroot_gt: Union[str, Tuple[str, ...]], scale: int, seed: int = 0, train: bool = False,
                  gt_size: Optional[int] = None, use_hflip: bool = True, use_rot: bool = True,
-                 io_backend: Optional[Mapping[str, Any]] = None, meta_info_file: Optional[str] = None) -> None:
+                 io_backend: Optional[Mapping[str, Any]] = None,
+                 meta_info_file: Union[str, Tuple[str, ...], None] = None) -> None:
         super().__init__(scale, seed, train, gt_size, use_hflip, use_rot)
         self.dataroot_gt = dataroot_gt
-        self.source = open_source(dataroot_gt, "dataroot_gt", io_backend, meta_info_file)
+        self.source = open_sources(dataroot_gt, "dataroot_gt", io_backend, meta_info_file)
         self.files = list(self.source.by_stem.values())  # sorted by the scan; a meta_info_file's order
 
     def names(self) -> list:

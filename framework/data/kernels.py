@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Sequence, Tuple
+from typing import Literal, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -109,10 +109,16 @@ class BlurSettings:
     betag_range: Tuple[float, float] = (0.5, 4.0)
     betap_range: Tuple[float, float] = (1.0, 2.0)
     sinc_prob: float = 0.1
+    # traiNNer-redux's kernel_range: the odd sizes drawn from, inclusive (kernel_size is then its upper end)
+    size_range: Optional[Tuple[int, int]] = None
 
     @property
     def sizes(self) -> Tuple[int, ...]:
-        """The kernel sizes drawn from: 7, 9, ... up to ``kernel_size`` (only ``kernel_size`` when smaller)."""
+        """The kernel sizes drawn from: 7, 9, ... up to ``kernel_size`` (only ``kernel_size`` when smaller), or
+        the odd sizes of ``size_range``."""
+        if self.size_range is not None:
+            low, high = self.size_range
+            return tuple(range(low + 1 - low % 2, high + 1, 2))
         return tuple(range(min(SMALLEST_KERNEL, self.kernel_size), self.kernel_size + 1, 2))
 
 
@@ -153,11 +159,15 @@ def random_blur_kernel(settings: BlurSettings, gen: torch.Generator) -> torch.Te
     return pad_kernel(kernel, settings.kernel_size)
 
 
-def random_final_sinc(prob: float, kernel_size: int, gen: torch.Generator) -> torch.Tensor:
-    """The final sinc filter: with ``prob`` a sinc of random size and cutoff in [pi/3, pi], else the identity;
+def random_final_sinc(prob: float, kernel_size: int, gen: torch.Generator,
+                      size_range: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+    """The final sinc filter: with ``prob`` a sinc of random size (7 to ``kernel_size``, or the odd sizes of
+    ``size_range``, whose upper end is then the size) and cutoff in [pi/3, pi], else the identity;
     ``kernel_size x kernel_size`` either way."""
+    if size_range is not None:
+        kernel_size = size_range[1]
     if uniform(gen, 0.0, 1.0) < prob:
-        sizes = BlurSettings(kernel_size=kernel_size).sizes
+        sizes = BlurSettings(kernel_size=kernel_size, size_range=size_range).sizes
         size = sizes[choice(gen, [1.0] * len(sizes))]
         return sinc_kernel(uniform(gen, math.pi / 3, math.pi), size, pad_to=kernel_size)
     return pulse_kernel(kernel_size)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import OptionError, check_range
 from ..registry import DATASET_REGISTRY
-from .backends import open_source
+from .backends import open_sources
 from .datasets import Key, sample_generator
 from .image_io import decode_bytes, to_float, to_integer
 from .kernels import KERNEL_TYPES, BlurSettings, random_blur_kernel, random_final_sinc
@@ -40,11 +40,13 @@ class KernelSampler:
     first: BlurSettings
     second: BlurSettings
     final_sinc_prob: float
+    final_range: Optional[Tuple[int, int]] = None  # traiNNer-redux's final_kernel_range
 
     def draw(self, gen: torch.Generator) -> Dict[str, torch.Tensor]:
         """``kernel1``, ``kernel2`` and ``sinc_kernel``, in that order of draws from ``gen``."""
         return {"kernel1": random_blur_kernel(self.first, gen), "kernel2": random_blur_kernel(self.second, gen),
-                "sinc_kernel": random_final_sinc(self.final_sinc_prob, self.second.kernel_size, gen)}
+                "sinc_kernel": random_final_sinc(self.final_sinc_prob, self.second.kernel_size, gen,
+                                                 self.final_range)}
 
 
 @DATASET_REGISTRY.register()
@@ -59,10 +61,10 @@ class RealESRGANDataset(torch.utils.data.Dataset):
     refused_arguments = {"dataroot_lq": "RealESRGANDataset reads HR images only and synthesises the LR inputs; "
                                         "remove dataroot_lq"}
 
-    def __init__(self, dataroot_gt: str, scale: int, seed: int = 0, train: bool = True,
+    def __init__(self, dataroot_gt: Union[str, Tuple[str, ...]], scale: int, seed: int = 0, train: bool = True,
                  gt_size: Optional[int] = None, use_hflip: bool = True, use_rot: bool = False,
                  crop_pad_size: int = 400, io_backend: Optional[Mapping[str, Any]] = None,
-                 meta_info_file: Optional[str] = None,
+                 meta_info_file: Union[str, Tuple[str, ...], None] = None,
                  blur_kernel_size: int = 21, kernel_list: Tuple[KernelType, ...] = _KINDS,
                  kernel_prob: Tuple[float, ...] = _PROB, sinc_prob: float = 0.1,
                  blur_sigma: Tuple[float, float] = (0.2, 3.0), betag_range: Tuple[float, float] = (0.5, 4.0),
@@ -70,7 +72,9 @@ class RealESRGANDataset(torch.utils.data.Dataset):
                  blur_kernel_size2: int = 21, kernel_list2: Tuple[KernelType, ...] = _KINDS,
                  kernel_prob2: Tuple[float, ...] = _PROB, sinc_prob2: float = 0.1,
                  blur_sigma2: Tuple[float, float] = (0.2, 1.5), betag_range2: Tuple[float, float] = (0.5, 4.0),
-                 betap_range2: Tuple[float, float] = (1.0, 2.0), final_sinc_prob: float = 0.8) -> None:
+                 betap_range2: Tuple[float, float] = (1.0, 2.0), final_sinc_prob: float = 0.8,
+                 kernel_range: Optional[Tuple[int, int]] = None, kernel_range2: Optional[Tuple[int, int]] = None,
+                 final_kernel_range: Optional[Tuple[int, int]] = None) -> None:
         if not train:
             raise OptionError(("type",), "RealESRGANDataset makes training samples only (the LR inputs are "
                                          "synthesised during training); validate with PairedImageDataset")
@@ -85,12 +89,13 @@ class RealESRGANDataset(torch.utils.data.Dataset):
         self.crop_pad_size = crop_pad_size
         self.dataroot_gt = dataroot_gt
         first = _settings("", blur_kernel_size, kernel_list, kernel_prob, blur_sigma, betag_range, betap_range,
-                          sinc_prob)
+                          sinc_prob, kernel_range)
         second = _settings("2", blur_kernel_size2, kernel_list2, kernel_prob2, blur_sigma2, betag_range2,
-                           betap_range2, sinc_prob2)
+                           betap_range2, sinc_prob2, kernel_range2)
         _check_prob("final_sinc_prob", final_sinc_prob)
-        self.kernels = KernelSampler(first, second, final_sinc_prob)
-        self.source = open_source(dataroot_gt, "dataroot_gt", io_backend, meta_info_file)
+        _check_sizes("final_kernel_range", final_kernel_range)
+        self.kernels = KernelSampler(first, second, final_sinc_prob, final_kernel_range)
+        self.source = open_sources(dataroot_gt, "dataroot_gt", io_backend, meta_info_file)
         self.files = list(self.source.by_stem.values())
 
     def __len__(self) -> int:
@@ -143,10 +148,22 @@ def _check_prob(key: str, value: float) -> None:
         raise OptionError((key,), f"{value} is not a probability (0 to 1)")
 
 
+def _check_sizes(key: str, size_range: Optional[Tuple[int, int]]) -> None:
+    if size_range is not None:
+        check_range((key,), size_range, low=1)
+        if size_range[1] % 2 == 0:
+            raise OptionError((key,), f"{list(size_range)}: the upper end is the padded kernel size, an odd number")
+
+
 def _settings(suffix: str, size: int, kinds: Tuple[str, ...], prob: Tuple[float, ...],
               sigma: Tuple[float, float], betag: Tuple[float, float], betap: Tuple[float, float],
-              sinc_prob: float) -> BlurSettings:
-    """One stage's blur keys, checked (the key names carry ``suffix``)."""
+              sinc_prob: float, size_range: Optional[Tuple[int, int]] = None) -> BlurSettings:
+    """One stage's blur keys, checked (the key names carry ``suffix``). With ``kernel_range`` (traiNNer-redux's
+    key) the kernels are drawn from its odd sizes and padded to its upper end; ``blur_kernel_size`` is then not
+    read, as traiNNer-redux does not read it."""
+    _check_sizes(f"kernel_range{suffix}", size_range)
+    if size_range is not None:
+        size = size_range[1]
     if size < 1 or size % 2 == 0:
         raise OptionError((f"blur_kernel_size{suffix}",), f"{size} is not an odd kernel size (e.g. 21)")
     if len(prob) != len(kinds) or any(p < 0 for p in prob) or not sum(prob) > 0:
@@ -157,4 +174,4 @@ def _settings(suffix: str, size: int, kinds: Tuple[str, ...], prob: Tuple[float,
     check_range((f"betap_range{suffix}",), betap, low=1e-6)
     _check_prob(f"sinc_prob{suffix}", sinc_prob)
     return BlurSettings(kernel_size=size, kernel_list=tuple(kinds), kernel_prob=tuple(prob), sigma=sigma,
-                        betag_range=betag, betap_range=betap, sinc_prob=sinc_prob)
+                        betag_range=betag, betap_range=betap, sinc_prob=sinc_prob, size_range=size_range)

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import OptionError, check_range
-from ..options import DegradationOptions
+from ..options import RESIZE_MODES, DegradationOptions
 from .jpeg import jpeg_compress
 from .kernels import choice, uniform
 
-RESIZE_MODES = ("area", "bilinear", "bicubic")
+EQUAL = (1.0, 1.0, 1.0)
 Jpeg = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -142,6 +142,16 @@ class Stage:
     poisson_scale_range: Tuple[float, float]
     gray_noise_prob: float
     jpeg_range: Tuple[float, float]
+    blur_prob: float = 1.0
+    jpeg_prob: float = 1.0
+    resize_mode_list: Tuple[str, ...] = RESIZE_MODES
+    resize_mode_prob: Tuple[float, ...] = EQUAL
+
+
+def happens(prob: float, cpu: torch.Generator) -> bool:
+    """A step taken with chance ``prob``; a certain one draws nothing, so Real-ESRGAN's defaults keep its
+    random stream."""
+    return prob >= 1.0 or uniform(cpu, 0.0, 1.0) < prob
 
 
 def _resize_factor(stage: Stage, cpu: torch.Generator) -> float:
@@ -151,13 +161,35 @@ def _resize_factor(stage: Stage, cpu: torch.Generator) -> float:
     return (uniform(cpu, 1.0, high), uniform(cpu, low, 1.0), 1.0)[kind]
 
 
-def resize(img: torch.Tensor, size: Tuple[int, int], cpu: torch.Generator) -> torch.Tensor:
-    """``img`` resized to ``size`` (H, W) by a mode drawn from area, bilinear and bicubic."""
-    mode = RESIZE_MODES[choice(cpu, [1.0] * len(RESIZE_MODES))]
+def resize(img: torch.Tensor, size: Tuple[int, int], cpu: torch.Generator,
+           modes: Sequence[str] = RESIZE_MODES, weights: Sequence[float] = EQUAL) -> torch.Tensor:
+    """``img`` resized to ``size`` (H, W) by a mode drawn from ``modes`` with ``weights`` (Real-ESRGAN's: area,
+    bilinear and bicubic, each as likely)."""
+    mode = modes[choice(cpu, weights)]
     size = (max(1, size[0]), max(1, size[1]))
-    if mode == "area":
+    if mode == "lanczos":
+        return lanczos_resize(img, size)
+    if mode in ("area", "nearest-exact"):
         return F.interpolate(img, size=size, mode=mode)
     return F.interpolate(img, size=size, mode=mode, align_corners=False)
+
+
+def _lanczos_matrix(n_in: int, n_out: int, like: torch.Tensor, a: int = 3) -> torch.Tensor:
+    """(n_out, n_in) weights of Lanczos-``a`` resampling along one axis: pixel centres aligned, the kernel
+    widened by the shrink factor when shrinking (antialiased, as PIL's), each row normalised to sum 1."""
+    scale = n_out / n_in
+    stretch = min(scale, 1.0)
+    centres = (torch.arange(n_out, dtype=torch.float64) + 0.5) / scale - 0.5
+    d = (torch.arange(n_in, dtype=torch.float64)[None, :] - centres[:, None]) * stretch
+    w = torch.sinc(d) * torch.sinc(d / a) * (d.abs() < a)
+    return (w / w.sum(dim=1, keepdim=True)).to(device=like.device, dtype=like.dtype)
+
+
+def lanczos_resize(img: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """``img`` (B, C, H, W) resized to ``size`` by separable Lanczos-3 resampling."""
+    rows = _lanczos_matrix(img.shape[-2], size[0], img)
+    cols = _lanczos_matrix(img.shape[-1], size[1], img)
+    return torch.einsum("oh,bchw,pw->bcop", rows, img, cols)
 
 
 def add_noise(img: torch.Tensor, stage: Stage, cpu: torch.Generator, device_gen: torch.Generator) -> torch.Tensor:
@@ -170,7 +202,9 @@ def add_noise(img: torch.Tensor, stage: Stage, cpu: torch.Generator, device_gen:
 
 
 def compress(img: torch.Tensor, stage: Stage, cpu: torch.Generator, jpeg: Jpeg) -> torch.Tensor:
-    """JPEG at a quality drawn per image, uniform in ``jpeg_range``."""
+    """JPEG (with ``jpeg_prob``) at a quality drawn per image, uniform in ``jpeg_range``."""
+    if not happens(stage.jpeg_prob, cpu):
+        return img
     quality = _per_sample(cpu, img.shape[0], *stage.jpeg_range, img.device).view(-1)
     return jpeg(img.clamp(0, 1), quality)
 
@@ -184,31 +218,41 @@ class Degradation:
     second: Stage
     second_blur_prob: float
     jpeg: Jpeg
+    final_modes: Tuple[str, ...] = RESIZE_MODES
+    final_prob: Tuple[float, ...] = EQUAL
+    lq_usm_radius: Optional[Tuple[int, int]] = None  # traiNNer-redux's lq_usm: sharpen first, radius drawn
 
     def __call__(self, gt: torch.Tensor, kernel1: torch.Tensor, kernel2: torch.Tensor, sinc: torch.Tensor,
                  cpu: torch.Generator, device_gen: torch.Generator) -> torch.Tensor:
         h, w = gt.shape[-2:]
         lr_size = (h // self.scale, w // self.scale)
+        out = gt
+        if self.lq_usm_radius is not None:
+            low, high = self.lq_usm_radius
+            out = usm_sharp(out, radius=int(torch.randint(low, high + 1, (1,), generator=cpu)))
         # the first stage
-        out = filter2d(gt, kernel1)
+        if happens(self.first.blur_prob, cpu):
+            out = filter2d(out, kernel1)
         factor = _resize_factor(self.first, cpu)
-        out = resize(out, (int(h * factor), int(w * factor)), cpu)
+        out = resize(out, (int(h * factor), int(w * factor)), cpu, self.first.resize_mode_list,
+                     self.first.resize_mode_prob)
         out = add_noise(out, self.first, cpu, device_gen)
         out = compress(out, self.first, cpu, self.jpeg)
         # the second stage
         if uniform(cpu, 0.0, 1.0) < self.second_blur_prob:
             out = filter2d(out, kernel2)
         factor = _resize_factor(self.second, cpu)
-        out = resize(out, (int(h / self.scale * factor), int(w / self.scale * factor)), cpu)
+        out = resize(out, (int(h / self.scale * factor), int(w / self.scale * factor)), cpu,
+                     self.second.resize_mode_list, self.second.resize_mode_prob)
         out = add_noise(out, self.second, cpu, device_gen)
         # [resize to the LR size + sinc] and the last JPEG, in either order (Real-ESRGAN: other orders give
         # twisted lines)
         if uniform(cpu, 0.0, 1.0) < 0.5:
-            out = filter2d(resize(out, lr_size, cpu), sinc)
+            out = filter2d(resize(out, lr_size, cpu, self.final_modes, self.final_prob), sinc)
             out = compress(out, self.second, cpu, self.jpeg)
         else:
             out = compress(out, self.second, cpu, self.jpeg)
-            out = filter2d(resize(out, lr_size, cpu), sinc)
+            out = filter2d(resize(out, lr_size, cpu, self.final_modes, self.final_prob), sinc)
         return quantise(out)
 
 
@@ -216,7 +260,9 @@ def stage_from(opts: DegradationOptions, suffix: str) -> Stage:
     """One stage's keys (suffix ``""`` or ``"2"``), checked."""
     values = {name: getattr(opts, name + suffix) for name in (
         "resize_prob", "resize_range", "gaussian_noise_prob", "noise_range", "poisson_scale_range",
-        "gray_noise_prob", "jpeg_range")}
+        "gray_noise_prob", "jpeg_range", "jpeg_prob", "resize_mode_list", "resize_mode_prob")}
+    values["blur_prob"] = opts.blur_prob if suffix == "" else 1.0  # the second: Degradation.second_blur_prob
+    check_modes(opts, suffix)
     for name, low, high in (("resize_range", 1e-6, None), ("noise_range", 0.0, None),
                             ("poisson_scale_range", 0.0, None), ("jpeg_range", 1.0, 100.0)):
         check_range(("degradation", name + suffix), values[name], low, high)
@@ -230,10 +276,27 @@ def stage_from(opts: DegradationOptions, suffix: str) -> Stage:
     return Stage(**values)
 
 
+def check_modes(opts: DegradationOptions, suffix: str) -> None:
+    """``resize_mode_list<suffix>`` and its weights ``resize_mode_prob<suffix>``: as many, not all zero."""
+    modes, weights = getattr(opts, "resize_mode_list" + suffix), getattr(opts, "resize_mode_prob" + suffix)
+    if not modes:
+        raise OptionError(("degradation", "resize_mode_list" + suffix), "empty; name at least one resize mode")
+    if len(weights) != len(modes) or any(p < 0 for p in weights) or not sum(weights) > 0:
+        raise OptionError(("degradation", "resize_mode_prob" + suffix), f"{list(weights)}: one non-negative weight "
+                                                                        f"per mode of resize_mode_list{suffix} "
+                                                                        f"({len(modes)}), not all zero")
+
+
 def degradation_from(opts: DegradationOptions, scale: int) -> Degradation:
     """The pipeline of a ``degradation`` options section at ``scale``: what RealESRNetModel / RealESRGANModel
     train with and ``scripts/degrade_images.py`` makes validation sets with."""
-    return Degradation(scale, stage_from(opts, ""), stage_from(opts, "2"), opts.second_blur_prob, jpeg_compress)
+    check_modes(opts, "3")
+    usm = None
+    if opts.lq_usm:
+        check_range(("degradation", "lq_usm_radius_range"), opts.lq_usm_radius_range, 1)
+        usm = (int(opts.lq_usm_radius_range[0]), int(opts.lq_usm_radius_range[1]))
+    return Degradation(scale, stage_from(opts, ""), stage_from(opts, "2"), opts.second_blur_prob, jpeg_compress,
+                       tuple(opts.resize_mode_list3), tuple(opts.resize_mode_prob3), usm)
 
 
 def quantise(img: torch.Tensor) -> torch.Tensor:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 
 from ..checkpoint import (
-    TRAINING_STATE, CheckpointError, atomic_save, check_training_state, is_state_dict, safe_load, verify,
+    SAFETENSORS, TRAINING_STATE, CheckpointError, atomic_save, atomic_save_weights, check_training_state,
+    is_state_dict, read_safetensors, read_weights_file, verify, weights_metadata,
 )
 from ..inference import load_network
 from .args import add_network_source
@@ -36,13 +37,13 @@ def load_checkpoint(path: str) -> Tuple[str, Dict[str, Any]]:
     """``('training_state' | 'weights', content)`` of ``path``, loaded weights-only and checked.
 
     A ``.pt`` goes through :func:`framework.checkpoint.verify` (zip checksums, kind, format version). Other
-    files through :func:`safe_load` and are classified by content, so a ``.pth`` in another layout
-    (``params_ema``, a bare state dict) can still be inspected.
+    files through :func:`read_weights_file` (``.pth``, ``.safetensors``) and are classified by content, so a
+    ``.pth`` in another layout (``params_ema``, a bare state dict) can still be inspected.
     """
     if path.endswith(".pt"):
         obj = verify(path)
     else:
-        obj = safe_load(path)
+        obj = read_weights_file(path)
         if not isinstance(obj, dict):
             raise CheckpointError(f"{path}: expected a dict, got {type(obj).__name__}")
         if obj.get("kind") == TRAINING_STATE:
@@ -180,6 +181,7 @@ def inspect_weights(path: str, obj: Dict[str, Any]) -> Dict[str, Any]:
         "parameters": total["parameters"],
         "tensor_bytes": total["bytes"],
         "dtypes": total["dtypes"],
+        "metadata": read_safetensors(path)[1] if path.endswith(SAFETENSORS) else None,
     }
 
 
@@ -236,6 +238,9 @@ def format_weights(info: Dict[str, Any]) -> List[str]:
     ]
     rows += [(key, f"{e['tensors']} tensors, {e['parameters']:,} parameters, {human_bytes(e['bytes'])}")
              for key, e in info["entries"].items() if info["layout"] != "bare state dict"]
+    if info.get("metadata") is not None:
+        rows[0] = ("file", f"{info['file']} (weights, safetensors: the tensors of 'params', flat)")
+        rows.append(("metadata", ", ".join(f"{k}={v}" for k, v in sorted(info["metadata"].items())) or "-"))
     width = max(13, max(len(label) for label, _ in rows) + 2)
     return [f"{label + ':':<{width}}{value}" for label, value in rows]
 
@@ -297,10 +302,10 @@ def cmd_export(args: argparse.Namespace) -> int:
                               f"{(obj['options'].get('train') or {}).get('ema_decay')}); drop --ema to export net_g")
     use_ema = ema is not None and args.ema is not False
     stem = os.path.splitext(args.file)[0]
-    out = output_path(args, f"{stem}_{'ema' if use_ema else 'export'}.pth", ".pth",
+    out = output_path(args, f"{stem}_{'ema' if use_ema else 'export'}.pth", (".pth", SAFETENSORS),
                       "(a .pt is read as a full training state)")
     state = ema if use_ema else obj["model"]["networks"]["net_g"]
-    atomic_save({"params": dict(state)}, out)
+    atomic_save_weights(out, state, weights_metadata(obj["options"]))
     verify(out)
     size = measure(state)
     print(f"wrote {out}: {'EMA weights (net_g_ema)' if use_ema else 'network weights (net_g)'} of iteration "
@@ -328,12 +333,13 @@ def export_discriminator(args: argparse.Namespace, obj: Dict[str, Any]) -> int:
     return 0
 
 
-def output_path(args: argparse.Namespace, default: str, ext: str, why: str = "") -> str:
-    """``-o`` (or ``default``), checked: right extension, not the input, not a folder, not an existing file
-    without ``--force``, in an existing folder."""
+def output_path(args: argparse.Namespace, default: str, ext: Union[str, Tuple[str, ...]], why: str = "") -> str:
+    """``-o`` (or ``default``), checked: right extension (or one of them), not the input, not a folder, not an
+    existing file without ``--force``, in an existing folder."""
     out = args.output or default
     if not out.endswith(ext):
-        raise CheckpointError(f"-o {out}: the output must end with {ext}" + (f" {why}" if why else ""))
+        allowed = ext if isinstance(ext, str) else " or ".join(ext)
+        raise CheckpointError(f"-o {out}: the output must end with {allowed}" + (f" {why}" if why else ""))
     if os.path.exists(out) and os.path.samefile(out, args.file):
         raise CheckpointError(f"-o {out}: that is the input checkpoint; choose another name")
     if os.path.isdir(out):

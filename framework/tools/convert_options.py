@@ -1,9 +1,12 @@
-"""``scripts/convert_options.py basicsr.yml -o ours.yml``: a BasicSR or Real-ESRGAN option file, converted.
+"""``scripts/convert_options.py theirs.yml -o ours.yml``: a BasicSR, Real-ESRGAN, traiNNer-redux or neosr option
+file, converted.
 
 The option checks themselves say what to change: every problem they attach a fix to (from the one table in
 :mod:`framework.basicsr_names`) is applied to the text line by line, at the lines the YAML parser recorded,
 so comments, key order and formatting stay as the user wrote them. Renames (with a value change where the
-meaning needs one, ``num_gpu: 1`` -> ``device: cuda``) are made in place; keys with no use here are replaced
+meaning needs one, ``num_gpu: 1`` -> ``device: cuda``, ``lq_size: 64`` -> ``gt_size: 256``) are made in place,
+keys that belong in another section are moved there (``use_amp: true`` -> ``train.mixed_precision: fp16``), a
+``model_type`` that a traiNNer-redux file implies is added; keys with no use here are replaced
 by a one-line comment saying why; a metric this trainer lacks is commented out (it only reports); any other
 missing feature (a model type, a discriminator) is kept, because dropping it would silently train something
 else, and listed. Each change is printed on one line, then what is left to fix, checked on the written file.
@@ -54,10 +57,16 @@ def convert(source: YamlSource, text: str) -> Conversion:
     edits: Dict[int, List[str]] = {}  # first line index -> replacement lines (for the span it starts)
     spans: List[Tuple[int, int]] = []
     changes: List[str] = []
+    added: List[str] = []  # top-level lines to add (model_type)
     moves: Dict[str, List[Tuple[int, int]]] = {}  # section -> spans of top-level keys that belong in it
+    translated: Dict[str, List[str]] = {}  # section -> lines of keys moved there under another name or value
     for problem in sorted(key_problems(source), key=lambda p: source.line(p.path)):
         fix = problem.fix
         if fix is None or fix.action == "absent" and not fix.droppable:
+            continue
+        if fix.action == "add":
+            added.append(f"{fix.new_key}: {_scalar(fix.new_value)}  # added by {TOOL}: {fix.why}")
+            changes.append(f"{source.filename}: {fix.new_key}: added, {_scalar(fix.new_value)} ({fix.why})")
             continue
         path = problem.path if fix.action != "absent" else problem.path[:-1]  # a metric: its whole block
         if path not in source.lines or any(a <= source.lines[path] - 1 <= b for a, b in spans):
@@ -67,7 +76,7 @@ def convert(source: YamlSource, text: str) -> Conversion:
             continue  # inside a flow mapping ({a: 1, b: 2}): left for the user, listed below
         where = f"{source.filename}:{first + 1}: {path_str(path)}"
         target = path[:-1] + (fix.new_key,)
-        if fix.action == "rename" and target in source.lines:
+        if fix.action == "rename" and target in source.lines and target != path:
             edits[first] = [_note(lines[first], f"{fix.key}: removed, {fix.new_key} is already set (line "
                                                 f"{source.lines[target]})")]
             changes.append(f"{where}: removed ({fix.new_key} is already set at line {source.lines[target]})")
@@ -75,6 +84,13 @@ def convert(source: YamlSource, text: str) -> Conversion:
             edits[first] = [_rename(lines[first], fix.key, fix.new_key, fix.new_value if fix.has_value else None)]
             value = f": {_scalar(fix.new_value)}" if fix.has_value else ""
             changes.append(f"{where}: renamed to {fix.new_key}{value} ({fix.why})")
+        elif fix.action == "move" and fix.has_value:
+            comment = lines[first].partition(" #")[2].strip()
+            line = (f"{fix.target}: {_scalar(fix.new_value)}  # was {path_str(path)}: {_scalar(_value(source, path))}"
+                    + (f"; {comment}" if comment else ""))
+            translated.setdefault(fix.new_key, []).append(line)
+            edits[first] = [_note(lines[first], f"{fix.key}: moved by {TOOL} to {fix.new_key}.{fix.target}")]
+            changes.append(f"{where}: moved to {fix.new_key}.{fix.target}: {_scalar(fix.new_value)} ({fix.why})")
         elif fix.action == "move":
             moves.setdefault(fix.new_key, []).append((first, last))
             edits[first] = []
@@ -88,7 +104,11 @@ def convert(source: YamlSource, text: str) -> Conversion:
             changes.append(f"{where}: commented out ({fix.message})")
         spans.append((first, last))
     for section, moved in moves.items():
-        _insert_section(source, lines, edits, spans, section, moved)
+        _insert_section(source, lines, edits, spans, section, moved, translated.pop(section, []))
+    for section, block in translated.items():
+        _append_to_section(source, lines, edits, spans, section, block)
+    if added:
+        _add_top_level(source, lines, edits, spans, added)
     out: List[str] = []
     skip_until = -1
     for index, line in enumerate(lines):
@@ -103,24 +123,64 @@ def convert(source: YamlSource, text: str) -> Conversion:
 
 
 def _insert_section(source: YamlSource, lines: List[str], edits: Dict[int, List[str]],
-                    spans: List[Tuple[int, int]], section: str, moved: List[Tuple[int, int]]) -> None:
-    """The moved top-level keys (their lines, comments kept) indented into ``section``: appended to it when
-    the file has one, else a new ``section:`` block where the first of them stood."""
+                    spans: List[Tuple[int, int]], section: str, moved: List[Tuple[int, int]],
+                    translated: List[str]) -> None:
+    """The moved top-level keys (their lines, comments kept, then the ``translated`` lines of keys moved under
+    another name) indented into ``section``: appended to it when the file has one, else a new ``section:``
+    block where the first of them stood."""
     moved = sorted(moved)
     start, end = moved[0][0], moved[-1][1]
     inside = {i for first, last in moved for i in range(first, last + 1)}
     if all(i in inside or not lines[i].strip() or lines[i].lstrip().startswith("#") for i in range(start, end + 1)):
         moved = [(start, end)]  # one run of moved keys, blank lines and comments: moved whole, comments kept
         spans[:] = [(a, b) for a, b in spans if not start <= a <= end] + [(start, end)]
-    block = ["  " + line if line.strip() else line for first, last in moved for line in lines[first:last + 1]]
+    block = [line for first, last in moved for line in lines[first:last + 1]] + translated
     if (section,) in source.lines:
-        _, end = _span(source, (section,), lines)
-        edits[end] = edits.get(end, [lines[end]]) + block
-        if not any(a == end for a, _ in spans):
-            spans.append((end, end))
+        _append_to_section(source, lines, edits, spans, section, block)
         return
     first = moved[0][0]
-    edits[first] = [f"{section}:  # Real-ESRGAN's top-level degradation keys, moved here by {TOOL}"] + block
+    edits[first] = [f"{section}:  # top-level degradation keys, moved here by {TOOL}"] + _indented(block)
+
+
+def _add_top_level(source: YamlSource, lines: List[str], edits: Dict[int, List[str]],
+                   spans: List[Tuple[int, int]], added: List[str]) -> None:
+    """``added`` top-level lines after ``scale`` (or ``name``; else first in the file)."""
+    at = source.lines.get(("scale",), source.lines.get(("name",), 0)) - 1
+    if at < 0:
+        edits[0] = added + edits.get(0, lines[:1])
+        at = 0
+    else:
+        edits[at] = edits.get(at, [lines[at]]) + added
+    if not any(a == at for a, _ in spans):
+        spans.append((at, at))
+
+
+def _indented(block: List[str]) -> List[str]:
+    return ["  " + line if line.strip() else line for line in block]
+
+
+def _append_to_section(source: YamlSource, lines: List[str], edits: Dict[int, List[str]],
+                       spans: List[Tuple[int, int]], section: str, block: List[str]) -> None:
+    """``block`` (top-level lines) indented at the end of the top-level ``section``, a new one at the end of
+    the file when there is none."""
+    if (section,) not in source.lines:
+        end = len(lines) - 1
+        block = [f"{section}:  # made by {TOOL}"] + _indented(block)
+    else:
+        _, end = _span(source, (section,), lines)
+        block = _indented(block)
+    owner = next((a for a, b in spans if a <= end <= b), None)  # the last line is inside an edited span
+    at = owner if owner is not None else end
+    edits[at] = edits.get(at, [lines[at]]) + block
+    if owner is None:
+        spans.append((end, end))
+
+
+def _value(source: YamlSource, path: Path_) -> Any:
+    value: Any = source.data
+    for part in path:
+        value = value[part]
+    return value
 
 
 def _key_line(key: str) -> re.Pattern:
@@ -199,10 +259,11 @@ def check_output_path(source: str, output: str, force: bool) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Convert a BasicSR or Real-ESRGAN option file to this trainer's "
+    p = argparse.ArgumentParser(description="Convert a BasicSR, Real-ESRGAN, traiNNer-redux or neosr option file "
+                                            "to this trainer's "
                                             "options, keeping comments and key order; prints each change and "
                                             "what is left to fix.")
-    p.add_argument("input", help="the BasicSR / Real-ESRGAN YAML file (never modified)")
+    p.add_argument("input", help="the BasicSR / Real-ESRGAN / traiNNer-redux / neosr YAML file (never modified)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the option file to write")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
     return p
@@ -210,6 +271,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: List[str]) -> int:
     args = parser().parse_args(argv)
+    if args.input.lower().endswith(".toml"):
+        raise UserError(f"{args.input}: a TOML file (neosr's newer format); this converter reads YAML option files "
+                        "(neosr's .yml templates, BasicSR's, Real-ESRGAN's, traiNNer-redux's)")
     source = read_source(args.input)
     if not isinstance(source.data, dict):
         raise UserError(f"{args.input}: expected a mapping of option keys at the top level")
