@@ -427,7 +427,24 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
         _check_synthesis(options, MODEL_REGISTRY.get(options.model_type), datasets.get("train"), problems)
     if options.train is not None:
         _check_loss_roles(options.train, problems)
+    if options.network_g is not None and isinstance(options.scale, int):
+        replace["network_g"] = _check_network(options, datasets.get("train"), problems)
     return dataclasses.replace(options, **replace)
+
+
+def _check_network(options: Options, train_set: Optional[DatasetOptions], problems: List[Problem]) -> Component:
+    """network_g against the top-level scale (a spandrel network's or a preset's scale argument follows it
+    when not given) and against the training patch size its windows must tile."""
+    from .network_spec import check_patch_size, resolve_scale
+
+    network = resolve_scale(options.network_g, options.scale, "network_g", problems)
+    if options.train is not None and train_set is not None and train_set.dataset is not None:
+        check_patch_size(network, options.scale, train_set.dataset.kwargs.get("gt_size"),
+                         ("datasets", "train", "gt_size"), problems)
+        if options.degradation is not None:
+            check_patch_size(network, options.scale, options.degradation.gt_size, ("degradation", "gt_size"),
+                             problems)
+    return network
 
 
 def _dotted(options: Options, key: str) -> Any:

@@ -11,7 +11,7 @@ and then write ``network_g: {type: MyNet, ...}`` in their options file.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, TypeVar
 
 from .basicsr_names import component_fix
 from .errors import UserError, did_you_mean
@@ -25,6 +25,14 @@ class Registry:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: Dict[str, Any] = {}
+        # name -> (registered name, arguments): a lower-case name standing for a class with set arguments
+        self.presets: Dict[str, Tuple[str, Mapping[str, Any]]] = {}
+
+    def register_preset(self, name: str, target: str, arguments: Mapping[str, Any]) -> None:
+        """``type: name`` in options means ``type: target`` with ``arguments`` (the user's keys override them)."""
+        if name in self.presets or name in self._items or target not in self._items:
+            raise ValueError(f"{self.kind} preset '{name}': taken, or '{target}' is not registered")
+        self.presets[name] = (target, dict(arguments))
 
     def register(self, obj: Optional[T] = None, *, name: Optional[str] = None,
                  aliases: tuple = ()) -> Any:

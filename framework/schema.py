@@ -154,9 +154,16 @@ class Component:
     kwargs: Mapping[str, Any]
     # A metric's BasicSR ``better: higher | lower``, kept beside the arguments (None: not given).
     better: Optional[str] = None
+    # The preset ``type`` named (``span``): ``type`` and ``kwargs`` are what it resolved to.
+    preset: Optional[str] = None
 
     def build(self, registry: Registry, **injected: Any) -> Any:
         return registry.get(self.type)(**dict(self.kwargs), **injected)
+
+    def describe(self) -> str:
+        """``SPAN(feature_channels=48, upscale=4)``, and the preset it came from: for the log and --dry-run."""
+        text = f"{self.type}({', '.join(f'{k}={plain(v)!r}' for k, v in self.kwargs.items())})"
+        return f"preset {self.preset} = {text}" if self.preset else text
 
     def to_plain(self) -> Dict[str, Any]:
         extra = {"better": self.better} if self.better is not None else {}
@@ -417,6 +424,10 @@ def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], pat
                                                  f"known: {', '.join(registry.names())})"))
         return None
     name = raw["type"]
+    preset = name if isinstance(name, str) and name in registry.presets else None
+    if preset is not None:  # a preset: its class, with its arguments under the user's
+        name, arguments = registry.presets[preset]
+        raw = {**arguments, **raw, "type": name}
     if not isinstance(name, str) or name not in registry:
         problems.append(not_registered(path + ("type",), registry, name))
         return None
@@ -439,7 +450,7 @@ def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], pat
     for pname, p in params.items():
         if p.default is p.empty and pname not in raw and pname not in injected:
             problems.append(Problem(path + (pname,), f"missing required argument of {name}"))
-    return Component(type=name, kwargs=MappingProxyType(kwargs))
+    return Component(type=name, kwargs=MappingProxyType(kwargs), preset=preset)
 
 
 def unknown_key(path: Path_, value: Any, known: Sequence[str], listed: str, owner: str = "") -> Problem:
@@ -461,5 +472,7 @@ def not_registered(path: Path_, registry: Registry, name: Any) -> Problem:
     fix = component_fix(registry.kind, name, registry.names())
     if fix is not None:
         return Problem(path, fix.message, fix)
-    return Problem(path, f"{registry.kind} '{name}' is not registered{did_you_mean(str(name), registry.names())}"
-                         f" (known: {', '.join(registry.names())})")
+    presets = f"; presets: {', '.join(sorted(registry.presets))}" if registry.presets else ""
+    known = [*registry.names(), *registry.presets]
+    return Problem(path, f"{registry.kind} '{name}' is not registered{did_you_mean(str(name), known)}"
+                         f" (known: {', '.join(registry.names())}{presets})")

@@ -35,6 +35,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..archs.arch_util import fit_input
 from ..checkpoint import read_weights
 from ..errors import UserError, building
 from ..options import PathOptions, TrainOptions
@@ -303,7 +304,7 @@ class BaseModel:
         was_training = net.training
         net.eval()
         try:
-            return net(lq.to(self.device))
+            return fit_input(net, lq.to(self.device))
         finally:
             net.train(was_training)
 
