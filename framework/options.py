@@ -401,6 +401,11 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
         val_raw = dict(val_raw)
         metrics_raw = val_raw.pop("metrics")
         raw["val"] = val_raw
+    network_raw = raw.get("network_g")
+    if isinstance(network_raw, dict) and network_raw.get("type") == "auto":
+        from .published import auto_network
+
+        raw["network_g"] = auto_network(network_raw, raw, problems)
     options = build_section(Options, raw, (), problems)
     if options is None:
         return None
