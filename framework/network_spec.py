@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 from types import MappingProxyType
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Optional
 
 from .registry import ARCH_REGISTRY
-from .schema import Component, Problem, signature_params
+from .schema import Component, Problem, plain, signature_params
 
 # The native networks' scale arguments (BasicSR's names).
 NATIVE_SCALE_ARGUMENTS = ("upscale", "scale")
@@ -32,6 +32,13 @@ def full_arguments(component: Component) -> Dict[str, Any]:
     params = signature_params(ARCH_REGISTRY.get(component.type))[0]
     defaults = {n: p.default for n, p in params.items() if p.default is not p.empty}
     return {**defaults, **dict(component.kwargs)}
+
+
+def describe_network(component: Component) -> str:
+    """``preset span = SPAN(num_in_ch=3, ..., upscale=4)``: the class and every argument it is built with (for the
+    log and --dry-run)."""
+    text = f"{component.type}({', '.join(f'{k}={plain(v)!r}' for k, v in full_arguments(component).items())})"
+    return f"preset {component.preset} = {text}" if component.preset else text
 
 
 def input_multiple(component: Component) -> int:

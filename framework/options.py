@@ -251,8 +251,10 @@ class Options:
     datasets: Mapping[str, DatasetOptions] = opt(MappingProxyType({}), doc="`train` plus any number of "
                                                  "validation sets (`val`, `val_2`, ... or `test_*` for test.py). "
                                                  "Each: `type` and its keys (below).")
-    network_g: Component = opt(doc="The network: `type` (MSRResNet, EDSR, RRDBNet, SRVGGNetCompact or your "
-                                   "registered class) plus its constructor arguments.", registry=ARCH_REGISTRY,
+    network_g: Component = opt(doc="The network: `type` (MSRResNet, EDSR, RRDBNet, SRVGGNetCompact, a spandrel "
+                                   "network such as SPAN, DAT or HAT, your registered class, a preset such as "
+                                   "`span` or `dat_2`, or `auto`: the network of `path.pretrain_path`) plus its "
+                                   "constructor arguments; see Networks.", registry=ARCH_REGISTRY,
                                hint="e.g. {type: MSRResNet, num_feat: 64, num_block: 16, upscale: 4}")
     degradation: Optional[DegradationOptions] = opt(None, doc="RealESRNetModel / RealESRGANModel: the synthetic "
                                                               "degradation; see `degradation.*`.")

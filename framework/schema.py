@@ -160,11 +160,6 @@ class Component:
     def build(self, registry: Registry, **injected: Any) -> Any:
         return registry.get(self.type)(**dict(self.kwargs), **injected)
 
-    def describe(self) -> str:
-        """``SPAN(feature_channels=48, upscale=4)``, and the preset it came from: for the log and --dry-run."""
-        text = f"{self.type}({', '.join(f'{k}={plain(v)!r}' for k, v in self.kwargs.items())})"
-        return f"preset {self.preset} = {text}" if self.preset else text
-
     def to_plain(self) -> Dict[str, Any]:
         extra = {"better": self.better} if self.better is not None else {}
         return {"type": self.type, **{k: plain(v) for k, v in self.kwargs.items()}, **extra}

@@ -37,8 +37,8 @@ def _published_span(folder: Path, fmt: str) -> Path:
 @pytest.mark.parametrize("network", [{"type": "auto"}, {"type": "SPAN", "feature_channels": 8}])
 def test_a_published_model_fine_tunes(workdir: Path, fmt: str, network: dict) -> None:
     source = _published_span(workdir, fmt)
-    opt = write_options(workdir, "ft", **{"network_g": network, "path.pretrain_path": str(source),
-                                          "train.total_iter": 1, "train.optim_g.lr": 0.0, "val": ..., "datasets.val": ...})
+    opt = write_options(workdir, "ft", **{"network_g": network, "path.pretrain_path": str(source), "val": ...,
+                                          "train.total_iter": 1, "train.optim_g.lr": 0.0, "datasets.val": ...})
     assert train_in_process(opt) == 0
     trained = load(workdir / "weights" / "ft_iter_1.pth")["params"]
     descriptor = spandrel.ModelLoader().load_from_file(str(source))
@@ -63,3 +63,18 @@ def test_inspect_prints_spandrels_detection(workdir: Path, capsys: pytest.Captur
     source = _published_span(workdir, "safetensors")
     assert run_main(checkpoint_main, ["inspect", str(source)]) == 0
     assert "SPAN x2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("changes,needle", [
+    ({"network_g": {"type": "SPAN", "feature_channels": 8, "upscale": 4}}, "network_g.upscale: SPAN upscales x4"),
+    ({"network_g": {"type": "SwinIR", "window_size": 4, "embed_dim": 12, "depths": [1], "num_heads": [2]},
+      "datasets.train.gt_size": 12}, "datasets.train.gt_size: 12 / scale 2 = 6 LR pixels, not a multiple of 4"),
+    ({"network_g": {"type": "hat_xl"}}, "did you mean 'hat_l'"),
+])
+def test_bad_network_options_are_one_line(workdir: Path, changes: dict, needle: str) -> None:
+    opt = write_options(workdir, "bad", **changes)
+    result = run_train(workdir, ["-opt", str(opt)])
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], lines
+    assert not (workdir / "weights").exists() and not (workdir / "experiments").exists()

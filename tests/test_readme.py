@@ -2,7 +2,8 @@
 import re
 from pathlib import Path
 
-from framework.docs import BASICSR_END, BASICSR_START, END, START, basicsr_reference, options_reference
+from framework.docs import (BASICSR_END, BASICSR_START, END, PRESETS_END, PRESETS_START, START, basicsr_reference,
+                            options_reference, presets_reference)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -17,6 +18,12 @@ def test_basicsr_table_is_generated_from_the_one_table() -> None:
     text = README.read_text(encoding="utf-8")
     current = text[text.index(BASICSR_START):text.index(BASICSR_END) + len(BASICSR_END)]
     assert current == basicsr_reference(), "run: python scripts/options_doc.py --write"
+
+
+def test_preset_table_is_generated_from_the_presets() -> None:
+    text = README.read_text(encoding="utf-8")
+    current = text[text.index(PRESETS_START):text.index(PRESETS_END) + len(PRESETS_END)]
+    assert current == presets_reference(), "run: python scripts/options_doc.py --write"
 
 
 def test_every_schema_key_is_documented() -> None:

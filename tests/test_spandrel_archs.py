@@ -54,7 +54,11 @@ def _options(workdir: Path, name: str, run: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+# Real-CUGAN's U-Nets (1.3M parameters, 32-40 px inputs at the least) take 25-35 s each here.
+_SLOW = {"UpCunet2x", "UpCunet2x_fast", "UpCunet3x", "UpCunet4x"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in _SLOW else n for n in sorted(TINY)])
 def test_trains_resumes_bitwise_and_reopens_in_spandrel(workdir: Path, name: str) -> None:
     full, part = _options(workdir, name, "full"), _options(workdir, name, "part")
     assert train_in_process(full) == 0
@@ -92,22 +96,25 @@ def _preset_step(name: str, scale: int = 2) -> int:
     net = component.build(ARCH_REGISTRY)
     multiple = getattr(net, "input_multiple", 1)
     size = -(-max(16, getattr(net, "input_minimum", 1)) // multiple) * multiple
-    out = net(torch.rand(1, 3, size, size))
-    assert out.shape == (1, 3, size * scale, size * scale)
+    out = net(torch.rand(2, 3, size, size))  # 2: batch norm in channel attention needs more than one value
+    assert out.shape == (2, 3, size * scale, size * scale)
     out.mean().backward()
-    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
     return sum(p.numel() for p in net.parameters())
 
 
-LARGE = {"hat_l", "drct_l", "drct_xl", "swinir_l", "atd", "hat_m", "esrgan", "rgt", "dat"}
+# Under 2.5M parameters and no 16-pixel attention windows: a step takes about a second on a CPU core.
+SMALL = {"compact", "ultracompact", "superultracompact", "span", "span_s", "dat_light", "swinir_s", "omnisr",
+         "plksr_tiny", "realplksr_tiny", "safmn"}
 
 
-@pytest.mark.parametrize("name", sorted(set(PRESETS) - LARGE))
+@pytest.mark.parametrize("name", sorted(SMALL))
 def test_each_preset_builds_and_takes_a_step(name: str) -> None:
     assert _preset_step(name) > 0
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(LARGE))
+@pytest.mark.parametrize("name", sorted(set(PRESETS) - SMALL))
 def test_each_large_preset_builds_and_takes_a_step(name: str) -> None:
     assert _preset_step(name) > 0

@@ -18,7 +18,7 @@ import importlib
 import inspect
 import math
 import typing
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from torch import nn
 
@@ -49,7 +49,7 @@ def _arg(name: str, default: Any) -> Callable[[Kwargs], int]:
 def _lcm_of(*names: str) -> Callable[[Kwargs], int]:
     """The lcm of integer arguments and the items of list arguments (window and stripe sizes)."""
     def multiple(kw: Kwargs) -> int:
-        values = []
+        values: List[int] = []
         for name in names:
             value = kw[name]
             values.extend(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]) if v)
@@ -126,7 +126,7 @@ class SpandrelNetwork(nn.Module):
 def yaml_signature(base: type, channel_defaults: Sequence[str] = ()) -> Tuple[inspect.Signature, Dict[str, Any]]:
     """The YAML-writable keyword arguments of ``base`` and their types (a hint, else the default's type)."""
     try:
-        hints = typing.get_type_hints(base.__init__)
+        hints = typing.get_type_hints(base.__init__)  # type: ignore[misc]
     except Exception:  # a hint spandrel's module cannot resolve: fall back to the defaults' types
         hints = {}
     params, types = [], {}
@@ -157,7 +157,7 @@ def _type_of(default: Any) -> Any:
     if isinstance(default, (list, tuple)) and default:
         item = _type_of(default[0])
         if all(_type_of(d) == item for d in default):
-            return Sequence[float] if item is int and any(isinstance(d, float) for d in default) else Sequence[item]
+            return typing.cast(Any, Sequence)[item]
     return Any
 
 
@@ -170,18 +170,20 @@ def _register(spec: Spec) -> type:
     def __init__(self: nn.Module, **kwargs: Any) -> None:
         full = {**defaults, **kwargs}
         # lists as spandrel's code expects them (YAML options arrive as tuples)
-        base.__init__(self, **{k: list(v) if isinstance(v, tuple) else v for k, v in full.items()})
-        self.input_multiple = spec.multiple(full)
+        base.__init__(self, **{k: list(v) if isinstance(v, tuple) else v for k, v in full.items()})  # type: ignore[misc]
+        setattr(self, "input_multiple", spec.multiple(full))  # noqa: B010 - a plain int on an nn.Module
 
     __init__.__annotations__ = {**types, "return": None}
     __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *signature.parameters.values()])
+
     def forward(self: nn.Module, x: Any) -> Any:
-        return base.forward(self, x.clone())
+        return base.forward(self, x.clone())  # type: ignore[attr-defined]
 
     name = spec.name or spec.cls
     cls = type(name, (base, SpandrelNetwork), {
-        **({"forward": forward} if spec.mutates_input else {}), "__init__": __init__, "__signature__": signature, "__module__": __name__, "__qualname__": name,
+        **({"forward": forward} if spec.mutates_input else {}), "__init__": __init__, "__signature__": signature,
+        "__module__": __name__, "__qualname__": name,
         "__doc__": f"spandrel's {spec.cls} ({spec.module}); arguments as in spandrel.",
         "spandrel_class": base, "scale_argument": spec.scale_argument, "fixed_scale": spec.fixed_scale,
         "input_minimum": spec.minimum, "multiple_rule": staticmethod(spec.multiple),
