@@ -19,6 +19,14 @@ from .errors import UserError, did_you_mean
 T = TypeVar("T", bound=Callable[..., Any])  # classes and functions
 
 
+class _Lazy:
+    """A registered name whose class is made on first use (spandrel's networks: importing spandrel costs
+    seconds of start-up that runs of the other networks should not pay)."""
+
+    def __init__(self, load: Callable[[], Any]) -> None:
+        self.load = load
+
+
 class Registry:
     """A mapping from names to classes or functions, filled by the ``register`` decorator."""
 
@@ -47,10 +55,19 @@ class Registry:
 
         return add(obj) if obj is not None else add
 
+    def register_lazy(self, name: str, load: Callable[[], Any]) -> None:
+        """Register ``name`` now and make its class with ``load()`` when it is first looked up."""
+        if name in self._items:
+            raise ValueError(f"{self.kind} '{name}' is already registered")
+        self._items[name] = _Lazy(load)
+
     def get(self, name: str, where: str = "type") -> Any:
         """Look a name up; an unknown name is a user error that suggests the closest known one."""
         if name in self._items:
-            return self._items[name]
+            item = self._items[name]
+            if isinstance(item, _Lazy):
+                item = self._items[name] = item.load()
+            return item
         fix = component_fix(self.kind, name, self.names())
         if fix is not None:
             raise UserError(f"{where}: {fix.message}")

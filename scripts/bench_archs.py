@@ -99,7 +99,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--presets", default="", help="comma-separated preset names (default: all)")
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--lq", type=int, default=None, help="LR side (default: 32 on CPU, 64 on CUDA)")
-    parser.add_argument("--batch", type=int, default=None, help="batch size (default: 2 on CPU: batch norm in channel attention needs 2; 8 on CUDA)")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: 2 on CPU, the least DAT's batch norm takes; 8 on CUDA)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default: 1 on CPU, 5 on CUDA)")
     parser.add_argument("--iters", type=int, default=None, help="timed steps (default: 3 on CPU, 20 on CUDA)")
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per preset (default 120)")

@@ -14,6 +14,7 @@ What spandrel provides but is not registered, and why, is in :data:`LEFT_OUT` (t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import inspect
 import math
@@ -161,7 +162,8 @@ def _type_of(default: Any) -> Any:
     return Any
 
 
-def _register(spec: Spec) -> type:
+def _make_class(spec: Spec) -> type:
+    """The registered subclass of spandrel's class (imports spandrel: made on first use)."""
     module = vars(importlib.import_module(f"spandrel.architectures.{spec.module}"))
     base = next(v for v in module.values() if isinstance(v, type) and v.__name__ == spec.cls)
     signature, types = yaml_signature(base, spec.channel_defaults)
@@ -188,21 +190,18 @@ def _register(spec: Spec) -> type:
         "spandrel_class": base, "scale_argument": spec.scale_argument, "fixed_scale": spec.fixed_scale,
         "input_minimum": spec.minimum, "multiple_rule": staticmethod(spec.multiple),
     })
-    ARCH_REGISTRY.register(cls, name=name)
     return cls
 
 
-def _register_all() -> Dict[str, type]:
-    out = {}
+def _register_all() -> List[str]:
+    names = []
     for spec in SPECS:
         name = spec.name or spec.cls
         if name not in ARCH_REGISTRY:  # a native network of that name wins
-            out[name] = _register(spec)
-    return out
+            ARCH_REGISTRY.register_lazy(name, functools.partial(_make_class, spec))
+            names.append(name)
+    return names
 
 
-SPANDREL_NETWORKS: Dict[str, type] = _register_all()
-
-
-def is_spandrel(cls: Any) -> bool:
-    return isinstance(cls, type) and issubclass(cls, SpandrelNetwork)
+# The registered names of spandrel's networks.
+SPANDREL_NETWORKS: List[str] = _register_all()
