@@ -434,7 +434,7 @@ def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: boo
         _check_synthesis(options, MODEL_REGISTRY.get(options.model_type), datasets.get("train"), problems)
     if options.train is not None:
         _check_loss_roles(options.train, problems)
-    if options.network_g is not None and isinstance(options.scale, int):
+    if options.network_g is not None and not any(p.path[:1] in (("scale",), ("network_g",)) for p in problems):
         replace["network_g"] = _check_network(options, datasets.get("train"), problems)
     return dataclasses.replace(options, **replace)
 

@@ -30,26 +30,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from framework.archs.presets import PRESETS  # noqa: E402
 from framework.errors import did_you_mean  # noqa: E402
 from framework.models.sr_model import SRModel  # noqa: E402
-from framework.options import validate  # noqa: E402
-from framework.schema import format_problems  # noqa: E402
+
+from bench_gpu import sr_model, sync  # noqa: E402  (scripts/, beside this file)
 
 
 def build(preset: str, args: argparse.Namespace, device: torch.device) -> SRModel:
     speed = {"mixed_precision": "bf16", "channels_last": True} if device.type == "cuda" else {}
-    raw = {"name": "bench_archs", "scale": args.scale, "manual_seed": 0, "network_g": {"type": preset},
-           "train": {"total_iter": 1000, "optim_g": {"type": "Adam", "lr": 1e-4}, "pixel_opt": {"type": "L1Loss"},
-                     **speed}}
-    problems: list = []
-    options = validate(raw, problems, require_train=False)
-    if options is None or problems:
-        raise ValueError(format_problems(problems, None))
-    torch.manual_seed(0)
-    return SRModel(options, device)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return sr_model({"type": preset}, args.scale, 1000, speed, device)
 
 
 def measure(preset: str, args: argparse.Namespace, device: torch.device) -> Dict[str, str]:
@@ -84,7 +71,7 @@ def measure(preset: str, args: argparse.Namespace, device: torch.device) -> Dict
             row["memory"] = f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
     except torch.cuda.OutOfMemoryError:
         row["note"] = "out of memory"
-    except Exception as exc:  # a failing preset is reported in its row; the others still run
+    except (Exception, SystemExit) as exc:  # a failing preset is reported in its row; the others still run
         row["note"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:80] if str(exc).strip() else ''}"
     finally:
         del model
@@ -99,7 +86,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--presets", default="", help="comma-separated preset names (default: all)")
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--lq", type=int, default=None, help="LR side (default: 32 on CPU, 64 on CUDA)")
-    parser.add_argument("--batch", type=int, default=None, help="batch size (default: 2 on CPU, the least DAT's batch norm takes; 8 on CUDA)")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: 2 on CPU, 8 on CUDA)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default: 1 on CPU, 5 on CUDA)")
     parser.add_argument("--iters", type=int, default=None, help="timed steps (default: 3 on CPU, 20 on CUDA)")
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per preset (default 120)")
