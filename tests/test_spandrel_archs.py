@@ -118,3 +118,25 @@ def test_each_preset_builds_and_takes_a_step(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(set(PRESETS) - SMALL))
 def test_each_large_preset_builds_and_takes_a_step(name: str) -> None:
     assert _preset_step(name) > 0
+
+
+def test_inference_pads_a_window_network_and_computes_its_output(tmp_path: Path) -> None:
+    """scripts/inference.py's path (load_network + Upscaler) on a window network and an image whose sides are
+    not multiples of its window: padded, cut back, and equal to the network on the padded image."""
+    from framework.inference import Upscaler, load_network
+    from torch.nn import functional as F
+
+    from .tinynets import save_pth
+
+    torch.manual_seed(0)
+    network_g = {**TINY["SwinIR"], "upscale": 2}
+    net = ARCH_REGISTRY.get("SwinIR")(**network_g).eval()
+    path = save_pth(tmp_path / "swinir.pth", params=net)
+    arch = ["SwinIR", *(f"{k}={v}" for k, v in network_g.items())]
+    deployed = load_network(str(path), arch=arch)
+    assert deployed.input_multiple == 4 and deployed.scale == 2
+    image = torch.rand(1, 3, 13, 18, generator=torch.Generator().manual_seed(2))
+    out = Upscaler(deployed, torch.device("cpu"))(image)
+    with torch.no_grad():
+        expected = net(F.pad(image, (0, 2, 0, 3), mode="reflect"))[..., :26, :36]
+    assert out.shape == (1, 3, 26, 36) and (out - expected).abs().max().item() <= 1e-6
