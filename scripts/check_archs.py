@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 from typing import List, Optional
@@ -22,7 +23,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from framework.inference import DeployNetwork  # noqa: E402
-from framework.onnx_export import check_image, export_onnx, onnx_difference  # noqa: E402
+from framework.errors import UserError  # noqa: E402
+from framework.onnx_export import DEFAULT_OPSET, check_image, export_onnx, onnx_difference  # noqa: E402
 from framework.registry import ARCH_REGISTRY  # noqa: E402
 from framework.schema import Component  # noqa: E402
 from tests.spandrel_nets import TINY, scale_of  # noqa: E402
@@ -43,16 +45,23 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0][:100] if text else ''}"
 
 
-def check_onnx(name: str) -> str:
+def check_onnx(name: str, opset: int = DEFAULT_OPSET) -> str:
+    """``ok (difference)``, or why not; a network the exporter writes only at a newer opset is tried at that."""
     network = _network(name)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, f"{name}.onnx")
         try:
-            export_onnx(network, path)
+            export_onnx(network, path, opset=opset)
             diff = onnx_difference(network, path, check_image(network))
+        except UserError as exc:
+            newer = re.search(r"it wrote (\d+)", str(exc))
+            if newer and int(newer.group(1)) != opset:
+                return check_onnx(name, int(newer.group(1)))
+            return _first_line(exc)
         except Exception as exc:  # the reason is the result
             return _first_line(exc)
-    return f"ok ({diff:.1e})" if diff is not None and diff <= 1e-4 else f"differs ({diff})"
+    at = "" if opset == DEFAULT_OPSET else f" at opset {opset}"
+    return f"ok{at} ({diff:.1e})" if diff is not None and diff <= 1e-4 else f"differs{at} ({diff})"
 
 
 def check_compile(name: str) -> str:
