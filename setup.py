@@ -37,17 +37,20 @@ setup(
         "pyyaml>=6.0",
         "tqdm>=4.60",
         "tensorboard>=2.12",
+        # The networks of the field (SPAN, DAT, SwinIR, HAT, ...) under spandrel's class names, and reading any
+        # published model file (pretrain_path, network_g: {type: auto}).
+        "spandrel>=0.4.2,<0.5",
     ],
     extras_require={
         # ONNX export (scripts/checkpoint.py export --onnx) and its check in onnxruntime; torch's exporter
         # needs onnxscript.
         "onnx": ONNX,
         "optim": OPTIM,
-        # The tests also run the ONNX exports, load our .pth files in spandrel (chaiNNer's, ComfyUI's loader)
-        # and compare the optional LPIPS metric with the lpips package (not needed to train).
         # Weights & Biases logging (logger.wandb); imported only when configured.
         "wandb": WANDB,
+        # The tests also run the ONNX exports, the optimizers and W&B in offline mode, and compare the optional
+        # LPIPS metric with the lpips package (not needed to train).
         "dev": ["pytest>=7.0", "pytest-timeout>=2.3", "ruff>=0.17,<0.18", "mypy>=2.4,<2.5", *ONNX, *OPTIM,
-                "spandrel>=0.4,<0.5", "lpips>=0.1.4", *WANDB],
+                "lpips>=0.1.4", *WANDB],
     },
 )

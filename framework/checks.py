@@ -15,6 +15,7 @@ from .data.build import build_dataset
 from .device import select_device
 from .errors import OptionError, UserError, building, did_you_mean
 from .metrics import tensor_to_uint8
+from .network_spec import input_channels
 from .models.base import Model
 from .options import Options
 from .registry import METRIC_REGISTRY, MODEL_REGISTRY
@@ -200,7 +201,7 @@ def _build_model(options: Options, device: torch.device, problems: List[Problem]
     except OptionError as exc:
         problems.append(Problem(tuple(exc.path), exc.detail))
         return None
-    channels = int(options.network_g.kwargs.get("num_in_ch", 3))
+    channels = input_channels(options.network_g)
     try:
         out = model.inference(torch.zeros(1, channels, 16, 16))
     except UserError as exc:

@@ -22,6 +22,7 @@ from .data.image_io import to_float, to_integer
 from .device import device_named
 from .errors import UserError
 from .models.base import LoadReport
+from .network_spec import full_arguments, input_channels, input_minimum, scale_argument
 from .options import load_options
 from .registry import ARCH_REGISTRY
 from .schema import Component, Problem, build_component, path_str, signature_params
@@ -34,7 +35,6 @@ INFERENCE_KEYS = ("params_ema", "params")
 PRECISIONS: Dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 ALPHA_MODES = ("network", "resize")
 _LUMA = (0.299, 0.587, 0.114)  # BT.601 weights of R, G, B (what image viewers and OpenCV use for gray)
-_SCALE_ARGS = ("scale", "upscale")
 
 
 @dataclass
@@ -158,11 +158,10 @@ def _fitting_scale(component: Component, state: Mapping[str, torch.Tensor]) -> s
     """`` (they fit scale=4)`` when the same network with another scale takes the weights (built on the meta
     device: shapes only, no memory, no initialisation cost)."""
     cls = ARCH_REGISTRY.get(component.type)
-    params, _, _ = signature_params(cls)
-    arg = next((a for a in _SCALE_ARGS if a in params), None)
+    arg = scale_argument(cls)
     if arg is None:
         return ""
-    current = component.kwargs.get(arg, params[arg].default)
+    current = full_arguments(component).get(arg)
     for value in (1, 2, 3, 4, 8):
         if value == current:
             continue
@@ -179,11 +178,9 @@ def _fitting_scale(component: Component, state: Mapping[str, torch.Tensor]) -> s
 def _probe(net: nn.Module, component: Component, source: str, expected_scale: Optional[int],
            ema: bool) -> DeployNetwork:
     """Run a tiny input through the network: its scale and output channels, checked against the options."""
-    params, _, _ = signature_params(ARCH_REGISTRY.get(component.type))
-    in_ch = component.kwargs.get("num_in_ch", params["num_in_ch"].default if "num_in_ch" in params else 3)
-    in_ch = in_ch if isinstance(in_ch, int) and not isinstance(in_ch, bool) else 3
+    in_ch = input_channels(component)
     multiple = input_multiple(net)
-    size = 4 * multiple
+    size = multiple * max(4, -(-input_minimum(component) // multiple))
     try:
         with torch.inference_mode():
             out = net(torch.zeros(1, in_ch, size, size))

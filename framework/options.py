@@ -338,8 +338,10 @@ class Options:
     datasets: Mapping[str, DatasetOptions] = opt(MappingProxyType({}), doc="`train` plus any number of "
                                                  "validation sets (`val`, `val_2`, ... or `test_*` for test.py). "
                                                  "Each: `type` and its keys (below).")
-    network_g: Component = opt(doc="The network: `type` (MSRResNet, EDSR, RRDBNet, SRVGGNetCompact or your "
-                                   "registered class) plus its constructor arguments.", registry=ARCH_REGISTRY,
+    network_g: Component = opt(doc="The network: `type` (MSRResNet, EDSR, RRDBNet, SRVGGNetCompact, a spandrel "
+                                   "network such as SPAN, DAT or HAT, your registered class, a preset such as "
+                                   "`span` or `dat_2`, or `auto`: the network of `path.pretrain_path`) plus its "
+                                   "constructor arguments; see Networks.", registry=ARCH_REGISTRY,
                                hint="e.g. {type: MSRResNet, num_feat: 64, num_block: 16, upscale: 4}")
     degradation: Optional[DegradationOptions] = opt(None, doc="RealESRNetModel / RealESRGANModel: the synthetic "
                                                               "degradation; see `degradation.*`.")
@@ -502,6 +504,11 @@ def _validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: bo
     if isinstance(train_raw, dict) and "losses" in train_raw:
         losses_raw = train_raw["losses"]
         raw["train"] = {k: v for k, v in train_raw.items() if k != "losses"}
+    network_raw = raw.get("network_g")
+    if isinstance(network_raw, dict) and network_raw.get("type") == "auto":
+        from .published import auto_network
+
+        raw["network_g"] = auto_network(network_raw, raw, problems)
     options = build_section(Options, raw, (), problems)
     if options is None:
         return None
@@ -543,7 +550,24 @@ def _validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: bo
         _check_metric_schedules(options, problems)
         if options.model_type in MODEL_REGISTRY:
             _check_losses(options, MODEL_REGISTRY.get(options.model_type), problems)
+    if options.network_g is not None and not any(p.path[:1] in (("scale",), ("network_g",)) for p in problems):
+        options = dataclasses.replace(options, network_g=_check_network(options, datasets.get("train"), problems))
     return options
+
+
+def _check_network(options: Options, train_set: Optional[DatasetOptions], problems: List[Problem]) -> Component:
+    """network_g against the top-level scale (a spandrel network's or a preset's scale argument follows it
+    when not given) and against the training patch size its windows must tile."""
+    from .network_spec import check_patch_size, resolve_scale
+
+    network = resolve_scale(options.network_g, options.scale, "network_g", problems)
+    if options.train is not None and train_set is not None and train_set.dataset is not None:
+        check_patch_size(network, options.scale, train_set.dataset.kwargs.get("gt_size"),
+                         ("datasets", "train", "gt_size"), problems)
+        if options.degradation is not None:
+            check_patch_size(network, options.scale, options.degradation.gt_size, ("degradation", "gt_size"),
+                             problems)
+    return network
 
 
 def _dotted(options: Options, key: str) -> Any:

@@ -11,12 +11,20 @@ and then write ``network_g: {type: MyNet, ...}`` in their options file.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, TypeVar
 
 from .basicsr_names import component_fix
 from .errors import UserError, did_you_mean
 
 T = TypeVar("T", bound=Callable[..., Any])  # classes and functions
+
+
+class _Lazy:
+    """A registered name whose class is made on first use (spandrel's networks: importing spandrel costs
+    seconds of start-up that runs of the other networks should not pay)."""
+
+    def __init__(self, load: Callable[[], Any]) -> None:
+        self.load = load
 
 
 class Registry:
@@ -25,6 +33,14 @@ class Registry:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: Dict[str, Any] = {}
+        # name -> (registered name, arguments): a lower-case name standing for a class with set arguments
+        self.presets: Dict[str, Tuple[str, Mapping[str, Any]]] = {}
+
+    def register_preset(self, name: str, target: str, arguments: Mapping[str, Any]) -> None:
+        """``type: name`` in options means ``type: target`` with ``arguments`` (the user's keys override them)."""
+        if name in self.presets or name in self._items or target not in self._items:
+            raise ValueError(f"{self.kind} preset '{name}': taken, or '{target}' is not registered")
+        self.presets[name] = (target, dict(arguments))
 
     def register(self, obj: Optional[T] = None, *, name: Optional[str] = None,
                  aliases: tuple = ()) -> Any:
@@ -39,10 +55,19 @@ class Registry:
 
         return add(obj) if obj is not None else add
 
+    def register_lazy(self, name: str, load: Callable[[], Any]) -> None:
+        """Register ``name`` now and make its class with ``load()`` when it is first looked up."""
+        if name in self._items:
+            raise ValueError(f"{self.kind} '{name}' is already registered")
+        self._items[name] = _Lazy(load)
+
     def get(self, name: str, where: str = "type") -> Any:
         """Look a name up; an unknown name is a user error that suggests the closest known one."""
         if name in self._items:
-            return self._items[name]
+            item = self._items[name]
+            if isinstance(item, _Lazy):
+                item = self._items[name] = item.load()
+            return item
         fix = component_fix(self.kind, name, self.names())
         if fix is not None:
             raise UserError(f"{where}: {fix.message}")

@@ -155,6 +155,8 @@ class Component:
     kwargs: Mapping[str, Any]
     # A metric's BasicSR ``better: higher | lower``, kept beside the arguments (None: not given).
     better: Optional[str] = None
+    # The preset ``type`` named (``span``): ``type`` and ``kwargs`` are what it resolved to.
+    preset: Optional[str] = None
 
     def build(self, registry: Registry, **injected: Any) -> Any:
         return registry.get(self.type)(**dict(self.kwargs), **injected)
@@ -418,6 +420,10 @@ def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], pat
                                                  f"known: {', '.join(registry.names())})"))
         return None
     name = raw["type"]
+    preset = name if isinstance(name, str) and name in registry.presets else None
+    if preset is not None:  # a preset: its class, with its arguments under the user's
+        name, arguments = registry.presets[preset]
+        raw = {**arguments, **raw, "type": name}
     if not isinstance(name, str) or name not in registry:
         problem = not_registered(path + ("type",), registry, name)
         problems.append(problem)
@@ -447,7 +453,7 @@ def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], pat
     for pname, p in params.items():
         if p.default is p.empty and pname not in raw and pname not in injected:
             problems.append(Problem(path + (pname,), f"missing required argument of {name}"))
-    return Component(type=name, kwargs=MappingProxyType(kwargs))
+    return Component(type=name, kwargs=MappingProxyType(kwargs), preset=preset)
 
 
 def unknown_key(path: Path_, value: Any, known: Sequence[str], listed: str, owner: str = "") -> Problem:
@@ -471,5 +477,7 @@ def not_registered(path: Path_, registry: Registry, name: Any) -> Problem:
         fix = dataclasses.replace(fix, key=str(path[-1]), new_key=str(path[-1]))
     if fix is not None:
         return Problem(path, fix.message, fix)
-    return Problem(path, f"{registry.kind} '{name}' is not registered{did_you_mean(str(name), registry.names())}"
-                         f" (known: {', '.join(registry.names())})")
+    presets = f"; presets: {', '.join(sorted(registry.presets))}" if registry.presets else ""
+    known = [*registry.names(), *registry.presets]
+    return Problem(path, f"{registry.kind} '{name}' is not registered{did_you_mean(str(name), known)}"
+                         f" (known: {', '.join(registry.names())}{presets})")

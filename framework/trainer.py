@@ -34,6 +34,7 @@ from .logger import (ExperimentLogger, RankLogger, format_metrics, held_messages
                      seconds_since_import)
 from .malloc import malloc_status
 from .models.base import load_pretrained, parameter_count
+from .network_spec import describe_network
 from .options import Options, format_change, option_changes, save_options
 from .progress import BestRecord, TrainingProgress
 from .rng import restore_rng, seed_everything
@@ -248,6 +249,7 @@ class Trainer:
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             logger.info(f"torchrun: {self.dist.world_size} processes ({backend}), one {self.device.type} device "
                         "each; rank 0 writes logs and checkpoints")
+        logger.info(f"network_g: {describe_network(self.options.network_g)}")
         logger.info(f"options file: {self.options.source_file}; effective options:\n" +
                     yaml.safe_dump(self.options.to_dict(), sort_keys=False).rstrip())
 
@@ -298,6 +300,7 @@ class Trainer:
         report = self.model.dry_run(batch)
         spec = self.options.train_set
         assert spec is not None
+        out(f"network_g: {describe_network(self.options.network_g)}")
         for name, net in self.model.networks().items():
             out(f"network {name} ({type(net).__name__}): {parameter_count(self.model, name):,} parameters on "
                 f"{self.device}")

@@ -41,10 +41,17 @@ CONFIGS = [
 
 
 def build_model(args: argparse.Namespace, speed: Dict[str, Any], device: torch.device) -> SRModel:
-    raw = {"name": "bench_gpu", "scale": 4, "manual_seed": 0,
-           "network_g": {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "scale": 4,
-                         "num_feat": args.num_feat, "num_block": args.num_block, "num_grow_ch": 32},
-           "train": {"total_iter": args.warmup + args.iters, "optim_g": {"type": "Adam", "lr": 1e-4},
+    network = {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "scale": 4, "num_feat": args.num_feat,
+               "num_block": args.num_block, "num_grow_ch": 32}
+    return sr_model(network, 4, args.warmup + args.iters, speed, device)
+
+
+def sr_model(network_g: Dict[str, Any], scale: int, total_iter: int, speed: Dict[str, Any],
+             device: torch.device) -> SRModel:
+    """The framework's SRModel for ``network_g`` (L1 loss, Adam), built from validated options; a problem
+    with them raises SystemExit with the one-line messages (also used by bench_archs.py)."""
+    raw = {"name": "bench", "scale": scale, "manual_seed": 0, "network_g": network_g,
+           "train": {"total_iter": total_iter, "optim_g": {"type": "Adam", "lr": 1e-4},
                      "pixel_opt": {"type": "L1Loss"}, **speed}}
     problems: list = []
     options = validate(raw, problems, require_train=False)

@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""Print the option reference generated from the schema (and the BasicSR and traiNNer-redux tables from
-framework/basicsr_names.py), or ``--write`` them into README.md."""
+"""Print the option reference generated from the schema (the BasicSR and traiNNer-redux tables from
+framework/basicsr_names.py, the network presets from framework/archs/presets.py), or ``--write`` them into
+README.md."""
 import argparse
 import os
 import sys
 
-from framework.docs import (BASICSR_END, BASICSR_START, END, REDUX_END, REDUX_START, START, basicsr_reference,
-                            options_reference, redux_reference)
+from framework.docs import (BASICSR_END, BASICSR_START, END, PRESETS_END, PRESETS_START, REDUX_END, REDUX_START,
+                            START, basicsr_reference, options_reference, presets_reference, redux_reference)
 
 
 def main() -> int:
@@ -14,7 +15,7 @@ def main() -> int:
     parser.add_argument("--write", action="store_true", help="replace the reference in README.md")
     args = parser.parse_args()
     sections = ((START, END, options_reference()), (BASICSR_START, BASICSR_END, basicsr_reference()),
-                (REDUX_START, REDUX_END, redux_reference()))
+                (REDUX_START, REDUX_END, redux_reference()), (PRESETS_START, PRESETS_END, presets_reference()))
     if not args.write:
         print("\n\n".join(text for _, _, text in sections))
         return 0

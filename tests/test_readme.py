@@ -2,8 +2,8 @@
 import re
 from pathlib import Path
 
-from framework.docs import (BASICSR_END, BASICSR_START, END, REDUX_END, REDUX_START, START, basicsr_reference,
-                            options_reference, redux_reference)
+from framework.docs import (BASICSR_END, BASICSR_START, END, PRESETS_END, PRESETS_START, REDUX_END, REDUX_START,
+                            START, basicsr_reference, options_reference, presets_reference, redux_reference)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -24,6 +24,12 @@ def test_redux_table_is_generated_from_the_one_table() -> None:
     text = README.read_text(encoding="utf-8")
     current = text[text.index(REDUX_START):text.index(REDUX_END) + len(REDUX_END)]
     assert current == redux_reference(), "run: python scripts/options_doc.py --write"
+
+
+def test_preset_table_is_generated_from_the_presets() -> None:
+    text = README.read_text(encoding="utf-8")
+    current = text[text.index(PRESETS_START):text.index(PRESETS_END) + len(PRESETS_END)]
+    assert current == presets_reference(), "run: python scripts/options_doc.py --write"
 
 
 def test_every_schema_key_is_documented() -> None:

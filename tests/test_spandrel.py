@@ -1,7 +1,7 @@
 """Our .pth files in spandrel, the loader chaiNNer and ComfyUI use: it recognises RRDBNet and SRVGGNetCompact
 and computes what we compute.
 
-spandrel is a test-only dependency (the ``dev`` extra). It builds RRDBNet with 32 growth channels and
+It builds RRDBNet with 32 growth channels and
 SRVGGNetCompact with PReLU, as the published models have them, so the tiny networks here keep those.
 """
 from __future__ import annotations

@@ -17,3 +17,5 @@ for _module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["EDSR", "MSRResNet", "RRDBNet", "SRVGGNetCompact", "UNetDiscriminatorSN", "VGGStyleDiscriminator"]
+
+from . import presets  # noqa: E402,F401  (after every class it names is registered)

@@ -35,11 +35,13 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..archs.arch_util import fit_input
 from ..checkpoint import read_weights
 from ..errors import UserError, building
 from ..loss_set import GeneratorLosses, LossEntry, all_entries
 from ..optim import group_settings, is_schedule_free
 from ..options import PathOptions, TrainOptions
+from ..published import pretrained_weights, what_file_is
 from ..registry import LOSS_REGISTRY, OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY
 from ..schema import Component
 from .ema import ModelEMA, ScheduleFreeAverage
@@ -343,7 +345,7 @@ class BaseModel:
         was_training = net.training
         net.eval()
         try:
-            return net(lq.to(self.device))
+            return fit_input(net, lq.to(self.device))
         finally:
             net.train(was_training)
 
@@ -414,10 +416,20 @@ def load_pretrained(model: Model, path: PathOptions, network: str = "net_g") -> 
     key = PRETRAIN_OPTIONS[network]
     source = getattr(path, key)
     assert source is not None
-    weights = read_weights(source, path.param_key, network, option=f"path.{key}")
+    own = model.networks()[network].state_dict()
+    weights = pretrained_weights(
+        source, lambda: read_weights(source, path.param_key, network, option=f"path.{key}"),
+        lambda state: not LoadReport.compare(own, state).lines())
     try:
         report = model.load_pretrained(weights, strict=path.strict_load, network=network)
     except UserError as exc:
+        what = what_file_is(source)
+        if what:  # spandrel knows the file: say what it is against what the options build
+            net = model.networks()[network]
+            raise UserError(f"path.{key}: {source} is {what}, but {network.replace('net_', 'network_')} is "
+                            f"{type(net).__name__} ({sum(p.numel() for p in net.parameters()) / 1e6:.2f}M "
+                            "parameters): the weights do not fit; set network_g: {type: auto} to train the "
+                            "file's network, or name another file") from None
         raise UserError(f"path.{key}: {source}: {exc}") from None
     into = "" if network == "net_g" else f" into {network}"
     logger.info(f"Loaded pretrained weights from {source}{into} (strict_load: {path.strict_load})")

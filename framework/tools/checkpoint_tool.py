@@ -245,14 +245,39 @@ def format_weights(info: Dict[str, Any]) -> List[str]:
     return [f"{label + ':':<{width}}{value}" for label, value in rows]
 
 
+def spandrel_detection(path: str) -> Dict[str, Any]:
+    """What spandrel (chaiNNer's, ComfyUI's loader) reads in a weights file: architecture, scale, parameters, and
+    the registered type and arguments ``network_g: {type: auto}`` would train."""
+    from ..errors import UserError
+    from ..published import detect
+
+    try:
+        found = detect(path, option="inspect")
+    except UserError as exc:
+        return {"detected": None, "reason": str(exc).split(": ", 2)[-1]}
+    return {"detected": found.describe(), "architecture": found.architecture, "scale": found.scale,
+            "parameters": found.parameters, "type": found.type, "arguments": plain(found.arguments)}
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
-    kind, obj = load_checkpoint(args.file)
+    try:
+        kind, obj = load_checkpoint(args.file)
+    except CheckpointError:
+        if args.file.endswith(".pt"):
+            raise
+        kind, obj = "published", {}  # a format or layout only spandrel reads (.safetensors, .ckpt, ...)
     if kind == TRAINING_STATE:
         info = inspect_training_state(args.file, obj)
         lines = format_training_state(info)
     else:
-        info = inspect_weights(args.file, obj)
-        lines = format_weights(info)
+        info = inspect_weights(args.file, obj) if obj else {"file": args.file, "kind": "weights",
+                                                            "file_bytes": os.path.getsize(args.file)}
+        lines = format_weights(info) if obj else [f"file:        {args.file}"]
+        info["spandrel"] = found = spandrel_detection(args.file)
+        lines.append(f"spandrel:    {found['detected'] or 'not recognised (' + found['reason'] + ')'}")
+        if found.get("type"):
+            arguments = ", ".join(f"{k}={v!r}" for k, v in found["arguments"].items())
+            lines.append(f"trains as:   network_g: {{type: auto}} = {found['type']}({arguments})")
     if args.json:
         print(json.dumps(info, indent=2))
     else:
