@@ -50,14 +50,32 @@ def tile_windows(height: int, width: int, tile: int, pad: int) -> List[Tuple[Win
             for cols in axis_windows(width, tile or width, pad)]
 
 
-def pad_to_multiple(img: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Extend the bottom and right of (N, C, H, W) to multiples of ``multiple`` (reflected, or replicated where
-    the image is too small to reflect)."""
-    pad_h, pad_w = -img.shape[-2] % multiple, -img.shape[-1] % multiple
+def input_minimum(net: Optional[nn.Module]) -> int:
+    """The smallest input height and width a network declares it takes (``input_minimum``; 1 if nothing)."""
+    return int(getattr(net, "input_minimum", 1) or 1)
+
+
+def pad_to_multiple(img: torch.Tensor, multiple: int, minimum: int = 1) -> torch.Tensor:
+    """Extend the bottom and right of (N, C, H, W) to multiples of ``multiple`` of at least ``minimum`` pixels
+    (reflected, or replicated where the image is too small to reflect)."""
+    height, width = img.shape[-2:]
+    pad_h = round_up(max(height, minimum), multiple) - height
+    pad_w = round_up(max(width, minimum), multiple) - width
     if not (pad_h or pad_w):
         return img
-    mode = "reflect" if pad_h < img.shape[-2] and pad_w < img.shape[-1] else "replicate"
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
     return F.pad(img, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def fit_input(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` for an input of any size: padded to the network's ``input_multiple`` and ``input_minimum``,
+    and the output cut back to ``scale`` times ``x``'s size. A network that takes any size runs on ``x`` as is."""
+    padded = pad_to_multiple(x, input_multiple(net), input_minimum(net))
+    if padded is x:
+        return net(x)
+    out = net(padded)
+    scale = out.shape[-1] // padded.shape[-1]
+    return out[..., :x.shape[-2] * scale, :x.shape[-1] * scale]
 
 
 def run_tiled(forward: Forward, img: torch.Tensor, *, scale: int, multiple: int = 1, tile: int = 0,

@@ -18,7 +18,7 @@ from ..errors import UserError
 
 __all__ = [
     "default_init_weights", "make_layer", "ResidualBlockNoBN", "Upsample", "pixel_unshuffle",
-    "check_sizes", "check_choice", "fit_input",
+    "check_sizes", "check_choice",
 ]
 
 
@@ -113,21 +113,3 @@ def pixel_unshuffle(x: torch.Tensor, scale: int) -> torch.Tensor:
     if h % scale or w % scale:
         raise UserError(f"pixel_unshuffle: input height and width must be divisible by {scale}, got {h}x{w}")
     return F.pixel_unshuffle(x, scale)
-
-
-def fit_input(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``net(x)`` for an input of any size: padded (reflected, replicated where the image is too small) to the
-    network's ``input_multiple`` and ``input_minimum``, and the output cut back to ``scale`` times ``x``'s
-    size. A network that takes any size runs on ``x`` as is."""
-    multiple = int(getattr(net, "input_multiple", 1) or 1)
-    minimum = int(getattr(net, "input_minimum", 1) or 1)
-    height, width = x.shape[-2:]
-    target_h = max(-(-height // multiple), -(-minimum // multiple)) * multiple
-    target_w = max(-(-width // multiple), -(-minimum // multiple)) * multiple
-    if (target_h, target_w) == (height, width):
-        return net(x)
-    pad_h, pad_w = target_h - height, target_w - width
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    out = net(F.pad(x, (0, pad_w, 0, pad_h), mode=mode))
-    scale = out.shape[-1] // target_w
-    return out[..., :height * scale, :width * scale]

@@ -35,7 +35,6 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..archs.arch_util import fit_input
 from ..checkpoint import read_weights
 from ..errors import UserError, building
 from ..loss_set import GeneratorLosses, LossEntry, all_entries
@@ -44,6 +43,7 @@ from ..options import PathOptions, TrainOptions
 from ..published import pretrained_weights, what_file_is
 from ..registry import LOSS_REGISTRY, OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY
 from ..schema import Component
+from ..tiling import fit_input
 from .ema import ModelEMA, ScheduleFreeAverage
 
 logger = logging.getLogger(__name__)
