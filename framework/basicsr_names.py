@@ -255,11 +255,10 @@ ABSENT_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
         "VideoBaseModel": ("BasicSR", "video restoration"), "EDVRModel": ("BasicSR", "video restoration"),
         "VideoRecurrentModel": ("BasicSR", "video restoration"),
         "VideoGANModel": ("BasicSR", "video restoration"), "VideoRecurrentGANModel": ("BasicSR", "video restoration"),
-        "SwinIRModel": ("BasicSR", "SwinIR's tiled validation"), "HiFaceGANModel": ("BasicSR", "face restoration"),
+        "HiFaceGANModel": ("BasicSR", "face restoration"),
         "StyleGAN2Model": ("BasicSR", "face generation"),
     },
     "arch": {
-        "SwinIR": ("BasicSR", "a transformer SR network"), "RCAN": ("BasicSR", "a channel-attention SR network"),
         "ECBSR": ("BasicSR", "an edge-oriented SR network"), "RIDNet": ("BasicSR", "a denoising network"),
         "EDVR": ("BasicSR", "a video network"), "BasicVSR": ("BasicSR", "a video network"),
         "IconVSR": ("BasicSR", "a video network"), "BasicVSRPlusPlus": ("BasicSR", "a video network"),
@@ -297,7 +296,9 @@ RENAMED_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
                 "singleimagedataset": ("traiNNer-redux", "SingleImageDataset"),
                 "paired": ("neosr", "PairedImageDataset"), "otf": ("neosr", "RealESRGANDataset"),
                 "single": ("neosr", "SingleImageDataset")},
-    "model": {"default": ("neosr", "SRModel"), "image": ("neosr", "SRModel"), "otf": ("neosr", "RealESRNetModel")},
+    "model": {"default": ("neosr", "SRModel"), "image": ("neosr", "SRModel"), "otf": ("neosr", "RealESRNetModel"),
+              # SRModel pads every input to the network's input multiple and validates in tiles (val.tile_size)
+              "SwinIRModel": ("BasicSR", "SRModel")},
 }
 
 

@@ -73,8 +73,9 @@ MESSAGES: List[Any] = [
                                                                       "RealESRNetModel or RealESRGANModel"],
                      forbid=[]),  # its dataroot_lq is then an unknown argument, with a suggestion
                  id="dataset-realesrgan"),
-    pytest.param(Msg(at("network_g.type", "SwinIR"), ["'SwinIR' is a BasicSR arch", "available: EDSR"]),
-                 id="arch-swinir"),
+    pytest.param(Msg(at("network_g.type", "ECBSR"), ["'ECBSR' is a BasicSR arch",
+                                                     "does not provide; available: ATD", "EDSR"]),
+                 id="arch-ecbsr"),
     pytest.param(Msg(at("train.optim_g.type", "RMSprop"), ["'RMSprop' is a BasicSR optimizer", "Adam"]),
                  id="optimizer-rmsprop"),
     pytest.param(Msg(at("gt_usm", True), ["gt_usm", "Real-ESRGAN's top-level 'gt_usm' belongs in the degradation "

@@ -86,7 +86,7 @@ def test_accumulation_follows_the_mean_gradient_of_the_whole_batch(workdir: Path
     ({"train.compile": True, "train.compile_mode": "reduce-overhead"}, "reduce-overhead uses CUDA graphs"),
     ({"train.accumulate_steps": 3}, "x accumulate_steps 3 is larger than the 5 samples of an epoch"),
     ({"train.accum_iter": 2}, "traiNNer-redux's 'accum_iter' is 'accumulate_steps' here"),
-    ({"train.use_amp": True}, "train.mixed_precision: bf16 (what use_amp with amp_bf16 meant) or fp16"),
+    ({"train.use_amp": True}, "traiNNer-redux's 'use_amp: true' is 'mixed_precision: fp16' here"),
     ({"train.mixed_precision": "fp32"}, "train.mixed_precision"),
 ])
 def test_unsupported_combinations_are_option_errors(workdir: Path, capsys: pytest.CaptureFixture,

@@ -34,9 +34,10 @@ with zeros (darker edge blocks), upsamples chroma by nearest neighbour, and scal
 Speed (``python scripts/bench_jpeg.py --threads 2``, 2 shared CPU cores): a 16x3x64x64 batch in about 1-2 ms,
 16x3x256x256 in about 20 ms (libjpeg-turbo image by image: 2.8 and 22 ms).
 
-Exact under reduced-precision settings: autocast is switched off inside, and the block transforms run in
-float64 when ``torch.get_float32_matmul_precision()`` lets float32 matmuls use TF32 / bfloat16 (their error
-would move coefficients across rounding points). No gradient flows (a degradation, not a loss): the work
+Exact under reduced-precision settings: autocast is switched off inside, and the whole codec (colour
+conversion and block transforms) runs in float64 when ``torch.get_float32_matmul_precision()`` lets float32
+matmuls use TF32 / bfloat16 (on GPUs, and on CPUs with bfloat16 units such as AMX; their error would move
+coefficients across rounding points). No gradient flows (a degradation, not a loss): the work
 runs under ``torch.no_grad()`` on a detached input, so a tensor that requires grad is accepted and the output
 does not require grad. Deterministic: nothing random inside; the caller draws the qualities.
 """
@@ -170,7 +171,7 @@ def _from_blocks(blocks: torch.Tensor, shape: torch.Size) -> torch.Tensor:
 
 
 def _transform_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 for the block transforms when float32 matmuls may run in TF32 / bfloat16.
+    """float64 for the codec's matmuls when float32 matmuls may run in TF32 / bfloat16.
 
     ``torch.set_float32_matmul_precision('high')`` (or ``allow_tf32``) keeps about 10 mantissa bits: enough
     error to move coefficients across rounding boundaries, so the quantisation would no longer be the codec's.
@@ -186,7 +187,7 @@ def _quantize_planes(planes: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     The quantiser step is folded into the transforms: ``round(X K / Q) * Q K^T = round(X (K / Q)) (Q K^T)``,
     one batched matmul each way with a per-image matrix.
     """
-    dtype = _transform_dtype(planes.dtype)
+    dtype = planes.dtype  # float64 under reduced matmul precision (jpeg_compress)
     k = _basis(planes.device, dtype)
     step = table.to(dtype)
     forward = k / step[:, None, :]  # (B, 64, 64): DCT, then divide coefficient j by Q[j]
@@ -241,7 +242,7 @@ def jpeg_compress(images: torch.Tensor, quality: Union[torch.Tensor, float]) -> 
     q = _qualities(quality, images.shape[0], images.device)
     if images.numel() == 0:
         return images.detach().clone()
-    work = torch.float64 if images.dtype == torch.float64 else torch.float32
+    work = _transform_dtype(torch.float64 if images.dtype == torch.float64 else torch.float32)
     # No autocast: bfloat16 / float16 matmuls would move coefficients across the quantiser's rounding points.
     with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
         # Clamped like the 8-bit samples a real codec sees (noise may have pushed values out of [0, 1]).
