@@ -129,6 +129,16 @@ def _same(value: Any, _file: Mapping[str, Any]) -> Any:
     return value
 
 
+def _pixel_unshuffle(value: Any, file: Mapping[str, Any]) -> Any:
+    """traiNNer-redux's ESRGAN switch: RRDBNet here always pixel-unshuffles the input at scale 1 and 2 (as
+    Real-ESRGAN's does); above 2 the switch has no effect."""
+    scale = file.get("scale")
+    if value is True or value is None or (isinstance(scale, int) and scale > 2):
+        return DEFAULT
+    raise ValueError("RRDBNet here always pixel-unshuffles the input at scale 1 and 2 (Real-ESRGAN's network); "
+                     "false is not provided")
+
+
 _REDUX = "traiNNer-redux"
 _MOA = "traiNNer-redux's mixture of augmentations (MoA: mixup, cutmix, resizemix, cutblur) is not provided"
 _OTF_DEBUG = "scripts/show_degradations.py draws degraded samples of an option file"
@@ -163,6 +173,9 @@ REDUX_RULES: Tuple[KeyRule, ...] = (
             values=_grad_clip, values_doc="`true` → `1.0` (traiNNer-redux's threshold), `false` → removed",
             origin=_REDUX),
     KeyRule("train", "ema", "rename", "the EMA decay", to="ema_decay", origin="neosr"),
+    *(KeyRule("network_g", key, "remove", "RRDBNet pixel-unshuffles the input at scale 1 and 2 (Real-ESRGAN's "
+              "network); no effect above", values=_pixel_unshuffle, values_doc="at `true`, or any value above "
+              "scale 2", origin=_REDUX) for key in ("use_pixel_unshuffle", "use_pixel_shuffle")),
     KeyRule("train", "ema_power", "remove", "the EMA here has no warm-up: ema_decay from the first step",
             origin=_REDUX),
     KeyRule("train", "ema_update_after_step", "remove", "the EMA starts at the first step here",

@@ -74,6 +74,15 @@ class Registry:
         raise UserError(f"{where}: {self.kind} '{name}' is not registered{did_you_mean(name, self._items)} "
                         f"(known: {', '.join(self.names())})")
 
+    def preset_named(self, name: Any) -> Optional[str]:
+        """The preset ``name`` stands for, matched exactly or, when no class has that name, ignoring case
+        (traiNNer-redux's templates write ``type: Compact`` for its ``compact``); None when none."""
+        if not isinstance(name, str) or name in self._items:
+            return None
+        if name in self.presets:
+            return name
+        return next((key for key in self.presets if key.lower() == name.lower()), None)
+
     def canonical(self, name: str) -> Optional[str]:
         """The registered spelling of ``name``, matched exactly or, failing that, ignoring case
         (traiNNer-redux writes ``l1loss`` for ``L1Loss``); None when nothing (or more than one) matches."""

@@ -420,7 +420,7 @@ def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], pat
                                                  f"known: {', '.join(registry.names())})"))
         return None
     name = raw["type"]
-    preset = name if isinstance(name, str) and name in registry.presets else None
+    preset = registry.preset_named(name)
     if preset is not None:  # a preset: its class, with its arguments under the user's
         name, arguments = registry.presets[preset]
         raw = {**arguments, **raw, "type": name}
