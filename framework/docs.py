@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import List
+from typing import Callable, List, Tuple
 
 from .options import (DATASET_INJECTED, LOADER_KEYS, DatasetOptions, DegradationOptions, LoggerOptions, Options,
                       PathOptions, TrainOptions, ValOptions, WandbOptions)
@@ -188,3 +188,10 @@ def presets_reference(scale: int = 4) -> str:
     return "\n".join([PRESETS_START, "", f"| preset | class | arguments (the scale argument follows `scale`) | "
                       f"parameters (x{scale}) |", "|---|---|---|---|", *rows, "",
                       "spandrel 0.4.2 networks not registered, and why:", "", *left_out, "", PRESETS_END])
+
+
+def generated_sections() -> List[Tuple[str, str, Callable[[], str]]]:
+    """The README's generated parts as (start marker, end marker, generator): what scripts/options_doc.py
+    writes and tests/test_readme.py checks."""
+    return [(START, END, options_reference), (BASICSR_START, BASICSR_END, basicsr_reference),
+            (REDUX_START, REDUX_END, redux_reference), (PRESETS_START, PRESETS_END, presets_reference)]

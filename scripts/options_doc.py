@@ -6,16 +6,14 @@ import argparse
 import os
 import sys
 
-from framework.docs import (BASICSR_END, BASICSR_START, END, PRESETS_END, PRESETS_START, REDUX_END, REDUX_START,
-                            START, basicsr_reference, options_reference, presets_reference, redux_reference)
+from framework.docs import generated_sections
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true", help="replace the reference in README.md")
     args = parser.parse_args()
-    sections = ((START, END, options_reference()), (BASICSR_START, BASICSR_END, basicsr_reference()),
-                (REDUX_START, REDUX_END, redux_reference()), (PRESETS_START, PRESETS_END, presets_reference()))
+    sections = [(start, end, make()) for start, end, make in generated_sections()]
     if not args.write:
         print("\n\n".join(text for _, _, text in sections))
         return 0

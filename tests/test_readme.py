@@ -1,35 +1,23 @@
 """The README stays true: the option reference is the schema's, the quick start holds two commands."""
 import re
 from pathlib import Path
+from typing import Callable
 
-from framework.docs import (BASICSR_END, BASICSR_START, END, PRESETS_END, PRESETS_START, REDUX_END, REDUX_START,
-                            START, basicsr_reference, options_reference, presets_reference, redux_reference)
+import pytest
+
+from framework.docs import generated_sections
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_option_reference_is_generated_from_the_schema() -> None:
+@pytest.mark.parametrize("start, end, make", generated_sections(),
+                         ids=[make.__name__ for _, _, make in generated_sections()])
+def test_generated_part_is_current(start: str, end: str, make: Callable[[], str]) -> None:
+    """The option reference (the schema), the BasicSR and traiNNer-redux tables (the one names table) and the
+    preset table (framework/archs/presets.py)."""
     text = README.read_text(encoding="utf-8")
-    current = text[text.index(START):text.index(END) + len(END)]
-    assert current == options_reference(), "run: python scripts/options_doc.py --write"
-
-
-def test_basicsr_table_is_generated_from_the_one_table() -> None:
-    text = README.read_text(encoding="utf-8")
-    current = text[text.index(BASICSR_START):text.index(BASICSR_END) + len(BASICSR_END)]
-    assert current == basicsr_reference(), "run: python scripts/options_doc.py --write"
-
-
-def test_redux_table_is_generated_from_the_one_table() -> None:
-    text = README.read_text(encoding="utf-8")
-    current = text[text.index(REDUX_START):text.index(REDUX_END) + len(REDUX_END)]
-    assert current == redux_reference(), "run: python scripts/options_doc.py --write"
-
-
-def test_preset_table_is_generated_from_the_presets() -> None:
-    text = README.read_text(encoding="utf-8")
-    current = text[text.index(PRESETS_START):text.index(PRESETS_END) + len(PRESETS_END)]
-    assert current == presets_reference(), "run: python scripts/options_doc.py --write"
+    current = text[text.index(start):text.index(end) + len(end)]
+    assert current == make(), "run: python scripts/options_doc.py --write"
 
 
 def test_every_schema_key_is_documented() -> None:
