@@ -22,11 +22,11 @@ from .data.image_io import to_float, to_integer
 from .device import device_named
 from .errors import UserError
 from .models.base import LoadReport
-from .network_spec import full_arguments, input_channels, input_minimum, scale_argument
+from .network_spec import full_arguments, input_channels, scale_argument
 from .options import load_options
 from .registry import ARCH_REGISTRY
 from .schema import Component, Problem, build_component, path_str, signature_params
-from .tiling import ProgressFn, Window, input_multiple, round_up, run_tiled, tile_windows
+from .tiling import ProgressFn, Window, input_minimum, input_multiple, round_up, run_tiled, tile_windows
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def _probe(net: nn.Module, component: Component, source: str, expected_scale: Op
     """Run a tiny input through the network: its scale and output channels, checked against the options."""
     in_ch = input_channels(component)
     multiple = input_multiple(net)
-    size = multiple * max(4, -(-input_minimum(component) // multiple))
+    size = round_up(max(4 * multiple, input_minimum(net)), multiple)
     try:
         with torch.inference_mode():
             out = net(torch.zeros(1, in_ch, size, size))
