@@ -239,7 +239,8 @@ class Upscaler:
     def __call__(self, img: torch.Tensor, progress: Optional[ProgressFn] = None) -> torch.Tensor:
         """(N, C, H, W) float in [0, 1] on the CPU -> the network's (N, C', sH, sW) float32 output on the CPU."""
         return run_tiled(self._forward, img, scale=self.network.scale, multiple=self.network.input_multiple,
-                         tile=self.tile, pad=self.tile_pad, batch=self.batch, progress=progress)
+                         minimum=input_minimum(self.network.net), tile=self.tile, pad=self.tile_pad,
+                         batch=self.batch, progress=progress)
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         x = batch.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.memory_format)

@@ -78,18 +78,19 @@ def fit_input(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out[..., :x.shape[-2] * scale, :x.shape[-1] * scale]
 
 
-def run_tiled(forward: Forward, img: torch.Tensor, *, scale: int, multiple: int = 1, tile: int = 0,
+def run_tiled(forward: Forward, img: torch.Tensor, *, scale: int, multiple: int = 1, minimum: int = 1, tile: int = 0,
               pad: int = 0, batch: int = 1, progress: Optional[ProgressFn] = None) -> torch.Tensor:
     """``forward`` over (N, C, H, W) ``img`` -> the (N, C', sH, sW) output, whole (``tile`` 0) or in tiles of
     ``tile`` input pixels with ``pad`` pixels of context each side (both rounded up to ``multiple``), ``batch``
-    tiles per call of ``forward``. The output has the device and dtype ``forward`` returns.
+    tiles per call of ``forward``. The image is padded to ``multiple`` and to at least ``minimum`` pixels a side
+    (the network's declared input sizes). The output has the device and dtype ``forward`` returns.
 
     With a pad of at least the network's receptive field (in input pixels), each kept pixel sees exactly the
     inputs it sees in the whole image, so the result equals the whole-image one up to float rounding.
     """
     height, width = img.shape[-2:]
     tile, pad = round_up(tile, multiple), round_up(pad, multiple)
-    img = pad_to_multiple(img, multiple)
+    img = pad_to_multiple(img, multiple, minimum)
     H, W = img.shape[-2:]
     tiles = tile_windows(H, W, tile, pad)
     if len(tiles) == 1 and tiles[0] == ((0, H, 0, H), (0, W, 0, W)):  # one window: no copy into a canvas

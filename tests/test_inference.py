@@ -301,3 +301,25 @@ def test_the_script_runs(tmp_path: Path, x2_pth: Path) -> None:
                             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert decode_file(str(tmp_path / "out" / "in_x2.png")).shape == (3, 24, 20)
+
+
+def test_image_smaller_than_the_networks_minimum_is_padded_to_it() -> None:
+    """A network that declares ``input_minimum`` (Real-CUGAN: 32 pixels) upscales a smaller image: the image is
+    padded to the minimum and the output cut back to scale x its size."""
+    from torch import nn
+
+    from framework.inference import DeployNetwork, Upscaler
+    from framework.schema import Component
+
+    class NeedsSixteen(nn.Module):
+        input_minimum = 16
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            assert min(x.shape[-2:]) >= 16, f"input {tuple(x.shape)} below the declared minimum"
+            return torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+
+    network = DeployNetwork(NeedsSixteen(), Component("NeedsSixteen", {}), scale=2, in_channels=3, out_channels=3,
+                            input_multiple=1, source="test", ema=False)
+    img = torch.rand(1, 3, 5, 9, generator=torch.Generator().manual_seed(3))
+    out = Upscaler(network, torch.device("cpu"))(img)
+    assert torch.equal(out, torch.nn.functional.interpolate(img, scale_factor=2, mode="nearest"))
