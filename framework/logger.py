@@ -133,7 +133,7 @@ class ExperimentLogger:
         if wandb is not None and wandb.project:  # first: it may refuse to start (not logged in)
             from .wandb_logger import WandbBoard
 
-            self._boards.append(WandbBoard(wandb, exp_dir, name, config or {}))
+            self._boards.append(WandbBoard(wandb, exp_dir, name, config or {}, resume_iter))
         if use_tb:
             self._boards.append(TensorBoard(os.path.join(exp_dir, "tb_logger"), resume_iter))
         self.log_path = os.path.join(exp_dir, f"train_{name}_{time.strftime('%Y%m%d_%H%M%S')}.log")

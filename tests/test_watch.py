@@ -10,7 +10,9 @@ import copy
 import csv
 import io
 import json
-import struct
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
@@ -186,79 +188,92 @@ def test_a_metric_added_on_resume_widens_the_table(workdir: Path) -> None:
 # ------------------------------------------------------------------------------------------ Weights & Biases
 
 
-def _wandb_records(path: Path) -> List[Any]:
-    """The records of an offline run's ``.wandb`` file, parsed with W&B's own protobuf classes. The file is a
-    LevelDB-style log (wandb-core writes it; the Python package has no reader of its own any more): a 7-byte
-    header, then 32 KiB blocks of chunks, each crc32 (4) + length (2, little-endian) + type (1: full, 2: first,
-    3: middle, 4: last)."""
-    from wandb.proto import wandb_internal_pb2
+def _offline_history(run: Path, run_id: str) -> List[Dict[str, Any]]:
+    from framework.wandb_logger import history_rows, read_records
 
-    data = path.read_bytes()
-    assert data[:4] == b":W&B"
-    records, pending, pos, block = [], b"", 7, 32768
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # a block's tail too short for a chunk header is padding
-            pos += block - pos % block
-            continue
-        length, kind = struct.unpack("<HB", data[pos + 4:pos + 7])
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
-        if kind == 0 and length == 0:
-            continue
-        pending = chunk if kind in (1, 2) else pending + chunk
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            records.append(record)
-    return records
+    records = read_records(str(run / f"run-{run_id}.wandb"))
+    (meta,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert meta.run_id == run_id and meta.project == "watch-test"
+    return history_rows(records)
 
 
-def _history(records: List[Any]) -> List[Dict[str, Any]]:
-    """Each logged row: ``{key: value}``; an image's fields under ``{tag: {'width': ..., ...}}``."""
-    rows = []
-    for record in records:
-        if record.WhichOneof("record_type") != "history":
-            continue
-        row: Dict[str, Any] = {}
-        for item in record.history.item:
-            path = [item.key] if item.key else list(item.nested_key)
-            if len(path) == 1:
-                row[path[0]] = json.loads(item.value_json)
-            else:
-                row.setdefault(path[0], {})[path[-1]] = json.loads(item.value_json)
-        rows.append(row)
-    return rows
+def _logged(rows: List[Dict[str, Any]]) -> List[Tuple[int, str]]:
+    """(iteration, key) of every logged value, in order; shown strips checked for their size on the way."""
+    steps = []
+    for row in rows:
+        steps += [(row["iteration"], key) for key in row if key != "iteration" and not key.startswith("_")]
+        if "val/val/0000" in row:
+            assert (row["val/val/0000"]["width"], row["val/val/0000"]["height"]) == (48, 16)
+    return steps
 
 
-def test_wandb_offline_run_and_its_resume_are_one_wandb_run(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """W&B offline writes one directory per process start; the resumed start carries the same run id (and
-    ``wandb sync`` uploads both into that one run). Between them: the scalars and strips of every iteration."""
+@pytest.mark.parametrize("resume_from", [4, 2])
+def test_wandb_offline_run_and_its_resume_write_one_offline_run_folder(workdir: Path, resume_from: int,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """W&B offline writes one folder per process start, and ``wandb sync`` keeps only the last one uploaded of
+    a run id. The resumed start carries the earlier rows up to its iteration into its own folder (the earlier
+    folder moves into ``carried/``): one folder to sync, with every iteration's scalars and strips once, the
+    abandoned continuation's (resume from 2 after 4) left out."""
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(workdir / "wandb_dir"))
     monkeypatch.setenv("WANDB_SILENT", "true")
     (workdir / "wandb_dir").mkdir()
     opt = write_options(workdir, **{"train.total_iter": 4, "val.val_freq": 2, "val.show_images": 1,
-                                    "val.show_crop": 16, "logger.wandb": {"project": "watch-test"}})
+                                    "logger.save_checkpoint_freq": 2, "val.show_crop": 16,
+                                    "logger.wandb": {"project": "watch-test"}})
     assert train_in_process(opt) == 0
     run_id = (workdir / "experiments" / "tiny" / "wandb_run_id").read_text().strip()
-    assert train_in_process(opt, ["path.resume_path=weights/tiny_iter_4.pt", "train.total_iter=6"]) == 0
-    runs = sorted((workdir / "wandb_dir" / "wandb").glob("offline-run-*"))
-    assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs)
+    (first,) = (workdir / "wandb_dir" / "wandb").glob("offline-run-*")
+    first_steps = _logged(_offline_history(first, run_id))
+    assert train_in_process(opt, [f"path.resume_path=weights/tiny_iter_{resume_from}.pt",
+                                  "train.total_iter=6"]) == 0
+    (run,) = (workdir / "wandb_dir" / "wandb").glob("offline-run-*")
+    assert f"-{run_id}" in run.name and run != first
+    carried = workdir / "wandb_dir" / "wandb" / "carried" / first.name / f"run-{run_id}.wandb"
+    assert carried.is_file()
+    sync = subprocess.run([sys.executable, "-m", "wandb", "sync", "--dry-run", str(workdir / "wandb_dir" / "wandb")],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "WANDB_SILENT": "false"})
+    assert "Would sync 1 run(s)" in sync.stdout + sync.stderr, sync.stdout + sync.stderr
     assert (workdir / "experiments" / "tiny" / "wandb_run_id").read_text().strip() == run_id
-    steps: List[Tuple[int, str]] = []
-    for run in runs:
-        (log,) = run.glob(f"run-{run_id}.wandb")
-        records = _wandb_records(log)
-        (meta,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
-        assert meta.run_id == run_id and meta.project == "watch-test"
-        for row in _history(records):
-            steps += [(row["iteration"], key) for key in row if key != "iteration" and not key.startswith("_")]
-            if "val/val/0000" in row:
-                assert (row["val/val/0000"]["width"], row["val/val/0000"]["height"]) == (48, 16)
+    steps = _logged(_offline_history(run, run_id))
+    assert len(steps) == len(set(steps)), "a value logged twice"
+    assert sorted(s for s in steps if s[0] <= resume_from) == sorted(s for s in first_steps if s[0] <= resume_from)
     for it in (2, 4, 6):
         assert {(it, "losses/l_pix"), (it, "lr"), (it, "metrics/val/psnr"), (it, "val/val/0000")} <= set(steps)
-    images = list(runs[0].glob("files/media/images/**/*.png"))
-    assert images and all(Image.open(p).size == (48, 16) for p in images)
+    images = list(run.glob("files/media/images/**/*.png"))
+    assert len(images) == 3 and all(Image.open(p).size == (48, 16) for p in images)
+
+
+def test_an_offline_log_cut_short_reads_up_to_its_last_whole_record(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed run leaves a .wandb log cut mid-record: the carried rows are those written whole."""
+    wandb = pytest.importorskip("wandb")
+    from framework.wandb_logger import earlier_offline_folder, history_rows, read_records
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = wandb.init(project="p", id="cut1", mode="offline", dir=str(tmp_path), settings=wandb.Settings(console="off"))
+    for i in range(50):
+        run.log({"iteration": i, "x": float(i)})
+    run.finish()
+    wandb.teardown()
+    (log,) = tmp_path.glob("wandb/offline-run-*/run-cut1.wandb")
+    whole = read_records(str(log))
+    for size in (len(log.read_bytes()) // 2, 7, 0):
+        cut = tmp_path / f"cut{size}.wandb"
+        cut.write_bytes(log.read_bytes()[:size])
+        part = read_records(str(cut))
+        assert [r.SerializeToString() for r in part] == [r.SerializeToString() for r in whole[:len(part)]]
+        assert len(part) < len(whole)
+    assert [row["x"] for row in history_rows(whole)] == [float(i) for i in range(50)]
+    # the newest earlier folder of the id, W&B's -<n> suffix (a second start within the second) included
+    for name in ("offline-run-20260101_000000-cut1", "offline-run-20260101_000001-cut1",
+                 "offline-run-20260101_000001-cut1-1", "offline-run-20260101_000002-other"):
+        (tmp_path / "w" / name).mkdir(parents=True)
+        (tmp_path / "w" / name / f"run-{name.split('-')[3]}.wandb").write_bytes(b"")
+    own = tmp_path / "w" / "offline-run-20260101_000003-cut1"
+    assert earlier_offline_folder(str(own), "cut1") == str(tmp_path / "w" / "offline-run-20260101_000001-cut1-1")
+    assert earlier_offline_folder(str(own), "nothing") is None
 
 
 def test_wandb_without_the_package_is_an_option_error(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
