@@ -62,7 +62,7 @@ def _torchvision() -> Decoder:
     from torchvision.io import ImageReadMode, decode_image
 
     def decode(data: bytes) -> torch.Tensor:
-        with warnings.catch_warnings():  # deprecated since 0.29: measured as the former default only
+        with warnings.catch_warnings():  # deprecated since 0.29: measured for comparison only
             warnings.simplefilter("ignore", DeprecationWarning)
             return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
     return decode

@@ -29,9 +29,10 @@ in hand to the optimizer and scheduler step done) and the rest (waiting for data
 Every variant (malloc setting x worker count) runs in its own fresh Python process, which alternates the two
 loops (bare, framework, framework, bare, ...) ``--repeats`` times each, so drift from other processes on the
 machine hits both; on Linux it also reports how much of the machine's CPU other processes took meanwhile.
-The ``tuned`` malloc variant sets ``GLIBC_TUNABLES`` (the README's speed notes) for its process; the ``mallopt``
-variant has the framework set the same thresholds from inside the process (``framework.malloc.tune_malloc``, what
-train.py does by default) before anything else; ``plain`` leaves glibc's defaults.
+The ``tuned`` malloc variant sets ``GLIBC_TUNABLES`` (docs/distributed-and-precision.md) for its process; the
+``mallopt`` variant has the framework set the same thresholds from inside the process
+(``framework.malloc.tune_malloc``, what train.py does by default) before anything else; ``plain`` leaves glibc's
+defaults.
 The ratio framework/bare is given per repeat pair, with the spread; timings on a shared machine are noisy.
 """
 from __future__ import annotations
@@ -355,7 +356,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="comma-separated torch thread counts for both loops, one variant each (default: the "
                              "trainer's own choice for the worker count)")
     parser.add_argument("--malloc", choices=("plain", "tuned", "mallopt", "both", "all"), default="plain",
-                        help="glibc malloc settings: as is, GLIBC_TUNABLES as in the README's speed notes, the "
+                        help="glibc malloc settings: as is, GLIBC_TUNABLES (docs/distributed-and-precision.md), the "
                              "framework's mallopt (train.py's default), both = plain and tuned, all = the three "
                              "(default: %(default)s; tuned and mallopt need glibc)")
     parser.add_argument("--data-root", default=None,
