@@ -2,8 +2,8 @@
 has no use for, or does not provide, and of their components (networks, models, losses, metrics ...) it spells
 differently or does not provide.
 
-Option messages and ``scripts/convert_options.py`` both read it, and the README's "Coming from BasicSR" and
-"Coming from traiNNer-redux / neosr" tables are generated from it, so a rename is written down once. It is
+Option messages and ``scripts/convert_options.py`` both read it, and the tables of docs/coming-from-basicsr.md
+are generated from it, so a rename is written down once. It is
 consulted only for what the schema and the registries do not know: a key or component that gains a meaning here
 (a field, a registered class) stops being looked up, so this table never shadows what exists.
 """
@@ -35,7 +35,7 @@ class KeyRule:
     # A value change: (their value, the whole file) -> ours; DEFAULT: the value is this trainer's default, the key
     # is removed; ValueError: that value has no meaning here (its message says why).
     values: Optional[Callable[[Any, Mapping[str, Any]], Any]] = None
-    values_doc: str = ""  # the value mapping in words, for messages and the README
+    values_doc: str = ""  # the value mapping in words, for messages and the docs
     origin: str = "BasicSR"
 
 
@@ -427,7 +427,7 @@ def model_type_fix(model_type: str) -> Fix:
 
 def rename_table(exists: Callable[[KeyRule], bool] = lambda rule: False,
                  origins: Tuple[str, ...] = BASICSR_ORIGINS) -> List[str]:
-    """Markdown rows for the README: the keys of :data:`KEY_RULES` from ``origins`` (those that do not
+    """Markdown rows for docs/coming-from-basicsr.md: the keys of :data:`KEY_RULES` from ``origins`` (those that do not
     ``exist`` here yet), and what becomes of them; keys that share their fate and reason share a row."""
     rows = [f"| {' / '.join(origins)} key | here | why |", "|---|---|---|"]
     grouped: Dict[Tuple[str, str, str, str], List[str]] = {}
@@ -453,7 +453,7 @@ def rename_table(exists: Callable[[KeyRule], bool] = lambda rule: False,
 
 def absent_components_text(registered: Callable[[str, str], bool] = lambda kind, name: False,
                            origins: Tuple[str, ...] = BASICSR_ORIGINS) -> List[str]:
-    """README lines: the components of ``origins`` not provided (not ``registered`` here), by kind."""
+    """Markdown lines: the components of ``origins`` not provided (not ``registered`` here), by kind."""
     lines = []
     for kind, names in ABSENT_COMPONENTS.items():
         missing = [name for name, (origin, _what) in names.items() if origin in origins and not registered(kind, name)]
@@ -463,6 +463,6 @@ def absent_components_text(registered: Callable[[str, str], bool] = lambda kind,
 
 
 def renamed_components_text() -> List[str]:
-    """README lines: the foreign spellings of components and the names they have here."""
+    """Markdown lines: the foreign spellings of components and the names they have here."""
     return [f"- {kind}: " + ", ".join(f"`{name}` → `{ours}`" for name, (_origin, ours) in names.items())
             for kind, names in RENAMED_COMPONENTS.items()]

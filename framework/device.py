@@ -41,12 +41,10 @@ def auto_threads() -> int:
     """``num_threads: auto`` on CPU: this process's share of the cores (torchrun's processes on one machine
     share them), whatever the number of loader workers.
 
-    Measured side by side on 2 idle cores with 2 loader workers (``scripts/bench_overhead.py --workers 2
-    --threads 1,2 --malloc mallopt``, README Notes on speed): 2 torch threads 82.6 / 75.1 ms per iteration (bare
-    loop / framework) against 144.2 / 149.6 with 1 (cores minus workers): workers that prefetch small crops
-    are idle most of the time, and a core left to them is a core the convolutions do not get. On a machine
-    whose cores other jobs also want, fewer threads win (threads wait for a descheduled one); set
-    ``num_threads`` there."""
+    Workers that prefetch small crops are idle most of the time, and a core left to them is a core the
+    convolutions do not get (``scripts/bench_overhead.py --workers 2 --threads 1,2`` compares the two; figures in
+    docs/benchmarks.md). On a machine whose cores other jobs also want, fewer threads win (threads wait for a
+    descheduled one); set ``num_threads`` there."""
     return max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1) or 1)))
 
 

@@ -1,13 +1,14 @@
-"""The README's option reference, generated from the schema (the option dataclasses and the registries).
+"""The generated parts of docs/: the option reference from the schema (the option dataclasses and the
+registries), the BasicSR and traiNNer-redux tables from the one names table, the preset table.
 
-``python scripts/options_doc.py --write`` refreshes README.md; a test fails when they differ, so the
+``python scripts/options_doc.py --write`` refreshes them in their files; a test fails when they differ, so the
 documentation cannot drift from what validation accepts.
 """
 from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Callable, List, Tuple
+from typing import Callable, List, NamedTuple
 
 from .options import (DATASET_INJECTED, LOADER_KEYS, DatasetOptions, DegradationOptions, LoggerOptions, Options,
                       PathOptions, TrainOptions, ValOptions, WandbOptions)
@@ -83,8 +84,8 @@ def _registered(registry: Registry, injected: tuple) -> List[str]:
 def options_reference() -> str:
     """Markdown tables of every option key, with type, default and meaning."""
     head = "| key | type | default | meaning |\n|---|---|---|---|"
-    parts = [START, "", "### Top level", "", head, *_rows(Options, ""), "",
-             "### `datasets.<phase>` (phase: `train`, `val`, `val_<x>`, `test_<x>`)", "",
+    parts = [START, "", "## Top level", "", head, *_rows(Options, ""), "",
+             "## `datasets.<phase>` (phase: `train`, `val`, `val_<x>`, `test_<x>`)", "",
              "Loader keys, for every dataset type:", "", head, *_rows(DatasetOptions, "", skip=("dataset",)),
              "", "Plus `type` and that dataset's own arguments (`scale`, `seed` and whether it is the training "
                  "set come from the framework):", "", "| type | arguments |", "|---|---|",
@@ -92,9 +93,9 @@ def options_reference() -> str:
              "`io_backend`: `{type: disk}` (folders of PNG/JPEG, the default) or `{type: lmdb}` (`dataroot_gt`, "
              "`dataroot_lq` are LMDB folders made by `scripts/create_lmdb.py` or BasicSR). `meta_info_file`: a "
              "text file listing the GT images to use, one a line (BasicSR's `name (h,w,c) compression` lines "
-             "too), instead of a folder scan. See [Data preparation](#data-preparation).", "",
-             "### `path`", "", head, *_rows(PathOptions, "path."), "",
-             "### `train`", "", head, *_rows(TrainOptions, "train."), ""]
+             "too), instead of a folder scan. See [Data](data.md).", "",
+             "## `path`", "", head, *_rows(PathOptions, "path."), "",
+             "## `train`", "", head, *_rows(TrainOptions, "train."), ""]
     meta = {f.name: f.metadata for f in dataclasses.fields(TrainOptions)}
     for key, title in (("optim_g", "`train.optim_g` (and `train.optim_d`)"),
                        ("scheduler", "`train.scheduler` (and `train.scheduler_d`)"),
@@ -104,24 +105,25 @@ def options_reference() -> str:
                   *_registered(meta[key]["registry"], meta[key]["injected"]), ""]
     vmeta = {f.name: f.metadata for f in dataclasses.fields(ValOptions)}["metrics"]
     nmeta = {f.name: f.metadata for f in dataclasses.fields(Options)}["network_g"]
-    parts += ["### `val`", "", head, *_rows(ValOptions, "val."), "",
+    parts += ["## `val`", "", head, *_rows(ValOptions, "val."), "",
               "`val.metrics.<name>` types and their arguments:", "", "| type | arguments |", "|---|---|",
               *_registered(vmeta["registry"], vmeta["injected"]), "",
-              "### `logger`", "", head, *_rows(LoggerOptions, "logger."), "",
+              "## `logger`", "", head, *_rows(LoggerOptions, "logger."), "",
               "`logger.wandb` (needs `pip install wandb`):", "", head, *_rows(WandbOptions, "logger.wandb."), "",
-              "### `degradation` (RealESRNetModel, RealESRGANModel)", "",
+              "## `degradation` (RealESRNetModel, RealESRGANModel)", "",
               "Real-ESRGAN's option files write these keys at the top level: move them into this section "
               "(`scripts/convert_options.py` does). The blur kernels are RealESRGANDataset's keys "
-              "(`datasets.train`). See [Real-world SR (Real-ESRGAN)](#real-world-sr-real-esrgan).", "",
+              "(`datasets.train`). See [Real-world SR (Real-ESRGAN)]"
+              "(gan-and-real-esrgan.md#real-world-sr-real-esrgan).", "",
               head, *_rows(DegradationOptions, "degradation."), "",
-              "### `network_g` (and `network_d`) types and their arguments", "", "| type | arguments |", "|---|---|",
+              "## `network_g` (and `network_d`) types and their arguments", "", "| type | arguments |", "|---|---|",
               *_registered(nmeta["registry"], ()), "", END]
     assert LOADER_KEYS  # the loader keys above are exactly DatasetOptions' fields
     return "\n".join(parts)
 
 
 def basicsr_reference() -> str:
-    """The README's table of BasicSR / Real-ESRGAN keys and components, from the one table the option messages
+    """The table of BasicSR / Real-ESRGAN keys and components, from the one table the option messages
     and the converter use, less what exists here by now."""
     return "\n".join([BASICSR_START, "", *rename_table(_exists_here), "",
                       "BasicSR and Real-ESRGAN components not provided (yet), named as such in messages:", "",
@@ -129,7 +131,7 @@ def basicsr_reference() -> str:
 
 
 def redux_reference() -> str:
-    """The README's table of traiNNer-redux / neosr keys and components, from the same one table."""
+    """The table of traiNNer-redux / neosr keys and components, from the same one table."""
     return "\n".join([REDUX_START, "", *rename_table(_exists_here, REDUX_ORIGINS), "",
                       "Their spellings of component types, renamed by the converter (and named in messages):", "",
                       *renamed_components_text(), "",
@@ -178,7 +180,7 @@ def _preset_row(name: str, scale: int) -> str:
 
 
 def presets_reference(scale: int = 4) -> str:
-    """The README's table of every preset (class, arguments, parameters at x4) and the spandrel networks
+    """The table of every preset (class, arguments, parameters at x4) and the spandrel networks
     left out, generated from :mod:`framework.archs.presets` and :mod:`framework.archs.spandrel_arch`."""
     from .archs.presets import PRESETS
     from .archs.spandrel_arch import LEFT_OUT
@@ -190,8 +192,19 @@ def presets_reference(scale: int = 4) -> str:
                       "spandrel 0.4.2 networks not registered, and why:", "", *left_out, "", PRESETS_END])
 
 
-def generated_sections() -> List[Tuple[str, str, Callable[[], str]]]:
-    """The README's generated parts as (start marker, end marker, generator): what scripts/options_doc.py
-    writes and tests/test_readme.py checks."""
-    return [(START, END, options_reference), (BASICSR_START, BASICSR_END, basicsr_reference),
-            (REDUX_START, REDUX_END, redux_reference), (PRESETS_START, PRESETS_END, presets_reference)]
+class GeneratedSection(NamedTuple):
+    """A generated part of the documentation: the file (relative to the repository root), the markers around
+    the part, and the function that makes it (markers included)."""
+
+    path: str
+    start: str
+    end: str
+    make: Callable[[], str]
+
+
+def generated_sections() -> List[GeneratedSection]:
+    """Every generated part: what scripts/options_doc.py writes and tests/test_docs.py checks."""
+    return [GeneratedSection("docs/options.md", START, END, options_reference),
+            GeneratedSection("docs/coming-from-basicsr.md", BASICSR_START, BASICSR_END, basicsr_reference),
+            GeneratedSection("docs/coming-from-basicsr.md", REDUX_START, REDUX_END, redux_reference),
+            GeneratedSection("docs/networks.md", PRESETS_START, PRESETS_END, presets_reference)]

@@ -3,8 +3,9 @@
 A training step frees and re-allocates the same large buffers (activations, gradients) every iteration. With
 glibc's defaults, blocks over the dynamic mmap threshold are returned to the system on free and faulted in
 again, zeroed, on the next step; and the heap top is trimmed whenever 128 KiB are free. Keeping freed memory
-(mmap threshold 32 MiB, trim threshold 4 GiB) made CPU training 10-17% faster, the framework and a bare loop
-alike (``scripts/bench_overhead.py --malloc all``), at the price of a process that stays at its peak memory.
+(mmap threshold 32 MiB, trim threshold 4 GiB) makes CPU training faster, the framework and a bare loop alike
+(``scripts/bench_overhead.py --malloc all``; docs/benchmarks.md), at the price of a process that stays at its
+peak memory.
 
 ``mallopt`` through ctypes sets what ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...:glibc.malloc.trim_threshold=...``
 sets, from inside the process: it applies from the call on (hence early, before the model and the data are

@@ -1,9 +1,12 @@
 #!/usr/bin/env python
-"""Checkpoint pause, sync and async, against a raw torch.save: ``python scripts/bench_checkpoint.py --help``."""
+"""How long a checkpoint save blocks the training loop, synchronous and asynchronous.
+
+``python scripts/bench_checkpoint.py --help``; docs/benchmarks.md says what it measures.
+"""
 import sys
 
+from framework.bench.checkpoint import main
 from framework.cli import run_main
-from framework.tools.bench_checkpoint import main
 
 if __name__ == "__main__":
     sys.exit(run_main(main))

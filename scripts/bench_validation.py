@@ -1,9 +1,12 @@
 #!/usr/bin/env python
-"""What comparison strips and per-image tables add to a validation: ``python scripts/bench_validation.py --help``."""
+"""What the comparison strips and the per-image table add to a validation.
+
+``python scripts/bench_validation.py --help``; docs/benchmarks.md says what it measures.
+"""
 import sys
 
+from framework.bench.validation import main
 from framework.cli import run_main
-from framework.tools.bench_validation import main
 
 if __name__ == "__main__":
     sys.exit(run_main(main))

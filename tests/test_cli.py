@@ -1,4 +1,4 @@
-"""The command line as the README promises it, through real ``python train.py`` / ``python test.py`` processes:
+"""The command line as docs/training.md promises it, through real ``python train.py`` / ``python test.py`` processes:
 ``--debug``, ``--verbose``, exit code 1 with a traceback for an internal error, and Ctrl-C (the first one saves
 and exits 0, a second one aborts with 130 without saving).
 
@@ -32,9 +32,9 @@ def _log(workdir: Path, name: str) -> str:
 
 
 def test_debug_runs_8_iterations_under_debug_name_and_leaves_real_results_alone(workdir: Path) -> None:
-    """README: at most 8 iterations, log every one, validate and save at 4 and 8, no TensorBoard, under the name
-    ``debug_<name>``, real results untouched. The options say otherwise on every point, so each must come from
-    --debug."""
+    """docs/training.md: at most 8 iterations, log every one, validate and save at 4 and 8, no TensorBoard,
+    under the name ``debug_<name>``, real results untouched. The options say otherwise on every point, so each
+    must come from --debug."""
     opt = write_options(workdir, "dbg", **{"train.total_iter": 20, "logger.print_freq": 100,
                                           "logger.save_checkpoint_freq": 100, "val.val_freq": 100,
                                           "logger.use_tb_logger": True})
@@ -90,7 +90,7 @@ def test_verbose_shows_the_traceback_of_a_user_error(workdir: Path) -> None:
 
 
 # A network whose third training forward raises: an internal failure, not a mistake in the options. It is
-# registered the way the README says for your own code (import it before the options are loaded); the child
+# registered the way docs/extending.md says for your own code (import it before the options are loaded); the child
 # then runs the real train.py as its __main__.
 _FAULTY_ARCH = textwrap.dedent('''
     from framework.archs.msrresnet_arch import MSRResNet

@@ -1,4 +1,4 @@
-"""Starting from given weights, read back from what the run saved: every input the README lists for
+"""Starting from given weights, read back from what the run saved: every input docs/checkpoints.md lists for
 ``path.pretrain_path``, and ``train.grad_clip_norm`` seen in the step the weights took.
 
 A source run leaves known weights P. A fine-tune with learning rate 0 must start from exactly P whatever file

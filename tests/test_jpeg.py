@@ -231,7 +231,7 @@ def test_reduced_precision_settings_do_not_change_the_result() -> None:
 
 
 def test_benchmark_script_runs(capsys: pytest.CaptureFixture) -> None:
-    from framework.tools.bench_jpeg import main
+    from framework.bench.jpeg import main
 
     assert main(["--sizes", "16", "--batch", "2", "--repeats", "1"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 2x3x16x16 |")]

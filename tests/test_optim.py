@@ -229,7 +229,7 @@ def test_restored_scheduler_alone_is_closed_form(name) -> None:
 
 
 def test_restored_scheduler_uses_current_schedule_parameters() -> None:
-    """README: 'Raising train.total_iter and resuming extends a finished run' and the trainer logs changed
+    """docs/checkpoints.md: 'Raising train.total_iter and resuming extends a finished run' and the trainer logs changed
     options; the closed-form schedule should be the one the options now describe, evaluated at the restored
     iteration (only the iteration count is state)."""
     param, opt, sched = _setup(lambda o: CosineAnnealingRestartLR(o, [6], [1.0], eta_min=0.0))

@@ -612,7 +612,7 @@ SHIPPED = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "options").rglo
 def example_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """datasets/example as scripts/make_example_data.py writes it with its defaults, datasets/example_x4 as it
     writes it with --scale 4 (the Real-ESRGAN examples), and the HR images as datasets/photos/{train,val}/HR,
-    the README walk-through's layout (options/train/photos_x4.yml)."""
+    the walk-through's layout (docs/walk-through.md, options/train/photos_x4.yml)."""
     root = tmp_path_factory.mktemp("shipped_options") / "datasets"
     generate_example_data(root / "example")
     generate_example_data(root / "example_x4", scale=4, degraded_val=True)

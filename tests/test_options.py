@@ -180,7 +180,7 @@ def test_override_non_whole_number_for_int_is_rejected(options_file, value) -> N
 
 
 def test_override_5_5e3_is_the_whole_number_5500(options_file) -> None:
-    # 5.5e3 == 5500 exactly: a whole number, accepted (README: whole numbers only where a count is expected)
+    # 5.5e3 == 5500 exactly: a whole number, accepted (docs/options.md: whole numbers only where a count is expected)
     assert _load(options_file(), ["train.total_iter=5.5e3"]).train.total_iter == 5500
 
 

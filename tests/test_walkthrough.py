@@ -1,5 +1,5 @@
-"""The README's walk-through in miniature: HR images -> options/train/photos_x4.yml -> training -> upscaled
-images and an ONNX model, with the commands the README gives (smaller network, a few iterations)."""
+"""docs/walk-through.md in miniature: HR images -> options/train/photos_x4.yml -> training -> upscaled images
+and an ONNX model, with the commands it gives (smaller network, a few iterations)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,7 +3,7 @@ registered class with the hyperparameters of traiNNer-redux's preset function of
 ``traiNNer/archs/*_arch.py``; the scale always comes from the top-level ``scale``).
 
 ``network_g: {type: dat_light}`` is ``network_g: {type: DAT, <the arguments below>, upscale: <scale>}``; keys
-given beside ``type`` override the preset's. The README's preset table is generated from :data:`PRESETS`.
+given beside ``type`` override the preset's. The preset table of docs/networks.md is generated from :data:`PRESETS`.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ and the smallest input it takes (``input_minimum``). Arguments whose defaults ar
 (``norm_layer``, ``act_layer``, ``conv``) cannot be written in YAML and are left out of the schema; arguments
 without a type hint take the type of their default, so a mistyped value is an option error like any other.
 
-What spandrel provides but is not registered, and why, is in :data:`LEFT_OUT` (the README lists it).
+What spandrel provides but is not registered, and why, is in :data:`LEFT_OUT` (docs/networks.md lists it).
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ SPECS: Tuple[Spec, ...] = (
     Spec("RetinexFormer", "RetinexFormer", fixed_scale=1, multiple=lambda kw: 8),
 )
 
-# What spandrel 0.4.2 has and this trainer does not register, and why (README, "Networks").
+# What spandrel 0.4.2 has and this trainer does not register, and why (listed in docs/networks.md).
 LEFT_OUT: Dict[str, str] = {
     "ESRGAN (RRDBNet), Compact (SRVGGNetCompact)": "the native RRDBNet and SRVGGNetCompact have the same "
                                                    "names and weights, and spandrel detects their .pth files",

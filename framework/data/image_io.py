@@ -2,9 +2,9 @@
 
 Every image the framework reads goes through :func:`decode_bytes`, which decodes with TorchCodec's image
 decoders: the successor torchvision names for its own image decoding (deprecated since torchvision 0.29),
-measured as fast as OpenCV and faster than Pillow here, and exact for 16-bit PNG, gray + alpha and palettes
-(the README's decoder table). 8-bit gray and RGB PNGs are encoded by TorchCodec; :func:`encode_png` writes the
-rest (16-bit, alpha), which it cannot.
+as fast as OpenCV and faster than Pillow (``scripts/bench_data.py --only decode``), and exact for 16-bit PNG,
+gray + alpha and palettes (docs/data.md compares the decoders). 8-bit gray and RGB PNGs are encoded by
+TorchCodec; :func:`encode_png` writes the rest (16-bit, alpha), which it cannot.
 """
 from __future__ import annotations
 

@@ -31,8 +31,7 @@ pipeline, as Real-ESRGAN does). Where Real-ESRGAN's DiffJPEG differs from libjpe
 with zeros (darker edge blocks), upsamples chroma by nearest neighbour, and scales the tables by
 ``scale / 100`` without rounding or clipping them.
 
-Speed (``python scripts/bench_jpeg.py --threads 2``, 2 shared CPU cores): a 16x3x64x64 batch in about 1-2 ms,
-16x3x256x256 in about 20 ms (libjpeg-turbo image by image: 2.8 and 22 ms).
+Speed against libjpeg-turbo image by image: ``python scripts/bench_jpeg.py`` (figures in docs/benchmarks.md).
 
 Exact under reduced-precision settings: autocast is switched off inside, and the whole codec (colour
 conversion and block transforms) runs in float64 when ``torch.get_float32_matmul_precision()`` lets float32

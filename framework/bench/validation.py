@@ -26,8 +26,8 @@ from ..per_image import append_rows, image_rows, table_path
 from ..registry import ARCH_REGISTRY
 from ..metrics import tensor_to_uint8
 from ..validation import comparison_strip, evaluate
+from .common import EXAMPLE_OPTIONS
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv: List[str]) -> int:
@@ -36,7 +36,7 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--size", type=int, default=256, help="GT side in pixels (default 256)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    options = load_options(os.path.join(REPO, "options", "train", "example.yml"))
+    options = load_options(EXAMPLE_OPTIONS)
     assert options.val is not None
     scale, metrics = options.scale, options.val.metrics
     torch.manual_seed(0)

@@ -27,7 +27,8 @@ import tempfile
 import time
 from typing import Dict, List, Optional, Tuple
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from .common import EXAMPLE_OPTIONS, REPO
+
 STARTUP_LINE = re.compile(r"Start-up: first batch in hand ([0-9.]+) s")
 
 
@@ -45,7 +46,7 @@ def _overrides(data: str, root: str, name: str, total: int) -> List[str]:
 def run_train(args: List[str], *, python: Optional[List[str]] = None) -> Tuple[float, float, str]:
     """(seconds from process start to the start-up line, the trainer's own figure, stdout) of one train.py."""
     command = [*(python or [sys.executable]), os.path.join(REPO, "train.py"),
-               "-opt", os.path.join(REPO, "options", "train", "example.yml"), "--no-progress", *args]
+               "-opt", EXAMPLE_OPTIONS, "--no-progress", *args]
     start = time.perf_counter()
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -28,7 +28,6 @@ import io
 import os
 import pstats
 import shutil
-import statistics
 import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -38,6 +37,7 @@ from torch import nn
 
 from ..checkpoint import CheckpointManager
 from ..progress import BestRecord, TrainingProgress
+from .common import spread
 
 SIZES_MB = (10, 100, 1000)
 
@@ -159,12 +159,6 @@ def _profile(label: str, call: Callable[[], Any], top: int = 14) -> None:
     print("\n".join(line for line in lines[start:] if line.strip()))
 
 
-def _spread(values: List[float], fmt: str = "{:.3f}") -> str:
-    if len(values) == 1:
-        return fmt.format(values[0])
-    return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}..{fmt.format(max(values))}]"
-
-
 def measure(megabytes: float, device: torch.device, root: str, repeats: int) -> Dict[str, Any]:
     model = BenchModel(megabytes, device)
     bench = Bench(model, root)
@@ -227,7 +221,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         written = [r["written"] for r in runs["async"]]
         sync_ratio = [s / r for s, r in zip(sync, raw, strict=True)]
         async_ratio = [a / s for a, s in zip(blocked, sync, strict=True)]
-        print(f"| {row['megabytes']:.0f} MB | {_spread(raw)} | {_spread(sync)} | {_spread(blocked)} | "
-              f"{_spread(sync_ratio)} | {_spread(async_ratio)} | {_spread(written)} | "
+        print(f"| {row['megabytes']:.0f} MB | {spread(raw)} | {spread(sync)} | {spread(blocked)} | "
+              f"{spread(sync_ratio)} | {spread(async_ratio)} | {spread(written)} | "
               f"{row['first_async']['blocked']:.3f} |")
     return 0

@@ -23,6 +23,7 @@ import torch
 
 from ..data.example_data import render_image
 from ..data.image_io import encode_png, write_image
+from .common import EXAMPLE_OPTIONS
 
 Decoder = Callable[[bytes], torch.Tensor]
 
@@ -61,7 +62,7 @@ def _torchvision() -> Decoder:
     from torchvision.io import ImageReadMode, decode_image
 
     def decode(data: bytes) -> torch.Tensor:
-        with warnings.catch_warnings():  # deprecated since 0.29: measured as the former default only
+        with warnings.catch_warnings():  # deprecated since 0.29: measured for comparison only
             warnings.simplefilter("ignore", DeprecationWarning)
             return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
     return decode
@@ -182,7 +183,7 @@ def make_training_sets(root: str, count: int, seed: int, workers: int) -> Dict[s
     arguments per variant."""
     import contextlib
 
-    from . import create_lmdb, extract_subimages, generate_lr
+    from ..tools import create_lmdb, extract_subimages, generate_lr
 
     hr = os.path.join(root, "HR")
     for i in range(count):
@@ -245,11 +246,10 @@ def example_data_wait(root: str, steps: int) -> Tuple[float, float, int]:
 
     data = os.path.join(root, "example")
     generate_example_data(data)
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     overrides = [f"datasets.train.dataroot_gt={data}/train/HR", f"datasets.train.dataroot_lq={data}/train/LR_x2",
                  f"datasets.val.dataroot_gt={data}/val/HR", f"datasets.val.dataroot_lq={data}/val/LR_x2",
                  f"path.experiments_root={root}/experiments", f"path.weights_root={root}/weights"]
-    options = load_options(os.path.join(repo, "options", "train", "example.yml"), overrides)
+    options = load_options(EXAMPLE_OPTIONS, overrides)
     built = check_and_build(options)
     from ..device import configure_threads
 
