@@ -29,7 +29,7 @@ from .data.build import build_train_loader, build_val_loader, close_loader, load
 from .data.sampler import ResumableSampler
 from .device import configure_threads, usable_cores
 from .distributed import DistContext, rank_seed
-from .errors import UserError, user_message
+from .errors import UserError
 from .logger import (ExperimentLogger, RankLogger, format_metrics, held_messages, held_startup_lines,
                      seconds_since_import)
 from .malloc import malloc_status
@@ -355,16 +355,16 @@ class Trainer:
         except CheckpointWriteError as exc:  # a full disk: another save now would fail the same way
             logger.warning(f"stopped at iteration {self.iteration}: {exc}")
             raise CheckpointWriteError(f"{exc} (stopped at iteration {self.iteration}; make room and resume with "
-                                       "--auto-resume)") from None
+                                       "--auto-resume)") from exc
         except UserError as exc:  # e.g. an image that cannot be decoded: keep the progress, then stop
-            message = user_message(exc)
+            message = str(exc)
             # Under torchrun the other ranks are inside a step this one will never join: no collective save;
             # this process exits and torchrun stops the others (auto-resume takes the last interval checkpoint).
             pt = self.ckpt.save_progress(self.iteration) if not self.dist.enabled else None
             saved = f"; progress saved in {pt}" if pt else ""
             logger.warning(f"stopped at iteration {self.iteration}: {message}{saved}")
             raise UserError(f"{message} (stopped at iteration {self.iteration}{saved}; fix it and resume "
-                            "with --auto-resume)") from None
+                            "with --auto-resume)") from exc
         finally:
             self.ckpt.close()  # after an error too: a background save in flight is completed, never cut off
             self.stop.restore()

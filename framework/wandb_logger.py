@@ -39,7 +39,7 @@ class WandbBoard:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"logger.wandb: W&B did not start ({reason}); log in with `wandb login`, run "
                             "offline with WANDB_MODE=offline (and `wandb sync` later), or remove logger.wandb") \
-                from None
+                from exc
         with open(id_file, "w", encoding="utf-8") as fh:
             fh.write(self.run.id + "\n")
         self.run.define_metric("iteration")

@@ -201,7 +201,7 @@ def _check_template(filename_tmpl: str) -> None:
         filename_tmpl.format("x")
     except (ValueError, IndexError, KeyError) as exc:
         raise OptionError(("filename_tmpl",), f"'{filename_tmpl}' is not a valid template with one {{}} for the "
-                          f"GT name ({exc})") from None
+                          f"GT name ({exc})") from exc
 
 
 def _lq_name(stem: str, filename_tmpl: str) -> str:

@@ -429,8 +429,8 @@ def load_pretrained(model: Model, path: PathOptions, network: str = "net_g") -> 
             raise UserError(f"path.{key}: {source} is {what}, but {network.replace('net_', 'network_')} is "
                             f"{type(net).__name__} ({sum(p.numel() for p in net.parameters()) / 1e6:.2f}M "
                             "parameters): the weights do not fit; set network_g: {type: auto} to train the "
-                            "file's network, or name another file") from None
-        raise UserError(f"path.{key}: {source}: {exc}") from None
+                            "file's network, or name another file") from exc
+        raise UserError(f"path.{key}: {source}: {exc}") from exc
     into = "" if network == "net_g" else f" into {network}"
     logger.info(f"Loaded pretrained weights from {source}{into} (strict_load: {path.strict_load})")
     lines = report.lines()
