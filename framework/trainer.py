@@ -102,6 +102,7 @@ class Trainer:
         self.options = options
         self.dist = dist or DistContext()
         self.model = built.model
+        self.model.distribute(self.dist)
         self.train_set = built.datasets["train"]
         self.val_sets = built.val_sets
         self.device = built.device
