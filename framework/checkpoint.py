@@ -165,7 +165,7 @@ def read_safetensors(path: str, key: str = "") -> Tuple[Dict[str, torch.Tensor],
             metadata = dict(fh.metadata() or {})
             tensors = {name: fh.get_tensor(name) for name in fh.keys()}
     except Exception as exc:  # noqa: BLE001 - safetensors' errors are Rust ones; every reason is the user's
-        raise CheckpointError(f"{where}: corrupt or truncated .safetensors file ({_first_line(exc)})") from None
+        raise CheckpointError(f"{where}: corrupt or truncated .safetensors file ({_first_line(exc)})") from exc
     if not tensors:
         raise CheckpointError(f"{where}: the .safetensors file holds no tensors")
     return tensors, metadata
@@ -222,7 +222,7 @@ def _replace_all(targets: Sequence[Tuple[str, Callable[[str], None]]]) -> None:
         errno_ = getattr(exc, "errno", None)
         reason = os.strerror(errno_) if errno_ else str(exc).strip().splitlines()[0]
         raise CheckpointWriteError(f"{path}: checkpoint not written: {reason} ({free / 2**20:.1f} MiB free "
-                                   f"in {folder}); earlier checkpoints are intact") from None
+                                   f"in {folder}); earlier checkpoints are intact") from exc
     except BaseException:
         for tmp in temps:
             _remove_quietly(tmp)
@@ -286,10 +286,10 @@ def safe_load(path: str, *, key: str = "") -> Any:
         if unsafe:
             raise CheckpointError(f"{where}: refused: the file holds Python objects other than tensors and "
                                   f"plain data ({', '.join(unsafe[:3])}); it may be malicious and was not "
-                                  "unpickled") from None
-        raise CheckpointError(f"{where}: not a readable PyTorch file ({_first_line(exc)})") from None
+                                  "unpickled") from exc
+        raise CheckpointError(f"{where}: not a readable PyTorch file ({_first_line(exc)})") from exc
     except Exception as exc:  # noqa: BLE001 - every reason a file cannot be read is the user's to see
-        raise CheckpointError(f"{where}: not a readable PyTorch file ({_first_line(exc)})") from None
+        raise CheckpointError(f"{where}: not a readable PyTorch file ({_first_line(exc)})") from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -329,9 +329,9 @@ def _check_zip(path: str, where: str) -> None:
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
-        raise CheckpointError(f"{where}: corrupt file ({exc})") from None
+        raise CheckpointError(f"{where}: corrupt file ({exc})") from exc
     except Exception as exc:  # zlib/struct errors inside a damaged archive
-        raise CheckpointError(f"{where}: corrupt file ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(f"{where}: corrupt file ({type(exc).__name__}: {exc})") from exc
     if bad is not None:
         raise CheckpointError(f"{where}: corrupt file (checksum mismatch in record '{bad}')")
 
@@ -611,11 +611,11 @@ class CheckpointManager:
             if fcntl is not None:
                 try:
                     fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
+                except OSError as exc:
                     fh.seek(0)
                     holder = fh.read().strip() or "another process"
                     raise UserError(f"another run of '{self.name}' is using {self.root} (pid {holder}); wait for "
-                                    "it, stop it, or choose another name") from None
+                                    "it, stop it, or choose another name") from exc
             fh.seek(0)
             fh.truncate()
             fh.write(str(os.getpid()))

@@ -1,8 +1,8 @@
 """The command-line entry points: ``train.py`` and ``test.py`` are thin files that call :func:`train_main`
 and :func:`test_main` through :func:`run_main` (arguments, options, start-up checks, exit codes).
 
-Exit codes: 0 success, 2 a user error (options, paths, files; one line per problem, no traceback),
-1 an unexpected failure (with its traceback), 130 an aborted Ctrl-C.
+Exit codes: 0 success, 2 a user error (options, paths, files; one line per problem, no traceback; with
+``--verbose`` the exception chain first), 1 an unexpected failure (with its traceback), 130 an aborted Ctrl-C.
 """
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from typing import Callable, List, Optional, Sequence
 from .checks import check_and_build, check_files
 from .device import device_named
 from .distributed import from_environment, note_clean_exit
-from .errors import UserError, user_message
+from .errors import UserError
 from .malloc import tune_malloc
 from .options import Options, load_options
 from .tester import check_test_options, run_test
+from .tools.args import add_verbose_argument
 from .trainer import Trainer
 
 
@@ -29,8 +30,7 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override one option (the value is parsed as YAML); repeatable, e.g. "
                              "--set train.total_iter=1000")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show the traceback of user errors too (for reporting a bug in the framework)")
+    add_verbose_argument(parser)
     return parser
 
 
@@ -50,7 +50,8 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def run_main(main: Callable[[List[str]], int], argv: Optional[Sequence[str]] = None) -> int:
-    """Run ``main`` and map what it raises to the exit codes above."""
+    """Run ``main`` and map what it raises to the exit codes above. The one place that shortens a user error
+    to its line; ``--verbose`` prints the whole chain (``raise ... from``) first."""
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in args
     # under torchrun each process speaks for itself: name the rank that failed
@@ -59,8 +60,8 @@ def run_main(main: Callable[[List[str]], int], argv: Optional[Sequence[str]] = N
         return main(args)
     except UserError as exc:
         if verbose:
-            traceback.print_exc()
-        for line in user_message(exc).splitlines():
+            traceback.print_exception(exc)
+        for line in str(exc).splitlines():
             print(f"{rank}error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -1,8 +1,9 @@
 """User-facing errors.
 
 A :class:`UserError` is a mistake the user can fix (a bad option, a missing file, the wrong kind of checkpoint).
-The entry points print its one-line message and exit with code 2, without a traceback; anything else is a bug
-and keeps its traceback.
+The entry points print its one-line message and exit with code 2, without a traceback (``--verbose`` adds the
+exception chain); anything else is a bug and keeps its traceback. A user error that stems from another
+exception is raised ``from`` it, so the chain keeps the original cause.
 """
 from __future__ import annotations
 
@@ -17,13 +18,16 @@ class UserError(Exception):
     exit_code = 2
 
 
-def user_message(exc: BaseException) -> str:
-    """The user's line of an error, also when a DataLoader worker re-raised it with its traceback as text."""
-    text = str(exc)
-    if "Original Traceback" in text:
-        last = text.strip().splitlines()[-1]
-        return last.split("Error: ", 1)[1] if "Error: " in last else last
-    return text
+class RemoteTraceback(Exception):
+    """The formatted traceback of an exception raised in another process (a DataLoader worker): the cause of
+    the error re-raised here, so ``--verbose`` shows where the original was raised."""
+
+    def __init__(self, formatted: str) -> None:
+        super().__init__(formatted)
+        self.formatted = formatted
+
+    def __str__(self) -> str:
+        return "\n" + self.formatted.rstrip()
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
@@ -106,4 +110,4 @@ def building(*path: str, args: Iterable[str] = ()) -> Iterator[None]:
     except (UserError, ValueError, TypeError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         argument = locate_argument(detail, args)
-        raise OptionError(tuple(path) + ((argument,) if argument else ()), detail) from None
+        raise OptionError(tuple(path) + ((argument,) if argument else ()), detail) from exc

@@ -75,7 +75,7 @@ def parse_arch(arch: Sequence[str]) -> Component:
             raw[key.strip()] = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError as exc:
             raise UserError(f"--arch {type_}: {pair}: the value is not valid YAML "
-                            f"({getattr(exc, 'problem', exc)})") from None
+                            f"({getattr(exc, 'problem', exc)})") from exc
     if type_ in ARCH_REGISTRY:
         params, _, _ = signature_params(ARCH_REGISTRY.get(type_))
         for name in ("num_in_ch", "num_out_ch"):
@@ -101,7 +101,7 @@ def _construct(component: Component, where: str) -> nn.Module:
     try:
         return component.build(ARCH_REGISTRY)
     except (UserError, ValueError, TypeError) as exc:
-        raise UserError(f"{where}: {str(exc).strip().splitlines()[0]}") from None
+        raise UserError(f"{where}: {str(exc).strip().splitlines()[0]}") from exc
 
 
 def load_network(weights: Optional[str], *, options_file: Optional[str] = None, arch: Sequence[str] = (),
@@ -186,7 +186,7 @@ def _probe(net: nn.Module, component: Component, source: str, expected_scale: Op
             out = net(torch.zeros(1, in_ch, size, size))
     except (UserError, RuntimeError) as exc:
         raise UserError(f"{component.type} of {source}: a {in_ch}-channel {size}x{size} input fails "
-                        f"({str(exc).strip().splitlines()[0]})") from None
+                        f"({str(exc).strip().splitlines()[0]})") from exc
     scale = out.shape[-1] // size
     if out.dim() != 4 or scale < 1 or tuple(out.shape[-2:]) != (size * scale, size * scale):
         raise UserError(f"{component.type} of {source}: turns {size}x{size} into {tuple(out.shape)}, not an "

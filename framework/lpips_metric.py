@@ -37,9 +37,9 @@ def lpips_model(net: str = "alex") -> torch.nn.Module:
         raise UserError(f"calculate_lpips: net must be alex, vgg or squeeze, got {net!r}")
     try:
         lpips = importlib.import_module("lpips")
-    except ImportError:  # the package or one of its own dependencies
+    except ImportError as exc:  # the package or one of its own dependencies
         raise UserError("calculate_lpips needs the lpips package, which is not installed: pip install lpips "
-                        "(or remove the metric)") from None
+                        "(or remove the metric)") from exc
     path = _backbone_file(net)
     if not os.path.isfile(path):
         raise UserError(f"calculate_lpips (net {net}) needs torchvision's ImageNet weights {path}, which does not "
@@ -78,7 +78,7 @@ def calculate_lpips(img: torch.Tensor, img2: torch.Tensor, crop_border: int = 0,
         return float(model(scaled(img), scaled(img2)).mean())
     except RuntimeError as exc:  # the backbone's pooling leaves nothing of a small image
         raise ValueError(f"calculate_lpips: a {img.shape[-1]}x{img.shape[-2]} image (after crop_border) is too small "
-                         f"for the {net} backbone ({str(exc).splitlines()[0]})") from None
+                         f"for the {net} backbone ({str(exc).splitlines()[0]})") from exc
 
 
 calculate_lpips.better = "lower"  # BasicSR's `better`: LPIPS is a distance

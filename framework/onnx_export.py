@@ -30,9 +30,9 @@ def require(module: str) -> Any:
     """Import an optional ONNX package, or say how to install it."""
     try:
         return importlib.import_module(module)
-    except ImportError:
+    except ImportError as exc:
         raise UserError(f"ONNX export needs the package '{module}': pip install 'sr-framework[onnx]' (or pip "
-                        "install onnx onnxscript onnxruntime)") from None
+                        "install onnx onnxscript onnxruntime)") from exc
 
 
 @contextmanager

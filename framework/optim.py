@@ -35,9 +35,9 @@ def _package_optimizer(name: str) -> Any:
     """A class of the optional ``pytorch-optimizer`` package (the option checks already made sure it is there)."""
     try:
         module = importlib.import_module(PYTORCH_OPTIMIZER[0])
-    except ImportError:
+    except ImportError as exc:
         raise UserError(f"this optimizer needs the {PYTORCH_OPTIMIZER[1]} package, which is not installed: pip "
-                        f"install {PYTORCH_OPTIMIZER[1]}") from None
+                        f"install {PYTORCH_OPTIMIZER[1]}") from exc
     return getattr(module, name)
 
 

@@ -415,7 +415,7 @@ def parse_set(arg: str) -> Tuple[Tuple[str, ...], Any]:
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError as exc:
-        raise UserError(f"--set {arg}: the value is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise UserError(f"--set {arg}: the value is not valid YAML ({getattr(exc, 'problem', exc)})") from exc
     return parts, value
 
 
@@ -447,7 +447,7 @@ def read_source(path: str) -> YamlSource:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read options file ({exc})") from None
+        raise UserError(f"{path}: cannot read options file ({exc})") from exc
     return YamlSource(text, path)
 
 

@@ -51,11 +51,11 @@ def detect(path: str, option: str = "path.pretrain_path") -> Detected:
 
     try:
         descriptor = spandrel.ModelLoader().load_from_file(path)
-    except spandrel.UnsupportedModelError:
-        raise UserError(f"{option}: {path}: spandrel does not recognise the network in this file") from None
+    except spandrel.UnsupportedModelError as exc:
+        raise UserError(f"{option}: {path}: spandrel does not recognise the network in this file") from exc
     except Exception as exc:  # unreadable, truncated, not a model file
         raise UserError(f"{option}: {path}: cannot be read as a model file "
-                        f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
+                        f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from exc
     model = descriptor.model
     type_ = _registered_type(model)
     arguments: Dict[str, Any] = {}

@@ -69,7 +69,7 @@ class YamlSource:
             mark = getattr(exc, "problem_mark", None)
             where = f"{filename}:{mark.line + 1}" if mark is not None else filename
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise UserError(f"{where}: invalid YAML: {problem}") from None
+            raise UserError(f"{where}: invalid YAML: {problem}") from exc
         if node is not None:
             self._index(node, ())
 

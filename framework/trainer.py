@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import signal
 import statistics
 import time
@@ -18,29 +17,26 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
-import yaml
 from torch.utils.data import DataLoader
 
 from . import per_image
 from .checkpoint import CheckpointManager, CheckpointWriteError, Saved, weights_metadata
 from .checkpoint_async import resolve_async_save
 from .checks import Built
+from .compatibility import check_compatible
 from .data.build import build_train_loader, build_val_loader, close_loader, loader_batch_size, num_samples
 from .data.sampler import ResumableSampler
-from .device import configure_threads, usable_cores
+from .device import configure_threads
 from .distributed import DistContext, rank_seed
-from .errors import UserError, user_message
-from .logger import (ExperimentLogger, RankLogger, format_metrics, held_messages, held_startup_lines,
-                     seconds_since_import)
-from .malloc import malloc_status
-from .models.base import load_pretrained, parameter_count
-from .network_spec import describe_network
-from .options import Options, format_change, option_changes, save_options
+from .errors import UserError
+from .logger import ExperimentLogger, RankLogger, format_metrics, held_messages, held_startup_lines
+from .models.base import load_pretrained
+from .options import Options, save_options
 from .progress import BestRecord, TrainingProgress
+from .run_report import batch_line, dry_run_lines, environment_lines, startup_line, summary_lines
 from .rng import restore_rng, seed_everything
 from .run_folders import archive_previous_run, move_into_archive
 from .validation import Evaluation, bicubic_baseline, evaluate, model_inference, strip_maker
-from .version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +98,7 @@ class Trainer:
         self.options = options
         self.dist = dist or DistContext()
         self.model = built.model
+        self.model.distribute(self.dist)
         self.train_set = built.datasets["train"]
         self.val_sets = built.val_sets
         self.device = built.device
@@ -177,7 +174,8 @@ class Trainer:
             if path.pretrain_path:
                 logger.info(f"Both resume_path and pretrain_path are set: resuming from {resume_path}, "
                             f"pretrain_path {path.pretrain_path} is ignored")
-            self._check_compatible(state)
+            for line in check_compatible(state.get("options", {}), self.options.to_dict()):
+                logger.info(line)
             self.model.load_state_dict(state["model"])
             for warning in self.progress.load_state_dict(state):
                 logger.warning(warning)
@@ -202,28 +200,6 @@ class Trainer:
             return saved
         return None
 
-    def _check_compatible(self, state: Dict[str, Any]) -> None:
-        """Log what changed since the checkpoint; stop on changes that cannot work (another network or
-        optimizer type: their saved state cannot carry over)."""
-        saved = state.get("options", {})
-        current = self.options.to_dict()
-        for key in sorted(k for k in {*saved, *current} if k.startswith("network_")):
-            if saved.get(key) != current.get(key):
-                raise UserError(f"path.resume_path: the checkpoint was trained with {key} {saved.get(key)}, the "
-                                f"options now say {current.get(key)}; resume with the same network, or use "
-                                "pretrain_path to start a new run from it")
-        saved_train, current_train = saved.get("train") or {}, current.get("train") or {}
-        for key in sorted(k for k in current_train if k.startswith("optim_")):
-            old_type = (saved_train.get(key) or {}).get("type")
-            new_type = (current_train.get(key) or {}).get("type")
-            if old_type != new_type:
-                raise UserError(f"path.resume_path: the checkpoint's optimizer is {old_type}, the options now "
-                                f"say {new_type}; its state cannot carry over. Keep {old_type}, or start a new run "
-                                "from the weights with pretrain_path")
-        for key, old, new in option_changes(saved, current):
-            if key not in ("path.resume_path", "path.pretrain_path", "path.pretrain_path_d"):
-                logger.info(f"Option changed since the checkpoint: {format_change(key, old, new)}")
-
     def _compute_baselines(self, val_loaders: Dict[str, DataLoader]) -> None:
         """Bicubic upsampling on the validation sets: the number a trained model has to beat."""
         val = self.options.val
@@ -233,25 +209,6 @@ class Trainer:
             name = self.options.datasets[phase].name
             self.baselines[name] = bicubic_baseline(loader, val.metrics, self.options.scale, self.dist.gather)
             logger.info(f"Bicubic baseline {name}: {format_metrics(self.baselines[name].averages)}")
-
-    def _log_environment(self) -> None:
-        logger.info(f"framework {__version__}, torch {torch.__version__}, python {platform.python_version()}, "
-                    f"{platform.platform()}")
-        threads = torch.get_num_threads()
-        if self.device.type == "cuda":
-            logger.info(f"device: cuda ({torch.cuda.get_device_name(self.device)}), {threads} CPU threads")
-        else:
-            logger.info(f"device: cpu ({usable_cores()} usable cores, {threads} torch threads)")
-        logger.info(malloc_status())
-        logger.info(f"checkpoints: {'written in the background' if self.ckpt.async_save else 'written in the loop'}"
-                    f" (logger.async_save: {str(self.options.logger.async_save).lower()})")
-        if self.dist.enabled:
-            backend = "nccl" if self.device.type == "cuda" else "gloo"
-            logger.info(f"torchrun: {self.dist.world_size} processes ({backend}), one {self.device.type} device "
-                        "each; rank 0 writes logs and checkpoints")
-        logger.info(f"network_g: {describe_network(self.options.network_g)}")
-        logger.info(f"options file: {self.options.source_file}; effective options:\n" +
-                    yaml.safe_dump(self.options.to_dict(), sort_keys=False).rstrip())
 
     # ------------------------------------------------------------------------------------------------ run
 
@@ -263,7 +220,8 @@ class Trainer:
                     log = self._open_log(ready, held) if self.dist.is_main else RankLogger(self.dist.rank, held)
                     self.dist.barrier()  # the other ranks start once rank 0 has set up the folders
                     try:
-                        self._log_environment()
+                        for line in environment_lines(self.options, self.device, self.dist, self.ckpt.async_save):
+                            logger.info(line)
                         log.replay()
                         return self._run(log, ready)
                     finally:
@@ -297,19 +255,12 @@ class Trainer:
                 ready.close()
             for line in held_messages(held):
                 out(line)
-        report = self.model.dry_run(batch)
-        spec = self.options.train_set
-        assert spec is not None
-        out(f"network_g: {describe_network(self.options.network_g)}")
-        for name, net in self.model.networks().items():
-            out(f"network {name} ({type(net).__name__}): {parameter_count(self.model, name):,} parameters on "
-                f"{self.device}")
-        losses = ", ".join(f"{k} {v:.4g}" for k, v in report.losses.items())
-        out(f"train set: {num_samples(ready.loader.dataset)} images, {len(ready.loader)} batches of "
-            f"{spec.batch_size_per_gpu} per epoch; one batch {report.input_shape} -> {report.output_shape} "
-            f"(gt {tuple(batch['gt'].shape)}), {losses}, forward {report.forward_ms:.0f} ms")
-        for phase, loader in ready.val_loaders.items():
-            out(f"validation set {self.options.datasets[phase].name}: {num_samples(loader.dataset)} images")
+        val_images = {self.options.datasets[phase].name: num_samples(loader.dataset)
+                      for phase, loader in ready.val_loaders.items()}
+        for line in dry_run_lines(self.options, self.model, self.device, self.model.dry_run(batch),
+                                  tuple(batch["gt"].shape), num_samples(ready.loader.dataset), len(ready.loader),
+                                  val_images):
+            out(line)
         if ready.resuming:
             out(f"would resume at iteration {self.iteration}")
         out(f"would write: {self.exp_dir}/ and {self.ckpt.path('iter_<N>', 'pt')} / .pth "
@@ -325,7 +276,9 @@ class Trainer:
         logger.info(f"Training set: {images} images, {progress.batches_per_epoch} batches of "
                     f"{progress.batch_size} per epoch, {ready.loader.num_workers} loader workers; "
                     f"total_iter {train.total_iter}")
-        self._log_batch(train.accumulate_steps)
+        batch = batch_line(options, self.dist, progress.batch_size)
+        if batch:
+            logger.info(batch)
         last_metrics: Dict[str, Dict[str, float]] = {}
         step_times: List[float] = []
         self.stop.install()
@@ -341,7 +294,7 @@ class Trainer:
                 tick = time.perf_counter()
                 for batch in ready.loader:  # step time = waiting for data + the step; not validation or saving
                     if not step_times:
-                        self._log_startup(ready.resuming)
+                        logger.info(startup_line(ready.resuming))
                     losses = self.model.train_step(batch, self.iteration + 1)
                     progress.step()
                     step_times.append(time.perf_counter() - tick)
@@ -355,16 +308,16 @@ class Trainer:
         except CheckpointWriteError as exc:  # a full disk: another save now would fail the same way
             logger.warning(f"stopped at iteration {self.iteration}: {exc}")
             raise CheckpointWriteError(f"{exc} (stopped at iteration {self.iteration}; make room and resume with "
-                                       "--auto-resume)") from None
+                                       "--auto-resume)") from exc
         except UserError as exc:  # e.g. an image that cannot be decoded: keep the progress, then stop
-            message = user_message(exc)
+            message = str(exc)
             # Under torchrun the other ranks are inside a step this one will never join: no collective save;
             # this process exits and torchrun stops the others (auto-resume takes the last interval checkpoint).
             pt = self.ckpt.save_progress(self.iteration) if not self.dist.enabled else None
             saved = f"; progress saved in {pt}" if pt else ""
             logger.warning(f"stopped at iteration {self.iteration}: {message}{saved}")
             raise UserError(f"{message} (stopped at iteration {self.iteration}{saved}; fix it and resume "
-                            "with --auto-resume)") from None
+                            "with --auto-resume)") from exc
         finally:
             self.ckpt.close()  # after an error too: a background save in flight is completed, never cut off
             self.stop.restore()
@@ -382,15 +335,9 @@ class Trainer:
         if step_times:
             logger.info(f"Median step time {statistics.median(step_times) * 1000:.1f} ms "
                         f"({len(step_times)} steps)")
-        for line in self._summary(last_metrics):
+        for line in summary_lines(last_metrics, self.baselines, self.iteration):
             logger.info(line)
         return TrainResult(self.iteration, self.best.state_dict(), last_metrics, interrupted)
-
-    @staticmethod
-    def _log_startup(resuming: bool) -> None:
-        """The start-up latency users wait through (interpreter, imports, checks, resume, loader start)."""
-        logger.info(f"Start-up: first batch in hand {seconds_since_import():.2f} s after the framework was "
-                    f"imported ({'resumed' if resuming else 'fresh start'})")
 
     def _stopping(self) -> bool:
         """Whether to stop after this step: a signal here, or on any other rank (all ranks agree on the step)."""
@@ -398,18 +345,6 @@ class Trainer:
         if stopping and self.stop.requested is None:
             self.stop.requested = "stop request of another rank"
         return stopping
-
-    def _log_batch(self, accumulate_steps: int) -> None:
-        spec = self.options.train_set
-        assert spec is not None
-        if self.dist.enabled or accumulate_steps > 1:
-            parts = [f"{spec.batch_size_per_gpu} per process"]
-            if accumulate_steps > 1:
-                parts.append(f"{accumulate_steps} accumulated micro-batches")
-            parts.append(f"{self.dist.world_size} process(es)")
-            total = self.progress.batch_size * self.dist.world_size  # the loader batch holds the micro-batches
-            logger.info(f"World size {self.dist.world_size}; global batch per iteration {total} "
-                        f"({' x '.join(parts)})")
 
     def _after_step(self, log: ExperimentLogger, losses: Dict[str, torch.Tensor], step_times: List[float],
                     val_loaders: Dict[str, DataLoader], last_metrics: Dict[str, Dict[str, float]]) -> None:
@@ -484,18 +419,3 @@ class Trainer:
         baseline = self.baselines.get(name)
         log.per_image(name, per_image.image_rows(name, self.iteration, result.rows(),
                                                  baseline.by_name() if baseline else {}))
-
-    def _summary(self, last_metrics: Dict[str, Dict[str, float]]) -> List[str]:
-        """The closing lines: each validation metric against the bicubic baseline."""
-        lines = []
-        for name, values in last_metrics.items():
-            base = self.baselines[name].averages if name in self.baselines else {}
-            parts = []
-            for metric, value in values.items():
-                if metric in base:
-                    parts.append(f"{metric} {value:.4f} vs bicubic {base[metric]:.4f} "
-                                 f"({value - base[metric]:+.4f})")
-                else:
-                    parts.append(f"{metric} {value:.4f}")
-            lines.append(f"Final validation {name} @ iter {self.iteration}: " + ", ".join(parts))
-        return lines

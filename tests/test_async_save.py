@@ -244,13 +244,18 @@ def _without_dac_override() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
 
+@pytest.mark.parametrize("verbose", [False, True], ids=["", "verbose"])
 def test_a_weights_folder_made_read_only_during_a_background_write_stops_the_run_with_one_line(
-        workdir: Path) -> None:
+        workdir: Path, verbose: bool) -> None:
+    """One ``error:`` line; with --verbose the exception chain first, from the OS's refusal on the writer
+    thread to the error the loop stopped with."""
     opt = write_options(workdir, "ro", **{"train.total_iter": 400, "logger.save_checkpoint_freq": 4,
                                          "logger.async_save": True, "val": None})
     weights = workdir / "weights"
+    flags = ["--verbose"] if verbose else []
     # root writes into read-only folders: a root test run drops that capability for the child (Linux)
-    with _slow_child(workdir, opt, 1.0, preexec_fn=_without_dac_override if os.geteuid() == 0 else None) as child:
+    with _slow_child(workdir, opt, 1.0, *flags,
+                     preexec_fn=_without_dac_override if os.geteuid() == 0 else None) as child:
         _wait_for_temp(weights, "ro_iter_4.pt", child)
         weights.chmod(0o555)
         try:
@@ -259,7 +264,14 @@ def test_a_weights_folder_made_read_only_during_a_background_write_stops_the_run
             weights.chmod(0o755)
     lines = err.strip().splitlines()
     assert rc == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    if verbose:
+        chain = err[:err.rindex(lines[-1])]
+        assert chain.startswith("Traceback (most recent call last)"), err
+        assert "PermissionError: [Errno 13]" in chain, err  # the original cause, with its traceback
+        assert chain.count("The above exception was the direct cause of the following exception") == 2, err
+        assert "CheckpointWriteError: " in chain and 'trainer.py", line' in chain, err
+        lines = lines[-1:]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and ("Traceback" in err) == verbose, err
     assert "ro_iter_4.pt" in lines[0] and "checkpoint not written" in lines[0] and "--auto-resume" in lines[0]
     assert not [n for n in _real_files(weights) if "iter_4" in n]  # nothing half-written under a real name
 

@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import random
+import re
 import signal
 import time
 from pathlib import Path
@@ -551,21 +552,31 @@ def test_resuming_from_an_older_checkpoint_moves_the_later_ones_aside(workdir: P
     assert len(archived) == 1 and archived[0].read_bytes() == later
 
 
+@pytest.mark.parametrize("verbose", [False, True], ids=["", "verbose"])
 @pytest.mark.parametrize("workers", [0, 2])
 def test_an_image_that_fails_mid_run_saves_progress_and_exits_2(workdir: Path, capsys: pytest.CaptureFixture,
-                                                                  workers: int) -> None:
+                                                                  workers: int, verbose: bool) -> None:
     """The header checks pass (valid PNG header), the pixels do not decode: found only when the sample is
-    drawn. The run keeps its progress and says which file; with workers the message is not a traceback."""
+    drawn. The run keeps its progress and says which file, in one line, also from a loader worker; with
+    --verbose the chain down to the decoder's own error comes first, with where each was raised."""
     bad = workdir / "data" / "train" / "HR" / "0003.png"
     data = bad.read_bytes()
     bad.write_bytes(data[:33] + b"\0" * (len(data) - 33))  # signature + IHDR intact, image data gone
     opt = write_options(workdir, **{"train.total_iter": 40, "logger.save_checkpoint_freq": 1000, "val": None,
                                     "datasets.train.num_worker_per_gpu": workers})
-    assert train_in_process(opt) == 2
+    assert train_in_process(opt, flags=["--verbose"] if verbose else []) == 2
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
+    if verbose:
+        chain = err[:err.index(lines[-1])]
+        assert "Traceback (most recent call last)" in chain, err
+        assert chain.count("The above exception was the direct cause of the following exception") >= 2, err
+        decoder_error = re.search(r"^\s*(RuntimeError|OSError|ValueError): ", chain, re.MULTILINE)
+        assert decoder_error and 'image_io.py", line' in chain, err  # the decoder's own error, and where
+        assert ("RemoteTraceback" in chain) == (workers > 0), err  # the worker's traceback, as it was there
+        lines = lines[-1:]
     assert len(lines) == 1 and "0003.png" in lines[0] and "cannot read image" in lines[0], err
-    assert "Traceback" not in err and "progress saved in weights/tiny_iter_" in lines[0]
+    assert ("Traceback" in err) == verbose and "progress saved in weights/tiny_iter_" in lines[0]
     saved = list((workdir / "weights").glob("tiny_iter_*.pt"))
     assert len(saved) == 1 and 0 < _load(saved[0])["iteration"] < 40
 

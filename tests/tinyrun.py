@@ -83,11 +83,12 @@ def run_train(cwd: Path, args: List[str], timeout: float = 120,
                           text=True, timeout=timeout, env=full_env)
 
 
-def train_in_process(options_path: Path, overrides: List[str] = ()) -> int:
-    """train.py's main in this process (fast; no interpreter start-up)."""
+def train_in_process(options_path: Path, overrides: List[str] = (), flags: List[str] = ()) -> int:
+    """train.py's main in this process (fast; no interpreter start-up); ``flags``: more arguments
+    (``--verbose``)."""
     from framework.cli import run_main, train_main
 
-    args = ["-opt", str(options_path), "--no-progress"]
+    args = ["-opt", str(options_path), "--no-progress", *flags]
     for item in overrides:
         args += ["--set", item]
     return run_main(train_main, args)

@@ -35,8 +35,8 @@ class EDSR(nn.Module):
             raise UserError(f"{name}: img_range must be a positive number, got {img_range!r}")
         try:
             mean = [float(v) for v in rgb_mean]
-        except (TypeError, ValueError):
-            raise UserError(f"{name}: rgb_mean must be a list of numbers, got {rgb_mean!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{name}: rgb_mean must be a list of numbers, got {rgb_mean!r}") from exc
         if len(mean) != num_in_ch or num_out_ch != num_in_ch:
             raise UserError(f"{name}: rgb_mean needs one value per channel and num_out_ch must equal num_in_ch "
                             f"(the mean is added back), got {len(mean)} values, {num_in_ch} -> {num_out_ch}")

@@ -43,10 +43,6 @@ class Spec:
     mutates_input: bool = False  # its forward scales its input in place: it gets a copy
 
 
-def _arg(name: str, default: Any) -> Callable[[Kwargs], int]:
-    return lambda kw: int(kw.get(name, default))
-
-
 def _lcm_of(*names: str) -> Callable[[Kwargs], int]:
     """The lcm of integer arguments and the items of list arguments (window and stripe sizes)."""
     def multiple(kw: Kwargs) -> int:

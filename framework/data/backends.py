@@ -101,7 +101,7 @@ class FolderSource:
             with open(path, "rb") as fh:
                 return fh.read()
         except OSError as exc:
-            raise UserError(f"{path}: cannot read image ({exc.strerror or exc})") from None
+            raise UserError(f"{path}: cannot read image ({exc.strerror or exc})") from exc
 
     def size(self, name: str) -> Tuple[int, int]:
         """(width, height) from the file header."""
@@ -120,8 +120,8 @@ class LmdbSource:
                                       "scripts/create_lmdb.py, or use io_backend: {type: disk} for a folder")
         try:
             import lmdb  # noqa: F401  (checked here, at the option check, not in a loader worker)
-        except ImportError:
-            raise OptionError(("io_backend",), "reading LMDB needs the lmdb package: pip install lmdb") from None
+        except ImportError as exc:
+            raise OptionError(("io_backend",), "reading LMDB needs the lmdb package: pip install lmdb") from exc
         self.root = root
         meta = meta_info_file or os.path.join(root, META_INFO_NAME)
         entries = read_meta_info(meta, meta_key if meta_info_file else key)

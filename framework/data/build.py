@@ -13,6 +13,7 @@ from ..errors import UserError
 from ..options import DatasetOptions, Options
 from ..registry import DATASET_REGISTRY
 from .sampler import ResumableSampler
+from .worker_errors import ReportingDataset, ReportingLoader, collate_samples
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +39,18 @@ def _ignore_stop_signals(_worker_id: int) -> None:
 
 def _loader(options: Options, phase: str, dataset: Dataset, device: torch.device, *, batch_size: int,
             sampler: Optional[Iterable[Any]] = None, drop_last: bool = False) -> DataLoader:
-    """The loader settings train and validation share: workers that persist and ignore stop signals, pinned
-    memory on CUDA, and a generator of its own (see :func:`_own_generator`)."""
+    """The loader settings train and validation share: workers that persist and ignore stop signals and hand
+    their user errors over intact (:mod:`.worker_errors`), pinned memory on CUDA, and a generator of its own
+    (see :func:`_own_generator`)."""
     spec = options.datasets[phase]
     workers = resolve_workers(spec.num_worker_per_gpu, device)
     _note_loader_settings(phase, spec.num_worker_per_gpu, workers, spec.prefetch_mode)
-    extra: Dict[str, Any] = {"prefetch_factor": 2} if workers > 0 else {}
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=drop_last,
-                      num_workers=workers, persistent_workers=workers > 0,
-                      pin_memory=spec.pin_memory and device.type == "cuda",
-                      worker_init_fn=_ignore_stop_signals if workers > 0 else None,
-                      generator=_own_generator(options), **extra)
+    extra: Dict[str, Any] = {"prefetch_factor": 2, "worker_init_fn": _ignore_stop_signals,
+                             "collate_fn": collate_samples} if workers > 0 else {}
+    return ReportingLoader(ReportingDataset(dataset) if workers > 0 else dataset, batch_size=batch_size,
+                           sampler=sampler, shuffle=False, drop_last=drop_last, num_workers=workers,
+                           persistent_workers=workers > 0, pin_memory=spec.pin_memory and device.type == "cuda",
+                           generator=_own_generator(options), **extra)
 
 
 def _note_loader_settings(phase: str, asked: object, workers: int, prefetch_mode: Optional[str]) -> None:

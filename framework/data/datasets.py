@@ -201,7 +201,7 @@ def _check_template(filename_tmpl: str) -> None:
         filename_tmpl.format("x")
     except (ValueError, IndexError, KeyError) as exc:
         raise OptionError(("filename_tmpl",), f"'{filename_tmpl}' is not a valid template with one {{}} for the "
-                          f"GT name ({exc})") from None
+                          f"GT name ({exc})") from exc
 
 
 def _lq_name(stem: str, filename_tmpl: str) -> str:
@@ -209,14 +209,6 @@ def _lq_name(stem: str, filename_tmpl: str) -> str:
         return stem
     folder, sep, base = stem.rpartition(os.sep)
     return folder + sep + filename_tmpl.format(base)
-
-
-def match_pairs(dataroot_gt: str, dataroot_lq: str, filename_tmpl: str = "{}") -> list:
-    """[(gt_rel, lq_rel)] of two folders, matched by name in O(N); raises listing unmatched files."""
-    _check_template(filename_tmpl)
-    gt = FolderSource(dataroot_gt, "dataroot_gt")
-    lq = FolderSource(dataroot_lq, "dataroot_lq")
-    return pair_names(gt.by_stem, lq.by_stem, filename_tmpl, dataroot_gt, dataroot_lq)
 
 
 def pair_names(gt_files: Dict[str, str], lq_files: Dict[str, str], filename_tmpl: str, dataroot_gt: str,

@@ -385,9 +385,9 @@ def _check_existing(root: Path, params: Dict[str, int]) -> bool:
         info = json.loads(marker.read_text(encoding="utf-8"))
         found = info["params"]
         ok = info["generator"] == _GENERATOR
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ExampleDataError(f"example data: {marker} is unreadable, so {root} is not a known example set; "
-                               f"pass another root or remove that folder yourself") from None
+                               f"pass another root or remove that folder yourself") from exc
     if not ok or info.get("version") != _VERSION or found != params:
         old = ", ".join(f"{k}={v}" for k, v in sorted(dict(found).items())) if isinstance(found, dict) else found
         new = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))

@@ -66,7 +66,7 @@ def decode_file(path: str, channels: Literal["rgb", "stored"] = "rgb") -> torch.
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
-        raise UserError(f"{path}: cannot read image ({exc.strerror or exc})") from None
+        raise UserError(f"{path}: cannot read image ({exc.strerror or exc})") from exc
     return decode_bytes(data, path, channels)
 
 
@@ -91,7 +91,7 @@ def decode_bytes(data: Union[bytes, bytearray, memoryview], source: str,
         return img
     except (RuntimeError, OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{source}: cannot read image ({reason})") from None
+        raise UserError(f"{source}: cannot read image ({reason})") from exc
 
 
 _DECODER: List[Any] = []
@@ -107,7 +107,7 @@ def _decoder() -> Any:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"image decoding needs TorchCodec's image decoders, which did not load ({reason}); "
                             f"install the torchcodec release made for torch {torch.__version__.split('+')[0]}: "
-                            "pip install -U torchcodec") from None
+                            "pip install -U torchcodec") from exc
         _DECODER.append(decode_image)
     return _DECODER[0]
 
@@ -199,7 +199,7 @@ def image_size(path: str) -> Tuple[int, int]:
             if head.startswith(b"\xff\xd8"):
                 return _jpeg_size(fh, path)
     except OSError as exc:
-        raise UserError(f"{path}: cannot read image ({exc.strerror or exc})") from None
+        raise UserError(f"{path}: cannot read image ({exc.strerror or exc})") from exc
     except struct.error:
         pass
     raise UserError(f"{path}: cannot read image (not a valid PNG or JPEG file)")

@@ -31,11 +31,11 @@ from typing import (Any, ContextManager, Dict, Iterator, List, Mapping, Optional
                     runtime_checkable)
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import read_weights
+from ..distributed import DistContext
 from ..errors import UserError, building
 from ..loss_set import GeneratorLosses, LossEntry, all_entries
 from ..optim import group_settings, is_schedule_free
@@ -125,6 +125,10 @@ class Model(Protocol):
     def dry_run(self, batch: Batch) -> DryRun:
         """The training forward pass and losses on ``batch``, with no update and no gradients."""
 
+    def distribute(self, dist: DistContext) -> None:
+        """Train as one of the processes of ``dist`` (the trainer calls it once, before the first step): DDP
+        wrappers, per-rank randomness. Nothing changes for a single process."""
+
 
 class BaseModel:
     """The generic half of :class:`Model`; subclasses fill the dicts and write ``forward_losses``/``train_step``."""
@@ -148,19 +152,20 @@ class BaseModel:
         self.accumulate_steps = 1
         self.amp_dtype: Optional[torch.dtype] = None
         self.channels_last = False
+        self.compile_mode: Optional[str] = None  # torch.compile's mode for the training forward pass; None: off
 
     # --------------------------------------------------------------- precision, speed, DDP, accumulation
 
     def prepare_training(self, train: TrainOptions) -> None:
         """Call at the end of a subclass constructor, once networks, EMA and optimizers exist: applies the
-        precision and speed options of ``train`` to every trainable network and optimizer, and wraps the
-        networks in DDP when the process group of a torchrun launch is up."""
+        precision and speed options of ``train`` to every trainable network and optimizer (DDP follows in
+        :meth:`distribute`)."""
         self.accumulate_steps = train.accumulate_steps
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(train.mixed_precision or "")
         self.channels_last = train.channels_last
+        self.compile_mode = train.compile_mode if train.compile else None
         if train.mixed_precision == "fp16":  # bf16 has float32's range: no scaling needed
             self.scalers = {name: torch.amp.GradScaler(self.device.type) for name in self.optimizers}
-        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
         for name, net in self.nets.items():
             if not any(p.requires_grad for p in net.parameters()):
                 continue
@@ -168,14 +173,26 @@ class BaseModel:
                 net.to(memory_format=torch.channels_last)  # in place: the optimizers keep their parameters
                 if name in self.emas:
                     self.emas[name].module.to(memory_format=torch.channels_last)
-            runner: nn.Module = net
-            if distributed:
-                runner = self._ddp[name] = DistributedDataParallel(
-                    net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                    find_unused_parameters=self.find_unused_parameters)
-            if train.compile:
-                runner = torch.compile(runner, mode=train.compile_mode)  # type: ignore[assignment]
-            self.train_nets[name] = runner
+            self._wrap_for_training(name)
+
+    def distribute(self, dist: DistContext) -> None:
+        """Under torchrun, wrap every trained network in DDP (which also starts each process from rank 0's
+        weights); one process: nothing to do."""
+        if not dist.enabled:
+            return
+        for name in self.train_nets:
+            self._ddp[name] = DistributedDataParallel(
+                self.nets[name], device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=self.find_unused_parameters)
+            self._wrap_for_training(name)
+
+    def _wrap_for_training(self, name: str) -> None:
+        """What the training forward pass calls for network ``name``: the network, or its DDP wrapper, compiled
+        when ``train.compile`` is on (torch.compile compiles at the first call, so wrapping again is free)."""
+        runner: nn.Module = self._ddp.get(name, self.nets[name])
+        if self.compile_mode is not None:
+            runner = torch.compile(runner, mode=self.compile_mode)  # type: ignore[assignment]
+        self.train_nets[name] = runner
 
     def train_net(self, name: str) -> nn.Module:
         """The network as the training forward pass calls it (DDP, compiled); ``self.nets[name]`` otherwise."""
@@ -429,8 +446,8 @@ def load_pretrained(model: Model, path: PathOptions, network: str = "net_g") -> 
             raise UserError(f"path.{key}: {source} is {what}, but {network.replace('net_', 'network_')} is "
                             f"{type(net).__name__} ({sum(p.numel() for p in net.parameters()) / 1e6:.2f}M "
                             "parameters): the weights do not fit; set network_g: {type: auto} to train the "
-                            "file's network, or name another file") from None
-        raise UserError(f"path.{key}: {source}: {exc}") from None
+                            "file's network, or name another file") from exc
+        raise UserError(f"path.{key}: {source}: {exc}") from exc
     into = "" if network == "net_g" else f" into {network}"
     logger.info(f"Loaded pretrained weights from {source}{into} (strict_load: {path.strict_load})")
     lines = report.lines()

@@ -18,10 +18,10 @@ import logging
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
-import torch.distributed as dist
 
 from ..data.image_io import to_float, to_integer
 from ..data.synthesis import degradation_from, paired_crop, usm_sharp
+from ..distributed import DistContext
 from ..errors import OptionError
 from ..options import DegradationOptions, Options
 from ..registry import MODEL_REGISTRY
@@ -123,7 +123,7 @@ class Synthesis:
         # "gt_pix" / "gt_percep" / "gt_gan": whether that loss's target is sharpened; "source": whether the
         # degradation starts from the sharpened GT
         self.targets = dict(targets)
-        self.rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        self.rank = 0  # the process's rank under torchrun (RealESRGANModel.distribute): its own randomness
 
     def generators(self, iteration: int) -> Tuple[torch.Generator, torch.Generator]:
         """The iteration's CPU and device generators (their seeds depend on nothing else)."""
@@ -177,6 +177,11 @@ class _Synthesising:
                 self.synthesis = Synthesis(options, device, self.synthesis_targets(options))
             else:
                 self.targets = self.paired_targets(options)
+
+    def distribute(self, dist: DistContext) -> None:
+        super().distribute(dist)  # type: ignore[misc]
+        if self.synthesis is not None:
+            self.synthesis.rank = dist.rank
 
     @staticmethod
     def synthesis_targets(options: Options) -> Dict[str, bool]:

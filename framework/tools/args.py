@@ -16,10 +16,17 @@ def add_network_source(parser: argparse.ArgumentParser, *, when: str = "", defau
                              f"(num_in_ch and num_out_ch default to 3){default}")
 
 
+def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
+    """``--verbose``, which :func:`framework.cli.run_main` reads: every command run through it takes the flag."""
+    parser.add_argument("--verbose", action="store_true",
+                        help="with a user error, show its exception chain (the original cause and where it was "
+                             "raised) before the one-line message; for reporting a bug in the framework")
+
+
 def add_tail_arguments(parser: argparse.ArgumentParser, force_help: str) -> None:
     """``--set KEY.PATH=VALUE`` (as train.py), ``--force`` and ``--verbose``: what the tools that read a
     training options file and write files share."""
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override an option, as train.py --set")
     parser.add_argument("--force", action="store_true", help=force_help)
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks of errors")
+    add_verbose_argument(parser)

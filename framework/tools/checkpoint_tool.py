@@ -26,7 +26,7 @@ from ..checkpoint import (
     is_state_dict, read_safetensors, read_weights_file, verify, weights_metadata,
 )
 from ..inference import load_network
-from .args import add_network_source
+from .args import add_network_source, add_verbose_argument
 from ..onnx_export import DEFAULT_OPSET, TOLERANCE, check_image, export_onnx, onnx_difference, require
 from ..options import format_change, option_changes
 
@@ -434,7 +434,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--verbose", action="store_true", help="show the traceback of errors too")
+    add_verbose_argument(common)
     parser = argparse.ArgumentParser(prog="checkpoint.py", parents=[common],
                                      description="Inspect, verify, export and compare the trainer's checkpoints "
                                                  "(.pt full training state, .pth {'params': weights}).")

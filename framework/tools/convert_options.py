@@ -29,6 +29,7 @@ import yaml
 from ..errors import UserError
 from ..options import read_source, validate
 from ..schema import Path_, Problem, YamlSource, format_problems, path_str
+from .args import add_verbose_argument
 
 TOOL = "convert_options.py"
 LEFT_TO_FIX = 3
@@ -266,6 +267,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="the BasicSR / Real-ESRGAN / traiNNer-redux / neosr YAML file (never modified)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the option file to write")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    add_verbose_argument(p)
     return p
 
 

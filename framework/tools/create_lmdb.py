@@ -28,6 +28,7 @@ from tqdm import tqdm
 from ..data.backends import META_INFO_NAME
 from ..data.image_io import decode_bytes, images_by_stem, write_bytes_atomic
 from ..errors import UserError
+from .args import add_verbose_argument
 from .parallel import check_output_folder, default_workers, run_jobs
 
 PARTIAL = ".partial"
@@ -140,12 +141,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--lq-output", help="the LQ LMDB folder to create")
     parser.add_argument("--workers", type=int, default=default_workers(),
                         help="processes reading and checking images (default: one per core, %(default)s)")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks of errors")
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     try:
         import lmdb  # noqa: F401
-    except ImportError:
-        raise UserError("create_lmdb.py needs the lmdb package: pip install lmdb") from None
+    except ImportError as exc:
+        raise UserError("create_lmdb.py needs the lmdb package: pip install lmdb") from exc
     if bool(args.lq) != bool(args.lq_output):
         raise UserError("--lq and --lq-output go together (the LQ folder and its LMDB)")
     jobs = [(args.input, args.output, "--input", "--output")]

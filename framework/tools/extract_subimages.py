@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ..data.image_io import decode_file, image_size, images_by_stem, write_image
 from ..data.transforms import pair_scale_problem
 from ..errors import UserError
+from .args import add_verbose_argument
 from .parallel import check_output_folder, default_workers, remove_stale_temp_files, run_jobs
 
 
@@ -173,7 +174,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="PNG zlib level (default: %(default)s, as BasicSR)")
     parser.add_argument("--workers", type=int, default=default_workers(),
                         help="processes (default: one per core, %(default)s)")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks of errors")
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     _check(args)
     cfg = ExtractConfig(args.input, args.output, args.crop_size, args.step, args.thresh_size,

@@ -24,6 +24,7 @@ from ..data.degradations import bicubic_downsample
 from ..data.image_io import decode_file, images_by_stem, to_float, to_integer, write_image
 from ..data.transforms import mod_crop
 from ..errors import UserError
+from .args import add_verbose_argument
 from .parallel import check_output_folder, default_workers, remove_stale_temp_files, run_jobs
 
 
@@ -57,7 +58,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="added to each name (DIV2K's 'x4': then filename_tmpl: '{}x4'; default: none)")
     parser.add_argument("--workers", type=int, default=default_workers(),
                         help="processes (default: one per core, %(default)s)")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks of errors")
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     if args.scale < 1:
         raise UserError(f"--scale must be a positive whole number, got {args.scale}")

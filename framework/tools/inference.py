@@ -25,7 +25,7 @@ from ..data.image_io import decode_file, list_images, write_image
 from ..errors import UserError
 from ..inference import ALPHA_MODES, PRECISIONS, Upscaler, load_network, select_device
 from ..logger import console_logging
-from .args import add_network_source
+from .args import add_network_source, add_verbose_argument
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="added to each output file name before .png (e.g. _x4)")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--verbose", action="store_true", help="show the traceback of errors too")
+    add_verbose_argument(parser)
     return parser
 
 
@@ -115,7 +115,7 @@ def write_png_file(img: torch.Tensor, path: str) -> None:
         write_image(img, tmp)
         os.replace(tmp, path)
     except OSError as exc:
-        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

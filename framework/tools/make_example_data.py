@@ -13,12 +13,11 @@ validation inputs of the Real-ESRGAN examples.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import List, Optional
 
 from ..data.example_data import generate_example_data
-from ..errors import UserError
+from .args import add_verbose_argument
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -32,17 +31,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--degraded-val", action=argparse.BooleanOptionalAction, default=None,
                         help="also write val/LR_x{scale}_degraded, the Real-ESRGAN examples' validation inputs "
                              "(default: with --scale 4)")
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     degraded_val = args.scale == 4 if args.degraded_val is None else args.degraded_val
 
     start = time.perf_counter()
-    try:
-        info = generate_example_data(args.root, scale=args.scale, num_train=args.num_train,
-                                     num_val=args.num_val, size=args.size, seed=args.seed,
-                                     degraded_val=degraded_val)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return UserError.exit_code
+    info = generate_example_data(args.root, scale=args.scale, num_train=args.num_train, num_val=args.num_val,
+                                 size=args.size, seed=args.seed, degraded_val=degraded_val)
     what = (f"{info['num_train']} train + {info['num_val']} val image pairs "
             f"({info['size']}px HR, LR_x{info['scale']}{' and degraded val LR' if degraded_val else ''}, "
             f"seed {info['seed']})")
