@@ -296,9 +296,7 @@ ABSENT_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
         "REDSDataset": ("BasicSR", "video frames"), "Vimeo90KDataset": ("BasicSR", "video frames"),
         "VideoTestDataset": ("BasicSR", "video frames"), "FFHQDataset": ("BasicSR", "face images"),
     },
-    "optimizer": {**{name: ("BasicSR", "a torch optimizer") for name in ("Adamax", "ASGD", "RMSprop", "Rprop")},
-                  "AdanScheduleFree": ("traiNNer-redux", "the schedule-free Adan; AdamWScheduleFree and Adan are "
-                                                         "provided")},
+    "optimizer": {name: ("BasicSR", "a torch optimizer") for name in ("Adamax", "ASGD", "RMSprop", "Rprop")},
     "scheduler": {"MultiStepRestartLR": ("BasicSR", "multi-step decay with restarts")},
 }
 

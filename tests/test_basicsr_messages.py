@@ -78,9 +78,6 @@ MESSAGES: List[Any] = [
                  id="arch-ecbsr"),
     pytest.param(Msg(at("train.optim_g.type", "RMSprop"), ["'RMSprop' is a BasicSR optimizer", "Adam"]),
                  id="optimizer-rmsprop"),
-    pytest.param(Msg(at("train.optim_g.type", "AdanScheduleFree"),
-                     ["'AdanScheduleFree' is a traiNNer-redux optimizer", "AdamWScheduleFree and Adan are provided"]),
-                 id="optimizer-adanschedulefree"),
     pytest.param(Msg(at("gt_usm", True), ["gt_usm", "Real-ESRGAN's top-level 'gt_usm' belongs in the degradation "
                                           "section here (degradation.gt_usm)", "convert_options.py"]),
                  id="realesrgan-key"),
