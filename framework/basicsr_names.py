@@ -139,6 +139,15 @@ def _pixel_unshuffle(value: Any, file: Mapping[str, Any]) -> Any:
                      "false is not provided")
 
 
+def _realplksr_upsampler(value: Any, _file: Mapping[str, Any]) -> Any:
+    """traiNNer-redux's RealPLKSR ``upsampler`` is spandrel's ``dysample`` switch here (pixel shuffle when off)."""
+    if value == "pixelshuffle":
+        return DEFAULT
+    if value == "dysample":
+        return True
+    raise ValueError(f"RealPLKSR here upsamples by pixelshuffle or dysample, not {value!r}")
+
+
 _REDUX = "traiNNer-redux"
 _MOA = "traiNNer-redux's mixture of augmentations (MoA: mixup, cutmix, resizemix, cutblur) is not provided"
 _OTF_DEBUG = "scripts/show_degradations.py draws degraded samples of an option file"
@@ -176,6 +185,9 @@ REDUX_RULES: Tuple[KeyRule, ...] = (
     *(KeyRule("network_g", key, "remove", "RRDBNet pixel-unshuffles the input at scale 1 and 2 (Real-ESRGAN's "
               "network); no effect above", values=_pixel_unshuffle, values_doc="at `true`, or any value above "
               "scale 2", origin=_REDUX) for key in ("use_pixel_unshuffle", "use_pixel_shuffle")),
+    KeyRule("network_g", "upsampler", "rename", "RealPLKSR chooses its upsampler with the dysample switch",
+            to="dysample", values=_realplksr_upsampler, values_doc="`pixelshuffle` → removed (the default), "
+            "`dysample` → `true`", origin=_REDUX),
     KeyRule("train", "ema_power", "remove", "the EMA here has no warm-up: ema_decay from the first step",
             origin=_REDUX),
     KeyRule("train", "ema_update_after_step", "remove", "the EMA starts at the first step here",
@@ -278,6 +290,7 @@ ABSENT_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
         "DUF": ("BasicSR", "a video network"), "TOFlow": ("BasicSR", "a video network"),
         "DFDNet": ("BasicSR", "a face network"), "HiFaceGAN": ("BasicSR", "a face network"),
         "StyleGAN2Generator": ("BasicSR", "a face generator"),
+        "metagan2": ("traiNNer-redux", "the MetaGAN2 discriminator; dunet and UNetDiscriminatorSN are provided"),
     },
     "loss": {
         "MultiScaleGANLoss": ("BasicSR", "a multi-scale adversarial loss (use GANLoss)"),
@@ -296,9 +309,7 @@ ABSENT_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
         "REDSDataset": ("BasicSR", "video frames"), "Vimeo90KDataset": ("BasicSR", "video frames"),
         "VideoTestDataset": ("BasicSR", "video frames"), "FFHQDataset": ("BasicSR", "face images"),
     },
-    "optimizer": {**{name: ("BasicSR", "a torch optimizer") for name in ("Adamax", "ASGD", "RMSprop", "Rprop")},
-                  "AdanScheduleFree": ("traiNNer-redux", "the schedule-free Adan; AdamWScheduleFree and Adan are "
-                                                         "provided")},
+    "optimizer": {name: ("BasicSR", "a torch optimizer") for name in ("Adamax", "ASGD", "RMSprop", "Rprop")},
     "scheduler": {"MultiStepRestartLR": ("BasicSR", "multi-step decay with restarts")},
 }
 
@@ -311,6 +322,9 @@ RENAMED_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
                 "singleimagedataset": ("traiNNer-redux", "SingleImageDataset"),
                 "paired": ("neosr", "PairedImageDataset"), "otf": ("neosr", "RealESRGANDataset"),
                 "single": ("neosr", "SingleImageDataset")},
+    # spandrel's networks are registered under their class names; traiNNer-redux writes them in lower case
+    "arch": {"craft": ("traiNNer-redux", "CRAFT"), "fdat": ("traiNNer-redux", "FDAT"),
+             "dctlsa": ("traiNNer-redux", "DCTLSA"), "ditn_real": ("traiNNer-redux", "DITN_Real")},
     "model": {"default": ("neosr", "SRModel"), "image": ("neosr", "SRModel"), "otf": ("neosr", "RealESRNetModel"),
               # SRModel pads every input to the network's input multiple and validates in tiles (val.tile_size)
               "SwinIRModel": ("BasicSR", "SRModel")},

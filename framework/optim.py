@@ -7,7 +7,8 @@ exception, :class:`ReduceLROnPlateau`, reacts to validation results: its few cou
 position.
 
 Adan and the schedule-free AdamW come from the ``pytorch-optimizer`` package (the ``optim`` extra), imported
-only when a run asks for them. A schedule-free optimizer trains at a point ``y`` between its fast iterate ``z``
+only when a run asks for them; the schedule-free Adan is traiNNer-redux's algorithm, written here (no package
+has it). A schedule-free optimizer trains at a point ``y`` between its fast iterate ``z``
 and its average ``x`` and evaluates at ``x``; :func:`schedule_free_average` computes ``x`` beside the training
 weights instead of switching them in place, so validation and saving never perturb training.
 """
@@ -62,6 +63,134 @@ def AdamWScheduleFree(params: Iterable[torch.Tensor], lr: float = 2.5e-3, betas:
 
 for _factory in (Adan, AdamWScheduleFree):
     _factory.required_package = PYTORCH_OPTIMIZER
+
+
+@OPTIMIZER_REGISTRY.register()
+class AdanScheduleFree(torch.optim.Optimizer):
+    """Schedule-free Adan as traiNNer-redux defines it (its ``AdanScheduleFree``, the optimizer of its current
+    templates), so that a template's ``lr`` / ``betas`` / ``warmup_steps`` mean what they mean there.
+
+    Adan's three moments (Xie et al. 2022) are taken of the gradient at the training point ``y``: ``m`` of the
+    gradient (``betas[0]``), ``v`` of the gradient's change since the previous step (``betas[1]``), ``n`` of the
+    squared Nesterov-corrected gradient ``g + betas[1] * (g - g_prev)`` (``betas[2]``). With the bias-corrected
+    direction ``d = (m / (1 - b1^t) + b2 * v / (1 - b2^t)) / (sqrt(n / (1 - b3^t)) + eps)``, a step is::
+
+        z <- z * (1 - lr * weight_decay) - lr * d
+        y <- lerp(y, z_old, c) * (1 - lr * weight_decay) - lr * (1 - c) * d
+
+    where ``c`` is the schedule-free averaging weight (Defazio et al. 2024): the step's ``t^r * lr_max^p``
+    over the sum so far (``r``, ``p = weight_lr_power``), ``lr_max`` the largest rate seen with a linear
+    warm-up over ``warmup_steps``. The warm-up weights the average only; every step runs at ``lr``. The
+    weights evaluated (validation, ``.pth``) are ``x = lerp(y, z, 1 - 1 / b1)``, which
+    :func:`schedule_free_average` computes beside ``y``. ``max_grad_norm`` > 0 scales the gradients down to
+    that global norm first.
+    """
+
+    def __init__(self, params: Iterable[torch.Tensor], lr: float = 1e-3,
+                 betas: Tuple[float, float, float] = (0.98, 0.92, 0.99), eps: float = 1e-8,
+                 weight_decay: float = 0.01, max_grad_norm: float = 0.0, warmup_steps: int = 1600,
+                 r: float = 0.0, weight_lr_power: float = 2.0) -> None:
+        if lr < 0 or eps < 0 or max_grad_norm < 0 or warmup_steps < 0:
+            raise UserError(f"AdanScheduleFree: lr, eps, max_grad_norm and warmup_steps must not be negative, "
+                            f"got {lr}, {eps}, {max_grad_norm}, {warmup_steps}")
+        if len(betas) != 3 or not all(0.0 <= b < 1.0 for b in betas):
+            raise UserError(f"AdanScheduleFree: betas must be three numbers in [0, 1), got {list(betas)}")
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
+                                  "max_grad_norm": max_grad_norm, "warmup_steps": int(warmup_steps), "r": r,
+                                  "weight_lr_power": weight_lr_power, "step": 0, "weight_sum": 0.0,
+                                  "lr_max": -1.0, "train_mode": True})
+
+    def _gradient_scale(self) -> float:
+        """The factor that brings the global gradient norm down to ``max_grad_norm`` (1 when that is 0)."""
+        max_norm = self.param_groups[0]["max_grad_norm"]
+        if max_norm <= 0:
+            return 1.0
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        if not grads:
+            return 1.0
+        norm = torch.linalg.vector_norm(torch.stack([n.double() for n in torch._foreach_norm(grads)]))
+        return min(1.0, max_norm / (float(norm) + self.param_groups[-1]["eps"]))
+
+    @staticmethod
+    def _averaging_weight(group: Dict[str, Any]) -> float:
+        """Advance the group's step count and return this step's weight in the average of the iterates."""
+        group["step"] += 1
+        step, warmup = group["step"], group["warmup_steps"]
+        ramp = step / warmup if 0 < warmup and step < warmup else 1.0
+        group["lr_max"] = max(group["lr"] * ramp, group["lr_max"])
+        weight = step ** group["r"] * group["lr_max"] ** group["weight_lr_power"]
+        group["weight_sum"] += weight
+        return weight / group["weight_sum"] if group["weight_sum"] else 0.0
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        if not all(group["train_mode"] for group in self.param_groups):
+            raise RuntimeError("AdanScheduleFree.step in eval mode: call train() first")
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        scale = self._gradient_scale()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            c = self._averaging_weight(group)
+            self._update(group, params, [p.grad * scale for p in params], c)
+        return loss
+
+    def _update(self, group: Dict[str, Any], params: List[torch.Tensor], grads: List[torch.Tensor],
+                c: float) -> None:
+        b1, b2, b3 = group["betas"]
+        step, lr = group["step"], group["lr"]
+        states = [self.state[p] for p in params]
+        for p, g, state in zip(params, grads, states, strict=True):
+            if "z" not in state:
+                state.update(exp_avg=torch.zeros_like(p), exp_avg_diff=torch.zeros_like(p),
+                             exp_avg_sq=torch.zeros_like(p), z=p.detach().clone())
+            if step == 1 or "prev_grad" not in state:  # no change of gradient at the first step
+                state["prev_grad"] = g.clone()
+        m, v, n, z, prev = ([s[k] for s in states] for k in ("exp_avg", "exp_avg_diff", "exp_avg_sq", "z",
+                                                               "prev_grad"))
+        diff = torch._foreach_sub(grads, prev)
+        torch._foreach_lerp_(m, grads, 1 - b1)
+        torch._foreach_lerp_(v, diff, 1 - b2)
+        nesterov = torch._foreach_add(grads, diff, alpha=b2)
+        torch._foreach_mul_(n, b3)
+        torch._foreach_addcmul_(n, nesterov, nesterov, value=1 - b3)
+        denom = torch._foreach_sqrt(n)
+        torch._foreach_div_(denom, math.sqrt(1 - b3 ** step))
+        torch._foreach_add_(denom, group["eps"])
+        direction = torch._foreach_mul(m, 1 / (1 - b1 ** step))
+        torch._foreach_add_(direction, v, alpha=b2 / (1 - b2 ** step))
+        torch._foreach_div_(direction, denom)
+        decay = 1 - lr * group["weight_decay"]
+        torch._foreach_lerp_(params, z, c)
+        torch._foreach_mul_(params, decay)
+        torch._foreach_add_(params, direction, alpha=-lr * (1 - c))
+        torch._foreach_mul_(z, decay)
+        torch._foreach_add_(z, direction, alpha=-lr)
+        torch._foreach_copy_(prev, grads)
+
+    @torch.no_grad()
+    def eval(self) -> None:
+        """Switch the parameters to the average ``x`` in place (the trainer computes it beside them instead)."""
+        self._switch(to_train=False)
+
+    @torch.no_grad()
+    def train(self) -> None:
+        """Switch the parameters back from ``x`` to the training point ``y``."""
+        self._switch(to_train=True)
+
+    def _switch(self, to_train: bool) -> None:
+        for group in self.param_groups:
+            if group["train_mode"] == to_train:
+                continue
+            b1 = group["betas"][0]
+            for p in group["params"]:
+                if "z" in self.state[p]:
+                    p.lerp_(self.state[p]["z"], 1 - b1 if to_train else 1 - 1 / b1)
+            group["train_mode"] = to_train
 
 # Param-group entries that are optimizer state, not settings: a resume keeps the saved ones (the settings
 # come from the current options).

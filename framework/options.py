@@ -81,11 +81,11 @@ class TrainOptions:
     """The optimisation: loss, optimizer, schedule, EMA, precision and speed."""
 
     total_iter: int = opt(doc="Number of training iterations (optimizer steps).", min=1)
-    optim_g: Component = opt(doc="Optimizer of the network: `type` (Adam, AdamW, SGD; Adan and "
-                                 "AdamWScheduleFree with the `optim` extra, `pip install pytorch-optimizer`) plus "
-                                 "its arguments (`lr`, `betas`, `weight_decay`, ...). With AdamWScheduleFree, "
-                                 "validation and the `.pth` use the optimizer's averaged weights (the EMA of them "
-                                 "with `ema_decay`).",
+    optim_g: Component = opt(doc="Optimizer of the network: `type` (Adam, AdamW, SGD, AdanScheduleFree; Adan "
+                                 "and AdamWScheduleFree with the `optim` extra, `pip install pytorch-optimizer`) "
+                                 "plus its arguments (`lr`, `betas`, `weight_decay`, ...). With a schedule-free "
+                                 "one (AdamWScheduleFree, AdanScheduleFree), validation and the `.pth` use the "
+                                 "optimizer's averaged weights (the EMA of them with `ema_decay`).",
                              registry=OPTIMIZER_REGISTRY, injected=("params",),
                              hint="e.g. {type: Adam, lr: 2.0e-4}")
     pixel_opt: Optional[Component] = opt(None, doc="Pixel loss: `type` (L1Loss, MSELoss, CharbonnierLoss, or "

@@ -76,11 +76,18 @@ MESSAGES: List[Any] = [
     pytest.param(Msg(at("network_g.type", "ECBSR"), ["'ECBSR' is a BasicSR arch",
                                                      "does not provide; available: ATD", "EDSR"]),
                  id="arch-ecbsr"),
+    pytest.param(Msg(at("network_g", {"type": "craft"}), ["traiNNer-redux's arch 'craft' is 'CRAFT' here; write "
+                                                          "type: CRAFT"]),
+                 id="arch-craft"),
+    pytest.param(Msg(at("network_g", {"type": "realplksr", "upsampler": "dysample"}),
+                     ["network_g.upsampler", "'upsampler: dysample' is 'dysample: true' here"]),
+                 id="realplksr-upsampler"),
+    pytest.param(Msg(at("network_d", {"type": "metagan2"}), ["'metagan2' is a traiNNer-redux arch (the MetaGAN2 "
+                                                             "discriminator; dunet and UNetDiscriminatorSN are "
+                                                             "provided)"]),
+                 id="arch-metagan2"),
     pytest.param(Msg(at("train.optim_g.type", "RMSprop"), ["'RMSprop' is a BasicSR optimizer", "Adam"]),
                  id="optimizer-rmsprop"),
-    pytest.param(Msg(at("train.optim_g.type", "AdanScheduleFree"),
-                     ["'AdanScheduleFree' is a traiNNer-redux optimizer", "AdamWScheduleFree and Adan are provided"]),
-                 id="optimizer-adanschedulefree"),
     pytest.param(Msg(at("gt_usm", True), ["gt_usm", "Real-ESRGAN's top-level 'gt_usm' belongs in the degradation "
                                           "section here (degradation.gt_usm)", "convert_options.py"]),
                  id="realesrgan-key"),
