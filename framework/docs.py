@@ -9,8 +9,9 @@ import dataclasses
 import typing
 from typing import Callable, List, Tuple
 
-from .options import (DATASET_INJECTED, LOADER_KEYS, DatasetOptions, DegradationOptions, LoggerOptions, Options,
-                      PathOptions, TrainOptions, ValOptions, WandbOptions)
+from .option_rules import declared_sections
+from .options import (DATASET_INJECTED, LOADER_KEYS, DatasetOptions, LoggerOptions, Options, PathOptions, TrainOptions,
+                      ValOptions, WandbOptions)
 from .basicsr_names import REDUX_ORIGINS, KeyRule, absent_components_text, rename_table, renamed_components_text
 from .registry import ALL_REGISTRIES, DATASET_REGISTRY, Registry
 from .schema import Component, describe_annotation, signature_params
@@ -48,6 +49,9 @@ def _rows(cls: type, prefix: str, skip: tuple = ()) -> List[str]:
     hints = typing.get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
+        if cls is Options and f.name == "sections":  # the models' own sections, at this place
+            rows += [f"| `{key}` | section | ~ (none) | {section.doc} |" for key, (section, _) in
+                     declared_sections().items()]
         if f.name in skip or f.metadata.get("internal") or "doc" not in f.metadata:
             continue
         bounds = []
@@ -108,13 +112,11 @@ def options_reference() -> str:
               "`val.metrics.<name>` types and their arguments:", "", "| type | arguments |", "|---|---|",
               *_registered(vmeta["registry"], vmeta["injected"]), "",
               "### `logger`", "", head, *_rows(LoggerOptions, "logger."), "",
-              "`logger.wandb` (needs `pip install wandb`):", "", head, *_rows(WandbOptions, "logger.wandb."), "",
-              "### `degradation` (RealESRNetModel, RealESRGANModel)", "",
-              "Real-ESRGAN's option files write these keys at the top level: move them into this section "
-              "(`scripts/convert_options.py` does). The blur kernels are RealESRGANDataset's keys "
-              "(`datasets.train`). See [Real-world SR (Real-ESRGAN)](#real-world-sr-real-esrgan).", "",
-              head, *_rows(DegradationOptions, "degradation."), "",
-              "### `network_g` (and `network_d`) types and their arguments", "", "| type | arguments |", "|---|---|",
+              "`logger.wandb` (needs `pip install wandb`):", "", head, *_rows(WandbOptions, "logger.wandb."), ""]
+    for key, (section, owners) in declared_sections().items():
+        parts += [f"### `{key}` ({', '.join(owners)})", "", *([section.notes, ""] if section.notes else []),
+                  head, *_rows(section.schema, f"{key}."), ""]
+    parts += ["### `network_g` (and `network_d`) types and their arguments", "", "| type | arguments |", "|---|---|",
               *_registered(nmeta["registry"], ()), "", END]
     assert LOADER_KEYS  # the loader keys above are exactly DatasetOptions' fields
     return "\n".join(parts)
@@ -139,8 +141,8 @@ def redux_reference() -> str:
 
 def _exists_here(rule: KeyRule) -> bool:
     """Whether the schema has the rule's key in its section (the table then no longer applies to it)."""
-    sections = {"": Options, "degradation": DegradationOptions, "path": PathOptions, "train": TrainOptions,
-                "val": ValOptions, "logger": LoggerOptions}
+    sections = {"": Options, "path": PathOptions, "train": TrainOptions, "val": ValOptions, "logger": LoggerOptions,
+                **{key: section.schema for key, (section, _) in declared_sections().items()}}
     if rule.where == "datasets.*":  # still applies while some dataset type lacks the key
         return rule.key in LOADER_KEYS or all(rule.key in signature_params(DATASET_REGISTRY.get(dataset))[0]
                                               for dataset in DATASET_REGISTRY.names())

@@ -24,6 +24,7 @@ import yaml
 
 from .basicsr_names import Fix, component_fix, key_fix
 from .errors import UserError, did_you_mean
+from .option_rules import ComponentSpec, spec_of
 from .registry import Registry
 
 Path_ = Tuple[Union[str, int], ...]
@@ -444,7 +445,7 @@ def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], pat
         if key in injected:
             problems.append(Problem(path + (key,), f"'{key}' is set by the framework for {name}; remove it"))
         elif key not in params and not var_kw:
-            refused = getattr(target, "refused_arguments", {}).get(key)  # a key it has no use for, and why
+            refused = spec_of(target, ComponentSpec).refused.get(key)  # a key it has no use for, and why
             problems.append(Problem(path + (key,), refused) if refused else
                             unknown_key(path + (key,), value, accepted, "accepted", owner=name))
         else:

@@ -35,7 +35,7 @@ from .logger import (ExperimentLogger, RankLogger, format_metrics, held_messages
 from .malloc import malloc_status
 from .models.base import load_pretrained, parameter_count
 from .network_spec import describe_network
-from .options import Options, format_change, option_changes, save_options
+from .options import TrainingOptions, format_change, option_changes, save_options
 from .progress import BestRecord, TrainingProgress
 from .rng import restore_rng, seed_everything
 from .run_folders import archive_previous_run, move_into_archive
@@ -96,9 +96,9 @@ class _StopRequest:
 class Trainer:
     """One training run from validated options and what the start-up checks built from them."""
 
-    def __init__(self, options: Options, built: Built, *, show_progress: bool = True,
+    def __init__(self, options: TrainingOptions, built: Built, *, show_progress: bool = True,
                  dist: Optional[DistContext] = None) -> None:
-        assert options.train is not None and options.train_set is not None
+        assert options.train_set is not None  # load_options (require_train)
         self.options = options
         self.dist = dist or DistContext()
         self.model = built.model
@@ -318,7 +318,6 @@ class Trainer:
 
     def _run(self, log: ExperimentLogger, ready: _Prepared) -> TrainResult:
         options, train, progress = self.options, self.options.train, self.progress
-        assert train is not None
         if self.dist.is_main:
             save_options(options, os.path.join(self.exp_dir, f"options_{options.name}.yml"))
         images = num_samples(ready.loader.dataset)
@@ -414,7 +413,6 @@ class Trainer:
     def _after_step(self, log: ExperimentLogger, losses: Dict[str, torch.Tensor], step_times: List[float],
                     val_loaders: Dict[str, DataLoader], last_metrics: Dict[str, Dict[str, float]]) -> None:
         options, it = self.options, self.iteration
-        assert options.train is not None
         final = it == options.train.total_iter
         if it % options.logger.print_freq == 0 or final:
             values = {k: float(v) for k, v in losses.items()}
