@@ -9,7 +9,7 @@ import dataclasses
 import typing
 from typing import Callable, List, Tuple
 
-from .option_rules import declared_sections
+from .option_rules import DatasetSpec, declared_sections, model_classes, requirements_of, spec_of
 from .options import (DATASET_INJECTED, LOADER_KEYS, DatasetOptions, LoggerOptions, Options, PathOptions, TrainOptions,
                       ValOptions, WandbOptions)
 from .basicsr_names import REDUX_ORIGINS, KeyRule, absent_components_text, rename_table, renamed_components_text
@@ -68,6 +68,24 @@ def _rows(cls: type, prefix: str, skip: tuple = ()) -> List[str]:
     return rows
 
 
+def _model_rows() -> List[str]:
+    """One row per registered model, from its declared requirements."""
+    gt_only = ", ".join(name for name in DATASET_REGISTRY.names()
+                        if spec_of(DATASET_REGISTRY.get(name), DatasetSpec).gt_only)
+    rows = []
+    for name, cls in model_classes():
+        needs = requirements_of(cls)
+        required = [" or ".join(f"`{key}`" for key in keys) for keys in needs.required]
+        if needs.adversarial:
+            required.append("a GAN loss (`train.gan_opt` or a `ganloss` entry of `train.losses`)")
+        if needs.synthesizes_inputs:
+            required.append(f"a training set of GT images to synthesise the LR inputs from ({gt_only})")
+        unused = ", ".join(f"`{key}`" for key in needs.unused)
+        sections = ", ".join(f"`{key}`" for key in needs.sections)
+        rows.append(f"| `{name}` | {'; '.join(required) or '—'} | {unused or '—'} | {sections or '—'} |")
+    return rows
+
+
 def _registered(registry: Registry, injected: tuple) -> List[str]:
     rows = []
     for name in registry.names():
@@ -88,6 +106,8 @@ def options_reference() -> str:
     """Markdown tables of every option key, with type, default and meaning."""
     head = "| key | type | default | meaning |\n|---|---|---|---|"
     parts = [START, "", "### Top level", "", head, *_rows(Options, ""), "",
+             "Model types (`model_type`) and what they need to train:", "",
+             "| model_type | needs | does not use | sections |", "|---|---|---|---|", *_model_rows(), "",
              "### `datasets.<phase>` (phase: `train`, `val`, `val_<x>`, `test_<x>`)", "",
              "Loader keys, for every dataset type:", "", head, *_rows(DatasetOptions, "", skip=("dataset",)),
              "", "Plus `type` and that dataset's own arguments (`scale`, `seed` and whether it is the training "

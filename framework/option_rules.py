@@ -18,29 +18,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import (TYPE_CHECKING, Any, Callable, ClassVar, Dict, List, Literal, Mapping, Optional, Protocol,
-                    Sequence, Tuple, Type, TypeVar)
+from typing import Any, ClassVar, Dict, List, Literal, Mapping, Protocol, Sequence, Tuple
 
 from .registry import MODEL_REGISTRY
+from .schema import ComponentRule, ComponentSpec, Path_, Problem, spec_of
 
-if TYPE_CHECKING:
-    from .options import Options, TrainingOptions
-    from .schema import Component, Path_, Problem
-
-# (the whole options, the component, its key path, problems) -> more problems. It runs when the component's type is
-# valid; an argument it reads may have a problem of its own (keys_valid says which are valid).
-ComponentRule = Callable[["Options", "Component", "Path_", List["Problem"]], None]
-
-
-@dataclass(frozen=True)
-class ComponentSpec:
-    """What a registered class or function says about its ``{type: ..., ...}`` block beyond its signature."""
-
-    # Arguments it has no use for, each with the message that says why (instead of "did you mean").
-    refused: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    # Its own rule over its arguments and the other options.
-    rule: Optional[ComponentRule] = None
-
+__all__ = ["ComponentRule", "ComponentSpec", "DatasetSpec", "LossSpec", "MetricSpec", "ModelRequirements",
+           "OptionSection", "OptionsOwner", "declared_sections", "keys_valid", "model_classes", "requirements_of",
+           "spec_of"]
 
 LossRole = Literal["pixel", "perceptual", "adversarial", "artifact"]
 
@@ -65,15 +50,6 @@ class DatasetSpec(ComponentSpec):
     """``gt_only``: the dataset gives GT images only, for a model that synthesises its LR inputs."""
 
     gt_only: bool = False
-
-
-S = TypeVar("S", bound=ComponentSpec)
-
-
-def spec_of(target: Any, kind: Type[S]) -> S:
-    """The ``option_spec`` a registered class or function declares; the kind's default without one."""
-    spec = getattr(target, "option_spec", None)
-    return spec if isinstance(spec, kind) else kind()
 
 
 @dataclass(frozen=True)
@@ -111,12 +87,12 @@ class OptionsOwner(Protocol):
     requirements: ClassVar[ModelRequirements]
 
     @classmethod
-    def check_options(cls, options: "TrainingOptions", problems: List["Problem"]) -> None:
-        """Its rules beyond :attr:`requirements`, run with the key checks of a training run's options when
-        ``model_type`` names it."""
+    def check_options(cls, options: Any, problems: List[Problem]) -> None:
+        """Its rules beyond :attr:`requirements`, run with the key checks of a training run's options
+        (:class:`~framework.options.TrainingOptions`) when ``model_type`` names it."""
 
 
-def keys_valid(problems: Sequence["Problem"], *paths: "Path_") -> bool:
+def keys_valid(problems: Sequence[Problem], *paths: Path_) -> bool:
     """Whether no problem so far is at or under any of ``paths`` (a rule reads only what validated)."""
     return not any(p.path[:len(path)] == path for p in problems for path in paths)
 

@@ -94,9 +94,9 @@ class TrainOptions:
                              registry=OPTIMIZER_REGISTRY, injected=("params",),
                              hint="e.g. {type: Adam, lr: 2.0e-4}")
     pixel_opt: Optional[Component] = opt(None, doc="Pixel loss: `type` (L1Loss, MSELoss, CharbonnierLoss, or "
-                                             "one of the `losses` family) plus `loss_weight`, `reduction`. SRModel "
-                                             "needs it, `perceptual_opt` or `losses`; optional for GAN models "
-                                             "(logged as `l_g_pix`).",
+                                             "one of the `losses` family) plus `loss_weight`, `reduction`; logged "
+                                             "as `l_pix` (`l_g_pix` in GAN models). Which losses a model needs: "
+                                             "see the model types above.",
                                          registry=LOSS_REGISTRY, hint="e.g. {type: L1Loss, loss_weight: 1.0}")
     perceptual_opt: Optional[Component] = opt(None, doc="VGG perceptual/style loss, `type: "
                                                         "PerceptualLoss` (`layer_weights`, `vgg_type`, "
