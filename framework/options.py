@@ -246,10 +246,8 @@ class Options:
     name: str = opt(doc="Experiment name: names `experiments/<name>/` and `weights/<name>_*`. Letters, digits, "
                         "`_`, `-`, `.`.")
     scale: int = opt(doc="Super-resolution factor (1 for restoration without resizing).", min=1, max=8)
-    model_type: str = opt("SRModel", doc="Training logic (registered model): SRModel, or SRGANModel / "
-                                         "ESRGANModel (GAN fine-tuning: `network_d`, `train.optim_d`, "
-                                         "`train.gan_opt`), or RealESRNetModel / RealESRGANModel (LR inputs "
-                                         "synthesised from GT images: RealESRGANDataset, `degradation`).")
+    model_type: str = opt("SRModel", doc="Training logic: a registered model; the model types below say what "
+                                         "each needs to train.")
     manual_seed: int = opt(0, doc="Seed of everything random: weights, data order, crops and flips.", min=0)
     device: Literal["auto", "cpu", "cuda"] = opt("auto", doc="`auto` = CUDA when available, else CPU.")
     num_threads: Union[int, Literal["auto"], None] = opt(
