@@ -15,7 +15,6 @@ line beside the key errors, in the same one pass.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar, Dict, List, Literal, Mapping, Protocol, Sequence, Tuple
@@ -122,6 +121,3 @@ def declared_sections() -> Dict[str, Tuple[OptionSection, List[str]]]:
             out.setdefault(key, (section, []))[1].append(name)
     return out
 
-
-def section_fields(section: OptionSection) -> Tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(section.schema))
