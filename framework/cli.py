@@ -18,7 +18,7 @@ from .device import device_named
 from .distributed import from_environment, note_clean_exit
 from .errors import UserError
 from .malloc import tune_malloc
-from .options import Options, load_options
+from .options import TrainingOptions, load_options
 from .tester import check_test_options, run_test
 from .tools.args import add_verbose_argument
 from .trainer import Trainer
@@ -69,17 +69,17 @@ def run_main(main: Callable[[List[str]], int], argv: Optional[Sequence[str]] = N
         return 130
 
 
-def options_from_args(args: argparse.Namespace, *, require_train: bool) -> Options:
+def training_options_from_args(args: argparse.Namespace) -> TrainingOptions:
+    """train.py's options: ``--auto-resume`` and ``--debug`` applied."""
     overrides = list(args.overrides)
-    if getattr(args, "auto_resume", False):
+    if args.auto_resume:
         overrides.append("path.resume_path=auto")
-    options = load_options(args.opt, overrides, require_train=require_train, file_checks=check_files)
-    return debug_options(options) if getattr(args, "debug", False) else options
+    options = load_options(args.opt, overrides, file_checks=check_files)
+    return debug_options(options) if args.debug else options
 
 
-def debug_options(options: Options) -> Options:
+def debug_options(options: TrainingOptions) -> TrainingOptions:
     """``--debug``: the same run in miniature, under another name, so nothing real is touched."""
-    assert options.train is not None  # train.py's options (require_train)
     train = dataclasses.replace(options.train, total_iter=min(options.train.total_iter, 8))
     logger = dataclasses.replace(options.logger, print_freq=1, save_checkpoint_freq=4, use_tb_logger=False,
                                  wandb=None)
@@ -94,7 +94,7 @@ def debug_options(options: Options) -> Options:
 def train_main(argv: List[str]) -> int:
     """``python train.py -opt x.yml``: load the options, check and build everything once, train."""
     args = train_parser().parse_args(argv)
-    options = options_from_args(args, require_train=True)
+    options = training_options_from_args(args)
     tune_malloc(options.malloc_tuning)  # before the network and the data are built; the trainer logs it
     # Under torchrun: join the process group first (the model wraps its networks in DDP). On an error this
     # process exits without leaving the group: torchrun then stops the others at once.
@@ -115,7 +115,7 @@ def test_main(argv: List[str]) -> int:
     parser.add_argument("--dry-run", action="store_true",
                         help="validate the options, load the weights and data, report, and write nothing")
     args = parser.parse_args(argv)
-    options = options_from_args(args, require_train=False)
+    options = load_options(args.opt, args.overrides, require_train=False, file_checks=check_files)
     check_test_options(options)
     run_test(options, check_and_build(options), dry_run=args.dry_run)
     return 0

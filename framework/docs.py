@@ -10,8 +10,9 @@ import dataclasses
 import typing
 from typing import Callable, List, NamedTuple
 
-from .options import (DATASET_INJECTED, LOADER_KEYS, DatasetOptions, DegradationOptions, LoggerOptions, Options,
-                      PathOptions, TrainOptions, ValOptions, WandbOptions)
+from .option_rules import DatasetSpec, declared_sections, model_classes, requirements_of, spec_of
+from .options import (DATASET_INJECTED, LOADER_KEYS, DatasetOptions, LoggerOptions, Options, PathOptions, TrainOptions,
+                      ValOptions, WandbOptions)
 from .basicsr_names import REDUX_ORIGINS, KeyRule, absent_components_text, rename_table, renamed_components_text
 from .registry import ALL_REGISTRIES, DATASET_REGISTRY, Registry
 from .schema import Component, describe_annotation, signature_params
@@ -49,6 +50,9 @@ def _rows(cls: type, prefix: str, skip: tuple = ()) -> List[str]:
     hints = typing.get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
+        if cls is Options and f.name == "sections":  # the models' own sections, at this place
+            rows += [f"| `{key}` | section | ~ (none) | {section.doc} |" for key, (section, _) in
+                     declared_sections().items()]
         if f.name in skip or f.metadata.get("internal") or "doc" not in f.metadata:
             continue
         bounds = []
@@ -62,6 +66,24 @@ def _rows(cls: type, prefix: str, skip: tuple = ()) -> List[str]:
             bounds.append(f"< {f.metadata['below']}")
         kind = _type(hints[f.name]) + (f" ({', '.join(bounds)})" if bounds else "")
         rows.append(f"| `{prefix}{f.name}` | {kind} | {_default(f)} | {f.metadata['doc']} |")
+    return rows
+
+
+def _model_rows() -> List[str]:
+    """One row per registered model, from its declared requirements."""
+    gt_only = ", ".join(name for name in DATASET_REGISTRY.names()
+                        if spec_of(DATASET_REGISTRY.get(name), DatasetSpec).gt_only)
+    rows = []
+    for name, cls in model_classes():
+        needs = requirements_of(cls)
+        required = [" or ".join(f"`{key}`" for key in keys) for keys in needs.required]
+        if needs.adversarial:
+            required.append("a GAN loss (`train.gan_opt` or a `ganloss` entry of `train.losses`)")
+        if needs.synthesizes_inputs:
+            required.append(f"a training set of GT images to synthesise the LR inputs from ({gt_only})")
+        unused = ", ".join(f"`{key}`" for key in needs.unused)
+        sections = ", ".join(f"`{key}`" for key in needs.sections)
+        rows.append(f"| `{name}` | {'; '.join(required) or '—'} | {unused or '—'} | {sections or '—'} |")
     return rows
 
 
@@ -85,6 +107,8 @@ def options_reference() -> str:
     """Markdown tables of every option key, with type, default and meaning."""
     head = "| key | type | default | meaning |\n|---|---|---|---|"
     parts = [START, "", "## Top level", "", head, *_rows(Options, ""), "",
+             "Model types (`model_type`) and what they need to train:", "",
+             "| model_type | needs | does not use | sections |", "|---|---|---|---|", *_model_rows(), "",
              "## `datasets.<phase>` (phase: `train`, `val`, `val_<x>`, `test_<x>`)", "",
              "Loader keys, for every dataset type:", "", head, *_rows(DatasetOptions, "", skip=("dataset",)),
              "", "Plus `type` and that dataset's own arguments (`scale`, `seed` and whether it is the training "
@@ -109,14 +133,11 @@ def options_reference() -> str:
               "`val.metrics.<name>` types and their arguments:", "", "| type | arguments |", "|---|---|",
               *_registered(vmeta["registry"], vmeta["injected"]), "",
               "## `logger`", "", head, *_rows(LoggerOptions, "logger."), "",
-              "`logger.wandb` (needs `pip install wandb`):", "", head, *_rows(WandbOptions, "logger.wandb."), "",
-              "## `degradation` (RealESRNetModel, RealESRGANModel)", "",
-              "Real-ESRGAN's option files write these keys at the top level: move them into this section "
-              "(`scripts/convert_options.py` does). The blur kernels are RealESRGANDataset's keys "
-              "(`datasets.train`). See [Real-world SR (Real-ESRGAN)]"
-              "(gan-and-real-esrgan.md#real-world-sr-real-esrgan).", "",
-              head, *_rows(DegradationOptions, "degradation."), "",
-              "## `network_g` (and `network_d`) types and their arguments", "", "| type | arguments |", "|---|---|",
+              "`logger.wandb` (needs `pip install wandb`):", "", head, *_rows(WandbOptions, "logger.wandb."), ""]
+    for key, (section, owners) in declared_sections().items():
+        parts += [f"## `{key}` ({', '.join(owners)})", "", *([section.notes, ""] if section.notes else []),
+                  head, *_rows(section.schema, f"{key}."), ""]
+    parts += ["## `network_g` (and `network_d`) types and their arguments", "", "| type | arguments |", "|---|---|",
               *_registered(nmeta["registry"], ()), "", END]
     assert LOADER_KEYS  # the loader keys above are exactly DatasetOptions' fields
     return "\n".join(parts)
@@ -141,8 +162,8 @@ def redux_reference() -> str:
 
 def _exists_here(rule: KeyRule) -> bool:
     """Whether the schema has the rule's key in its section (the table then no longer applies to it)."""
-    sections = {"": Options, "degradation": DegradationOptions, "path": PathOptions, "train": TrainOptions,
-                "val": ValOptions, "logger": LoggerOptions}
+    sections = {"": Options, "path": PathOptions, "train": TrainOptions, "val": ValOptions, "logger": LoggerOptions,
+                **{key: section.schema for key, (section, _) in declared_sections().items()}}
     if rule.where == "datasets.*":  # still applies while some dataset type lacks the key
         return rule.key in LOADER_KEYS or all(rule.key in signature_params(DATASET_REGISTRY.get(dataset))[0]
                                               for dataset in DATASET_REGISTRY.names())

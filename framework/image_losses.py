@@ -9,14 +9,21 @@ traiNNer-redux runs them.
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal, Optional, Sequence, Tuple
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Callable, List, Literal, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .errors import UserError
+from .loss_set import loss_weight
+from .option_rules import LossSpec, keys_valid
 from .registry import LOSS_REGISTRY
+from .schema import Component, Path_, Problem
+
+if TYPE_CHECKING:
+    from .options import Options
 
 Criterion = Literal["l1", "l2", "charbonnier"]
 # MS-SSIM's exponents of its five scales (Wang, Simoncelli, Bovik 2003).
@@ -252,6 +259,15 @@ def artifact_map(gt: Tensor, output: Tensor, output_ema: Tensor, ksize: int = 7)
     return torch.where(residual < residual_ema, torch.zeros_like(weight), weight)
 
 
+def needs_ema(options: Options, component: Component, path: Path_, problems: List[Problem]) -> None:
+    """LDL's rule: its artefact map compares with the EMA generator's output, so training keeps an EMA."""
+    if options.train is None or not keys_valid(problems, path + ("loss_weight",), ("train", "ema_decay")):
+        return
+    if options.train.ema_decay == 0 and loss_weight(component) != 0:
+        problems.append(Problem(path + ("type",), f"{component.type} compares with the EMA generator's output: set "
+                                                  "train.ema_decay (e.g. 0.999)"))
+
+
 @LOSS_REGISTRY.register()
 class LDLLoss(nn.Module):
     """Locally discriminative learning (Liang et al., "Details or Artifacts", CVPR 2022):
@@ -259,7 +275,7 @@ class LDLLoss(nn.Module):
     with the output of the EMA generator (``train.ema_decay``) and carries no gradient of its own."""
 
     float32 = True
-    loss_role = "artifact"  # called with (output, EMA output, gt) (framework.loss_set)
+    option_spec = LossSpec(role="artifact", rule=needs_ema)  # called with (output, EMA output, gt)
 
     def __init__(self, criterion: Criterion = "l1", loss_weight: float = 1.0) -> None:
         super().__init__()
@@ -414,7 +430,8 @@ class FLIPLoss(nn.Module):
     float32 = True
     csf: Tensor
     features: Tensor
-    refused_arguments = {"warmup_iter": "'warmup_iter' does nothing in traiNNer-redux's FLIP loss either; remove it"}
+    option_spec = LossSpec(refused=MappingProxyType({
+        "warmup_iter": "'warmup_iter' does nothing in traiNNer-redux's FLIP loss either; remove it"}))
 
     def __init__(self, pixels_per_degree: float = 3840 * math.pi / 180, loss_weight: float = 1.0) -> None:
         super().__init__()

@@ -3,9 +3,10 @@ traiNNer-redux's ``losses:`` list, built and run one way.
 
 Each loss is a :class:`LossEntry` (its log name, its option key, its component). Entries whose
 ``loss_weight`` is 0 are dropped before anything is built, so a disabled loss costs nothing (traiNNer-redux's
-templates list their optional losses at weight 0). A loss class says how it is called by its ``loss_role``:
-``pixel`` (output, GT; the default), ``perceptual`` (two terms, ``percep`` and ``style``), ``adversarial``
-(the GAN loss: the model runs it on its discriminator) or ``artifact`` (output, EMA output, GT: LDL).
+templates list their optional losses at weight 0). A loss class says how it is called by the role of its
+``option_spec`` (:class:`~framework.option_rules.LossSpec`): ``pixel`` (output, GT; the default), ``perceptual``
+(two terms, ``percep`` and ``style``), ``adversarial`` (the GAN loss: the model runs it on its discriminator)
+or ``artifact`` (output, EMA output, GT: LDL).
 A loss with ``float32 = True`` runs in float32 outside autocast (mixed precision).
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import torch
 from torch import nn
 
+from .option_rules import LossSpec, spec_of
 from .registry import LOSS_REGISTRY
 from .schema import Component
 
@@ -63,24 +65,28 @@ class LossEntry:
 
     @property
     def weight(self) -> float:
-        """``loss_weight`` as given, else the class's default (1 for every loss here). A :data:`NOT_PROVIDED`
-        entry is in the options only at weight 0."""
-        if "loss_weight" in self.component.kwargs:
-            return float(self.component.kwargs["loss_weight"])
-        parameter = inspect.signature(LOSS_REGISTRY.get(self.component.type)).parameters.get("loss_weight")
-        default = parameter.default if parameter is not None else 1.0
-        return float(default) if isinstance(default, (int, float)) else 1.0
+        return loss_weight(self.component)
 
     def suffixed(self, term: str) -> str:
         """A second term of this entry (``style`` beside ``percep``), numbered as the entry is."""
         return term + self.name[len(self.name.rstrip("0123456789_")):]
 
 
+def loss_weight(component: Component) -> float:
+    """``loss_weight`` as given, else the class's default (1 for every loss here). A :data:`NOT_PROVIDED`
+    entry is in the options only at weight 0."""
+    if "loss_weight" in component.kwargs:
+        return float(component.kwargs["loss_weight"])
+    parameter = inspect.signature(LOSS_REGISTRY.get(component.type)).parameters.get("loss_weight")
+    default = parameter.default if parameter is not None else 1.0
+    return float(default) if isinstance(default, (int, float)) else 1.0
+
+
 def role_of(type_name: str) -> str:
-    """A loss class's ``loss_role`` (``pixel`` without one, and for a weight-0 entry of a loss not provided)."""
+    """A loss class's role (``pixel`` without a LossSpec, and for a weight-0 entry of a loss not provided)."""
     if type_name not in LOSS_REGISTRY:
         return "pixel"
-    return getattr(LOSS_REGISTRY.get(type_name), "loss_role", "pixel")
+    return spec_of(LOSS_REGISTRY.get(type_name), LossSpec).role
 
 
 def all_entries(pixel_opt: Optional[Component], perceptual_opt: Optional[Component], gan_opt: Optional[Component],

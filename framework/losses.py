@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .errors import UserError
+from .option_rules import LossSpec
 from .registry import LOSS_REGISTRY
 
 Reduction = Literal["mean", "sum", "none"]
@@ -80,7 +81,7 @@ class GANLoss(nn.Module):
     loss is its own objective.
     """
 
-    loss_role = "adversarial"  # for train.gan_opt (framework.options checks it)
+    option_spec = LossSpec(role="adversarial")  # for train.gan_opt
 
     def __init__(self, gan_type: GanType = "vanilla", real_label_val: float = 1.0, fake_label_val: float = 0.0,
                  loss_weight: float = 1.0) -> None:

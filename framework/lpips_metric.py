@@ -18,6 +18,7 @@ import torch
 
 from .checkpoint import safe_load
 from .errors import UserError
+from .option_rules import MetricSpec
 from .registry import METRIC_REGISTRY
 
 _BACKBONES = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
@@ -81,4 +82,4 @@ def calculate_lpips(img: torch.Tensor, img2: torch.Tensor, crop_border: int = 0,
                          f"for the {net} backbone ({str(exc).splitlines()[0]})") from exc
 
 
-calculate_lpips.better = "lower"  # BasicSR's `better`: LPIPS is a distance
+calculate_lpips.option_spec = MetricSpec(better="lower")  # BasicSR's `better`: LPIPS is a distance

@@ -14,6 +14,7 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
+from .option_rules import MetricSpec
 from .registry import METRIC_REGISTRY
 
 __all__ = ["calculate_psnr", "calculate_ssim", "tensor_to_uint8", "rgb_to_y"]
@@ -92,7 +93,7 @@ def calculate_psnr(img: torch.Tensor, img2: torch.Tensor, crop_border: int = 0,
     return 10.0 * math.log10(255.0 * 255.0 / mse)
 
 
-calculate_psnr.better = "higher"  # BasicSR's `better`; LPIPS/NIQE would say lower
+calculate_psnr.option_spec = MetricSpec(better="higher")  # BasicSR's `better`; LPIPS/NIQE would say lower
 
 
 def _gaussian_window(device: torch.device) -> torch.Tensor:
@@ -137,4 +138,4 @@ def calculate_ssim(img: torch.Tensor, img2: torch.Tensor, crop_border: int = 0,
     return float(_ssim_per_channel(img, img2).mean().item())
 
 
-calculate_ssim.better = "higher"
+calculate_ssim.option_spec = MetricSpec(better="higher")

@@ -17,12 +17,14 @@ from __future__ import annotations
 import bisect
 import importlib
 import math
+from types import MappingProxyType
 from typing import Any, Dict, Iterable, List, Literal, Optional, Sequence, Tuple
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from .errors import UserError
+from .option_rules import ComponentSpec
 from .registry import OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY
 
 for _optimizer in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
@@ -402,8 +404,9 @@ class ReduceLROnPlateau(IterationLR):
     beyond ``threshold``, relative or absolute; ``cooldown`` validations of rest after a reduction; never
     below ``min_lr``). Whether higher is better comes from the metric. The counters are saved in the ``.pt``."""
 
-    refused_arguments = {"mode": "ReduceLROnPlateau takes its mode from the metric it monitors (val.metrics.<name>"
-                                 ".better, else the metric's own direction); remove mode"}
+    option_spec = ComponentSpec(refused=MappingProxyType({
+        "mode": "ReduceLROnPlateau takes its mode from the metric it monitors (val.metrics.<name>.better, else the "
+                "metric's own direction); remove mode"}))
 
     def __init__(self, optimizer: torch.optim.Optimizer, monitor: Optional[str] = None, factor: float = 0.1,
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: Literal["rel", "abs"] = "rel",

@@ -12,17 +12,22 @@ import re
 import typing
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
+from typing import (Any, Callable, Dict, Iterator, List, Literal, Mapping, Optional, Sequence, Tuple, Type, TypeVar,
+                    Union, overload)
 
 import yaml
 
 from .basicsr_names import inferred_model_type, model_type_fix, reading
 from .errors import UserError, did_you_mean
-from .loss_set import NOT_PROVIDED, all_entries
+from .loss_set import NOT_PROVIDED
+from .option_rules import (ComponentSpec, LossSpec, MetricSpec, ModelRequirements, OptionsOwner, declared_sections,
+                           keys_valid, requirements_of, spec_of)
 from .registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY,
-                       OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY)
+                       OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY, Registry)
 from .schema import (Component, Path_, Problem, YamlSource, build_component, build_section, build_value,
                      coerce, format_problems, freeze, not_registered, opt, plain, signature_params)
+
+SectionT = TypeVar("SectionT")
 
 # The dataset classes get these from the framework (top-level `scale`, `manual_seed`, and the phase).
 DATASET_INJECTED = ("scale", "seed", "train")
@@ -89,9 +94,9 @@ class TrainOptions:
                              registry=OPTIMIZER_REGISTRY, injected=("params",),
                              hint="e.g. {type: Adam, lr: 2.0e-4}")
     pixel_opt: Optional[Component] = opt(None, doc="Pixel loss: `type` (L1Loss, MSELoss, CharbonnierLoss, or "
-                                             "one of the `losses` family) plus `loss_weight`, `reduction`. SRModel "
-                                             "needs it, `perceptual_opt` or `losses`; optional for GAN models "
-                                             "(logged as `l_g_pix`).",
+                                             "one of the `losses` family) plus `loss_weight`, `reduction`; logged "
+                                             "as `l_pix` (`l_g_pix` in GAN models). Which losses a model needs: "
+                                             "see the model types above.",
                                          registry=LOSS_REGISTRY, hint="e.g. {type: L1Loss, loss_weight: 1.0}")
     perceptual_opt: Optional[Component] = opt(None, doc="VGG perceptual/style loss, `type: "
                                                         "PerceptualLoss` (`layer_weights`, `vgg_type`, "
@@ -234,81 +239,6 @@ class LoggerOptions:
                     "core (the writer would take the core training runs on); `false` = save in the loop.")
 
 
-ResizeModes = Tuple[Literal["area", "bilinear", "bicubic", "nearest-exact", "lanczos"], ...]
-RESIZE_MODES = ("area", "bilinear", "bicubic")  # Real-ESRGAN's, each as likely
-
-
-@dataclass(frozen=True, kw_only=True)
-class DegradationOptions:
-    """RealESRNetModel / RealESRGANModel: the synthetic degradation made on the training device (Real-ESRGAN's
-    keys, which its files write at the top level). The blur kernels are the dataset's keys
-    (`datasets.train`, RealESRGANDataset)."""
-
-    gt_size: Optional[int] = opt(None, doc="The GT patch size the degraded crops are cut to; none = "
-                                           "`datasets.train.gt_size` (they must agree when both are set).", min=1)
-    queue_size: int = opt(180, doc="Training-pair pool: degraded pairs are kept and shuffled across batches so "
-                                   "one batch mixes degradations; a multiple of the loader batch "
-                                   "(`batch_size_per_gpu` x `accumulate_steps`); 0 = no pool. Saved in the `.pt` "
-                                   "(8-bit: queue_size x 3 x (gt_size^2 + (gt_size/scale)^2) bytes).", min=0)
-    gt_usm: bool = opt(True, doc="RealESRNetModel: sharpen the GT (unsharp masking) before degrading it; the "
-                                 "loss then compares with the sharpened GT.")
-    l1_gt_usm: bool = opt(True, doc="RealESRGANModel: the pixel loss compares with the sharpened GT.")
-    percep_gt_usm: bool = opt(True, doc="RealESRGANModel: the perceptual loss compares with the sharpened GT.")
-    gan_gt_usm: bool = opt(False, doc="RealESRGANModel: the discriminator sees the sharpened GT as real.")
-    high_order_degradation: bool = opt(True, doc="Real-ESRGAN's switch: `true` synthesises the LR inputs from "
-                                                 "GT images (RealESRGANDataset); `false` trains on stored LR/HR "
-                                                 "pairs as they are (RealESRGANPairedDataset, Real-ESRGAN's "
-                                                 "fine-tuning recipe: no degradation added, no pool; the GT is "
-                                                 "sharpened where `l1_gt_usm`, `percep_gt_usm`, `gan_gt_usm` "
-                                                 "say).")
-    lq_usm: bool = opt(False, doc="traiNNer-redux's LQ sharpening: unsharp masking of the image before it is "
-                                  "degraded, with a radius drawn per batch from `lq_usm_radius_range`.")
-    lq_usm_radius_range: Tuple[int, int] = opt((1, 25), doc="With `lq_usm`: the range of the unsharp mask's "
-                                                            "Gaussian radius (pixels).")
-    blur_prob: float = opt(1.0, doc="First stage: chance of the first blur (`kernel1`); Real-ESRGAN always "
-                                    "blurs (1).", min=0.0, max=1.0)
-    resize_prob: Tuple[float, float, float] = opt((0.2, 0.7, 0.1), doc="First stage: chances of resizing up, "
-                                                                       "down, or keeping the size.")
-    resize_range: Tuple[float, float] = opt((0.15, 1.5), doc="First stage: resize factor range (down from the low "
-                                                             "end to 1, up from 1 to the high end).")
-    resize_mode_list: ResizeModes = opt(
-        RESIZE_MODES, doc="First stage: the resize modes drawn from (`area`, `bilinear`, "
-                                             "`bicubic`, `nearest-exact`, `lanczos`: Lanczos-3, antialiased when "
-                                             "shrinking).")
-    resize_mode_prob: Tuple[float, ...] = opt((1.0, 1.0, 1.0), doc="First stage: the weight of each mode of "
-                                                                   "`resize_mode_list` (normalised).")
-    gaussian_noise_prob: float = opt(0.5, doc="First stage: chance of Gaussian noise (else Poisson noise).",
-                                     min=0.0, max=1.0)
-    noise_range: Tuple[float, float] = opt((1.0, 30.0), doc="First stage: Gaussian noise sigma range, in 8-bit "
-                                                            "levels.")
-    poisson_scale_range: Tuple[float, float] = opt((0.05, 3.0), doc="First stage: Poisson noise scale range.")
-    gray_noise_prob: float = opt(0.4, doc="First stage: chance that the noise is gray (the same in every "
-                                          "channel).", min=0.0, max=1.0)
-    jpeg_range: Tuple[float, float] = opt((30.0, 95.0), doc="First stage: JPEG quality range (one quality per "
-                                                            "image).")
-    jpeg_prob: float = opt(1.0, doc="First stage: chance of the JPEG compression; Real-ESRGAN always compresses "
-                                    "(1).", min=0.0, max=1.0)
-    second_blur_prob: float = opt(0.8, doc="Second stage: chance of the second blur (`kernel2`).", min=0.0,
-                                  max=1.0)
-    resize_prob2: Tuple[float, float, float] = opt((0.3, 0.4, 0.3), doc="Second stage: as `resize_prob`.")
-    resize_range2: Tuple[float, float] = opt((0.3, 1.2), doc="Second stage: as `resize_range` (relative to the "
-                                                             "LR size).")
-    resize_mode_list2: ResizeModes = opt(RESIZE_MODES, doc="Second stage: as `resize_mode_list`.")
-    resize_mode_prob2: Tuple[float, ...] = opt((1.0, 1.0, 1.0), doc="Second stage: as `resize_mode_prob`.")
-    gaussian_noise_prob2: float = opt(0.5, doc="Second stage: as `gaussian_noise_prob`.", min=0.0, max=1.0)
-    noise_range2: Tuple[float, float] = opt((1.0, 25.0), doc="Second stage: as `noise_range`.")
-    poisson_scale_range2: Tuple[float, float] = opt((0.05, 2.5), doc="Second stage: as `poisson_scale_range`.")
-    gray_noise_prob2: float = opt(0.4, doc="Second stage: as `gray_noise_prob`.", min=0.0, max=1.0)
-    jpeg_range2: Tuple[float, float] = opt((30.0, 95.0), doc="Second stage: as `jpeg_range` (the last JPEG).")
-    jpeg_prob2: float = opt(1.0, doc="Second stage: as `jpeg_prob` (the last JPEG).", min=0.0, max=1.0)
-    resize_mode_list3: ResizeModes = opt(RESIZE_MODES, doc="The final resize to the LR size: as `resize_mode_list`.")
-    resize_mode_prob3: Tuple[float, ...] = opt((1.0, 1.0, 1.0), doc="The final resize: as `resize_mode_prob`.")
-
-
-# The Real-ESRGAN keys of DegradationOptions (its files write them at the top level).
-DEGRADATION_KEYS = tuple(f.name for f in dataclasses.fields(DegradationOptions))
-
-
 @dataclass(frozen=True, kw_only=True)
 class Options:
     """The whole validated configuration; read-only."""
@@ -316,10 +246,8 @@ class Options:
     name: str = opt(doc="Experiment name: names `experiments/<name>/` and `weights/<name>_*`. Letters, digits, "
                         "`_`, `-`, `.`.")
     scale: int = opt(doc="Super-resolution factor (1 for restoration without resizing).", min=1, max=8)
-    model_type: str = opt("SRModel", doc="Training logic (registered model): SRModel, or SRGANModel / "
-                                         "ESRGANModel (GAN fine-tuning: `network_d`, `train.optim_d`, "
-                                         "`train.gan_opt`), or RealESRNetModel / RealESRGANModel (LR inputs "
-                                         "synthesised from GT images: RealESRGANDataset, `degradation`).")
+    model_type: str = opt("SRModel", doc="Training logic: a registered model; the model types below say what "
+                                         "each needs to train.")
     manual_seed: int = opt(0, doc="Seed of everything random: weights, data order, crops and flips.", min=0)
     device: Literal["auto", "cpu", "cuda"] = opt("auto", doc="`auto` = CUDA when available, else CPU.")
     num_threads: Union[int, Literal["auto"], None] = opt(
@@ -343,8 +271,10 @@ class Options:
                                    "`span` or `dat_2`, or `auto`: the network of `path.pretrain_path`) plus its "
                                    "constructor arguments; see Networks.", registry=ARCH_REGISTRY,
                                hint="e.g. {type: MSRResNet, num_feat: 64, num_block: 16, upscale: 4}")
-    degradation: Optional[DegradationOptions] = opt(None, doc="RealESRNetModel / RealESRGANModel: the synthetic "
-                                                              "degradation; see `degradation.*`.")
+    # The top-level sections the models own (option_rules.OptionSection), by key, for the model that declares
+    # them (Real-ESRGAN's `degradation`); read them with `section`.
+    sections: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}),
+                                                    metadata={"internal": True})
     network_d: Optional[Component] = opt(None, doc="GAN models: the discriminator, `type` "
                                                    "(VGGStyleDiscriminator, UNetDiscriminatorSN, dunet) plus its "
                                                    "arguments.", registry=ARCH_REGISTRY,
@@ -364,6 +294,11 @@ class Options:
             return UserError(format_problems(problems, None))
         return UserError(format_problems(problems, self.origin.source, self.origin.overridden))
 
+    def section(self, key: str, schema: Type[SectionT]) -> SectionT:
+        """A model's own top-level section (``degradation``) as given, else its defaults."""
+        value = self.sections.get(key)
+        return value if isinstance(value, schema) else schema()
+
     @property
     def train_set(self) -> Optional[DatasetOptions]:
         return self.datasets.get("train")
@@ -376,15 +311,34 @@ class Options:
         """The effective configuration as plain Python types (safe to store in a checkpoint)."""
         out = {}
         for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "sections":  # each known section at this place, none where not given
+                out.update({key: plain(value.get(key)) for key in declared_sections()})
+                continue
             if f.metadata.get("internal"):
                 continue
-            value = getattr(self, f.name)
             if f.name == "datasets":
                 value = {k: dataset_to_plain(d) for k, d in value.items()}
             elif f.name == "val" and value is not None:
                 value = {**plain(value), "metrics": {k: c.to_plain() for k, c in value.metrics.items()}}
             out[f.name] = plain(value)
         return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingOptions(Options):
+    """The options of a training run (train.py): the ``train`` section is there."""
+
+    train: TrainOptions = opt(doc="Training: see `train.*`; required by train.py.")
+
+
+def as_training(options: Options) -> Optional[TrainingOptions]:
+    """``options`` as a training run's, or None without a ``train`` section."""
+    if options.train is None:
+        return None
+    if isinstance(options, TrainingOptions):
+        return options
+    return TrainingOptions(**{f.name: getattr(options, f.name) for f in dataclasses.fields(options)})
 
 
 @dataclass(frozen=True)
@@ -456,9 +410,20 @@ def read_source(path: str) -> YamlSource:
 FileChecks = Callable[[Options, List[Problem], Callable[[Path_], bool]], None]
 
 
+@overload
+def load_options(path: str, overrides: Sequence[str] = (), *, require_train: Literal[True] = True,
+                 file_checks: Optional[FileChecks] = None) -> TrainingOptions: ...
+
+
+@overload
+def load_options(path: str, overrides: Sequence[str] = (), *, require_train: bool,
+                 file_checks: Optional[FileChecks] = None) -> Options: ...
+
+
 def load_options(path: str, overrides: Sequence[str] = (), *, require_train: bool = True,
                  file_checks: Optional[FileChecks] = None) -> Options:
     """Read, override and validate the keys; raises :class:`UserError` listing every problem, one per line.
+    Options with a ``train`` section (always with ``require_train``) come back as :class:`TrainingOptions`.
 
     Pure: it reads the one file and touches nothing else. What the options point at (folders, images,
     checkpoints, the device) is checked when the run is built (:func:`framework.checks.check_and_build`);
@@ -481,7 +446,8 @@ def load_options(path: str, overrides: Sequence[str] = (), *, require_train: boo
 
 
 def validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: bool = True) -> Optional[Options]:
-    """The key-level checks: names, types, bounds, registered types and their arguments."""
+    """The key-level checks: names, types, bounds, registered types and their arguments, and the rules of the
+    model and of each component the options name (:mod:`framework.option_rules`)."""
     with reading(raw):
         return _validate(dict(raw), problems, require_train=require_train)
 
@@ -493,6 +459,8 @@ def _validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: bo
         problems.append(Problem(("model_type",), fix.message, fix))
         raw["model_type"] = inferred
     datasets_raw = raw.pop("datasets", None)
+    sections_raw = {key: raw.pop(key) for key in declared_sections() if key in raw}
+    sections_raw = {key: value for key, value in sections_raw.items() if value is not None}  # null: not given
     metrics_raw = None
     val_raw = raw.get("val")
     if isinstance(val_raw, dict) and "metrics" in val_raw:
@@ -541,18 +509,41 @@ def _validate(raw: Dict[str, Any], problems: List[Problem], *, require_train: bo
         problems.append(problem)
         if problem.fix is not None and problem.fix.action == "rename":  # neosr's name: checked as the one meant
             options = dataclasses.replace(options, model_type=problem.fix.new_value)
-    if options.model_type in MODEL_REGISTRY:
-        _check_model_keys(options, MODEL_REGISTRY.get(options.model_type), problems)
-        _check_synthesis(options, MODEL_REGISTRY.get(options.model_type), datasets.get("train"), problems)
+    model = MODEL_REGISTRY.get(options.model_type) if options.model_type in MODEL_REGISTRY else None
+    replace["sections"] = MappingProxyType(_build_sections(sections_raw, options.model_type, model, problems))
     options = dataclasses.replace(options, **replace)
+    if model is not None:
+        _check_model_keys(options, requirements_of(model), problems)
     if options.train is not None:
         _check_loss_roles(options.train, problems)
-        _check_metric_schedules(options, problems)
-        if options.model_type in MODEL_REGISTRY:
-            _check_losses(options, MODEL_REGISTRY.get(options.model_type), problems)
+        _check_metric_schedules(options.train, options.val, problems)
     if options.network_g is not None and not any(p.path[:1] in (("scale",), ("network_g",)) for p in problems):
         options = dataclasses.replace(options, network_g=_check_network(options, datasets.get("train"), problems))
-    return options
+    training = as_training(options)
+    if training is None:
+        return options
+    if model is not None:
+        typing.cast(OptionsOwner, model).check_options(training, problems)
+    _check_components(training, problems)
+    return training
+
+
+def _build_sections(raw: Dict[str, Any], model_type: str, model: Any, problems: List[Problem]) -> Dict[str, Any]:
+    """The top-level sections models own (``degradation``), each built with its schema; one given to a model
+    that does not declare it is a problem at its key."""
+    declared = declared_sections()
+    own = requirements_of(model).sections if model is not None else {}
+    out: Dict[str, Any] = {}
+    for key, value in raw.items():
+        section, owners = declared[key]
+        section = own.get(key, section)
+        if model is not None and key not in own:
+            problems.append(Problem((key,), f"{model_type} does not use it{section.unused_because}; remove it, or "
+                                            f"set model_type: {' or '.join(owners)}"))
+        built = build_section(section.schema, value, (key,), problems)
+        if built is not None:
+            out[key] = built
+    return out
 
 
 def _check_network(options: Options, train_set: Optional[DatasetOptions], problems: List[Problem]) -> Component:
@@ -564,9 +555,6 @@ def _check_network(options: Options, train_set: Optional[DatasetOptions], proble
     if options.train is not None and train_set is not None and train_set.dataset is not None:
         check_patch_size(network, options.scale, train_set.dataset.kwargs.get("gt_size"),
                          ("datasets", "train", "gt_size"), problems)
-        if options.degradation is not None:
-            check_patch_size(network, options.scale, options.degradation.gt_size, ("degradation", "gt_size"),
-                             problems)
     return network
 
 
@@ -577,63 +565,58 @@ def _dotted(options: Options, key: str) -> Any:
     return value
 
 
-def _check_model_keys(options: Options, model: Any, problems: List[Problem]) -> None:
-    """The keys a model type needs to train (``required_options``: dotted keys, ``a|b`` for either) and the
-    ones it would ignore (``unused_options``), so a GAN key in an SRModel file is not silently ignored."""
-    for entry in getattr(model, "required_options", ()) if options.train is not None else ():
-        key, *others = entry.split("|")  # "a|b": a, b or both
+def _check_model_keys(options: Options, requirements: ModelRequirements, problems: List[Problem]) -> None:
+    """The keys a model type needs to train (an entry of several keys: one of them) and the ones it would
+    ignore, so a GAN key in an SRModel file is not silently ignored."""
+    for key, *others in requirements.required if options.train is not None else ():
         if all(_dotted(options, k) is None for k in (key, *others)):
             meta = _field_meta(key)
             hint = f" ({meta['hint']})" if meta.get("hint") else ""
             alternatives = "".join(f" or {k}" for k in others)
             problems.append(Problem(tuple(key.split(".")), f"missing required key for {options.model_type}"
                                                            f"{alternatives}{hint}"))
-    for key in getattr(model, "unused_options", ()):
+    for key in requirements.unused:
         if _dotted(options, key) is not None:
-            problems.append(Problem(tuple(key.split(".")), f"{options.model_type} does not use it; remove it, or "
-                                                           "set model_type: ESRGANModel or SRGANModel to train a GAN"))
+            fix = f", or {requirements.unused_fix}" if requirements.unused_fix else ""
+            problems.append(Problem(tuple(key.split(".")), f"{options.model_type} does not use it; remove it{fix}"))
 
 
-SYNTHESIS_MODELS = "RealESRNetModel or RealESRGANModel"
+def _check_components(options: TrainingOptions, problems: List[Problem]) -> None:
+    """Each named component's own rule (its ``option_spec.rule``), where its type is valid."""
+    for path, component, registry in _components(options, ()):
+        if component.type in registry and keys_valid(problems, path + ("type",)):
+            rule = spec_of(registry.get(component.type), ComponentSpec).rule
+            if rule is not None:
+                rule(options, component, path, problems)
 
 
-def _check_synthesis(options: Options, model: Any, train_set: Optional[DatasetOptions],
-                     problems: List[Problem]) -> None:
-    """A model that synthesises its LR inputs (``synthesizes_inputs``) and a dataset of GT images only
-    (``gt_only``) go together; the ``degradation`` section belongs to such a model."""
-    synthesizes = bool(getattr(model, "synthesizes_inputs", False))
-    if not synthesizes and options.degradation is not None:
-        problems.append(Problem(("degradation",), f"{options.model_type} does not use it (it trains on the "
-                                                  f"dataset's LR images); remove it, or set model_type: "
-                                                  f"{SYNTHESIS_MODELS}"))
-    dataset = train_set.dataset if train_set is not None else None
-    if options.train is None or dataset is None or dataset.type not in DATASET_REGISTRY:
-        return
-    gt_only = bool(getattr(DATASET_REGISTRY.get(dataset.type), "gt_only", False))
-    paired = not (options.degradation or DegradationOptions()).high_order_degradation
-    if gt_only and not synthesizes:
-        problems.append(Problem(("datasets", "train", "type"), f"{dataset.type} gives GT images only, for a model "
-                                                               f"that synthesises the LR inputs: set model_type: "
-                                                               f"{SYNTHESIS_MODELS}"))
-    elif synthesizes and gt_only and paired:
-        problems.append(Problem(("datasets", "train", "type"), f"{dataset.type} gives GT images only, and "
-                                                               "degradation.high_order_degradation: false trains on "
-                                                               "stored LR images: use RealESRGANPairedDataset "
-                                                               "(dataroot_gt, dataroot_lq), or set it to true"))
-    elif synthesizes and not gt_only and not paired:
-        problems.append(Problem(("datasets", "train", "type"), f"{options.model_type} synthesises its LR inputs "
-                                                               f"from GT images and kernels: use RealESRGANDataset "
-                                                               f"(not {dataset.type}), or set "
-                                                               "degradation.high_order_degradation: false to train "
-                                                               f"on {dataset.type}'s LR images as they are"))
+def _components(value: Any, path: Path_) -> Iterator[Tuple[Path_, Component, Registry]]:
+    """Every ``{type: ...}`` component under a section (a dataclass), with its key path and registry."""
+    for f in dataclasses.fields(value):
+        if f.metadata.get("internal"):
+            continue
+        item, where = getattr(value, f.name), path + (f.name,)
+        registry = f.metadata.get("registry")
+        if registry is not None and f.name == "dataset" and isinstance(item, Component):
+            yield path, item, registry  # a dataset's keys sit in its phase's block
+        elif registry is not None and isinstance(item, Component):
+            yield where, item, registry
+        elif registry is not None and isinstance(item, (tuple, Mapping)):
+            pairs = item.items() if isinstance(item, Mapping) else enumerate(item)
+            yield from ((where + (key,), c, registry) for key, c in pairs if isinstance(c, Component))
+        elif dataclasses.is_dataclass(item):
+            yield from _components(item, where)
+        elif isinstance(item, Mapping):
+            for key, section in item.items():
+                if dataclasses.is_dataclass(section):
+                    yield from _components(section, where + (key,))
 
 
-def _check_metric_schedules(options: Options, problems: List[Problem]) -> None:
+def _check_metric_schedules(train: TrainOptions, val: Optional[ValOptions], problems: List[Problem]) -> None:
     """A schedule that reacts to a validation metric (``monitor``) needs validation with that metric."""
-    assert options.train is not None
-    metrics = list(options.val.metrics) if options.val is not None else []
+    metrics = list(val.metrics) if val is not None else []
     for key in ("scheduler", "scheduler_d"):
-        component = getattr(options.train, key)
+        component = getattr(train, key)
         if component is None or component.type not in SCHEDULER_REGISTRY or \
                 not hasattr(SCHEDULER_REGISTRY.get(component.type), "report"):
             continue
@@ -647,7 +630,7 @@ def _check_metric_schedules(options: Options, problems: List[Problem]) -> None:
                                                                f"{', '.join(metrics)})"))
 
 
-# Which kind of loss each loss key takes (a loss class's ``loss_role``; losses without one are pixel losses).
+# Which kind of loss each loss key takes (a loss class's LossSpec.role).
 LOSS_ROLES = {"pixel_opt": "pixel", "perceptual_opt": "perceptual", "gan_opt": "adversarial"}
 
 
@@ -657,7 +640,7 @@ def _check_loss_roles(train: TrainOptions, problems: List[Problem]) -> None:
         component = getattr(train, key)
         if component is None:
             continue
-        own = getattr(LOSS_REGISTRY.get(component.type), "loss_role", "pixel")
+        own = spec_of(LOSS_REGISTRY.get(component.type), LossSpec).role
         if own != role:
             takes = next((k for k, r in LOSS_ROLES.items() if r == own), None)
             move = f" (it belongs under train.{takes})" if takes else " (list it in train.losses)"
@@ -693,43 +676,6 @@ def _build_losses(raw: Any, problems: List[Problem]) -> Tuple[Component, ...]:
         if component is not None:
             out.append(component)
     return tuple(out)
-
-
-def _check_losses(options: Options, model: Any, problems: List[Problem]) -> None:
-    """What the model makes of its losses: one GAN loss in a GAN model (``adversarial``) and none elsewhere,
-    an EMA for LDL, and at least one loss with a nonzero weight."""
-    train = options.train
-    assert train is not None
-    entries = all_entries(train.pixel_opt, train.perceptual_opt, train.gan_opt, train.losses or ())
-    active = [entry for entry in entries if entry.weight != 0]
-    adversarial = [entry for entry in active if entry.role == "adversarial"]
-    at = options.model_type
-    if getattr(model, "adversarial", False):
-        disabled = [entry for entry in entries if entry.role == "adversarial" and entry.weight == 0]
-        if not adversarial and disabled:
-            problems.append(Problem(("train", *disabled[0].key, "loss_weight"), f"{at} trains against its GAN loss: "
-                                                                                "give it a nonzero loss_weight (e.g. "
-                                                                                "0.1), or use SRModel"))
-        elif not adversarial:
-            problems.append(Problem(("train", "gan_opt"), f"missing required key for {at} (or a ganloss entry in "
-                                                          "train.losses) (e.g. {type: GANLoss, gan_type: vanilla, "
-                                                          "loss_weight: 5.0e-3})"))
-        for extra in adversarial[1:]:
-            problems.append(Problem(("train", *extra.key, "type"), f"a second GAN loss; {at} takes one (in "
-                                                                   "train.gan_opt or one ganloss entry)"))
-    else:
-        for entry in adversarial:
-            if entry.key[0] == "losses":  # gan_opt has its own message (unused_options)
-                problems.append(Problem(("train", *entry.key, "type"), f"{at} does not use a GAN loss; remove it, "
-                                                                       "or set model_type: ESRGANModel or "
-                                                                       "SRGANModel to train a GAN"))
-        if entries and not active:
-            problems.append(Problem(("train", "losses"), f"every loss has loss_weight 0; {at} needs at least one"))
-    for entry in active:
-        if entry.role == "artifact" and train.ema_decay == 0:
-            problems.append(Problem(("train", *entry.key, "type"), f"{entry.component.type} compares with the EMA "
-                                                                   "generator's output: set train.ema_decay (e.g. "
-                                                                   "0.999)"))
 
 
 def _field_meta(key: str) -> Mapping[str, Any]:
@@ -823,7 +769,7 @@ def _build_metrics(raw: Any, problems: List[Problem]) -> Tuple[Dict[str, Compone
         component = build_value(block, Component, meta, path + (name,), problems)
         if component is not None:
             out[str(name)] = dataclasses.replace(component, better=better)
-            own = getattr(METRIC_REGISTRY.get(component.type), "better", "higher")
+            own = spec_of(METRIC_REGISTRY.get(component.type), MetricSpec).better
             higher[str(name)] = (better or own) == "higher"
     return out, higher
 

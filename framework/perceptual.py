@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import typing
+from types import MappingProxyType
 from typing import Callable, Dict, List, Literal, Mapping, Optional, Tuple
 
 import torch
@@ -22,6 +23,7 @@ from torch.nn import functional as F
 
 from .checkpoint import safe_load
 from .errors import UserError, did_you_mean
+from .option_rules import LossSpec
 from .registry import LOSS_REGISTRY
 
 # torchvision's layer configurations by VGG depth.
@@ -170,11 +172,11 @@ class PerceptualLoss(nn.Module):
     normalisation. ``loss_weight`` scales both terms.
     """
 
-    loss_role = "perceptual"  # for train.perceptual_opt (framework.options checks it)
-    refused_arguments = {key: f"'{key}' belongs to traiNNer-redux's fdl criterion, which is not provided here "
-                              "(criteria: l1, l2, fro, charbonnier, pdl+l1, pdl)"
-                         for key in ("num_proj_fd", "phase_weight_fd", "stride_fd", "num_proj_fdl",
-                                     "phase_weight_fdl", "stride_fdl", "alpha")}
+    option_spec = LossSpec(role="perceptual", refused=MappingProxyType({
+        key: f"'{key}' belongs to traiNNer-redux's fdl criterion, which is not provided here (criteria: l1, l2, "
+             "fro, charbonnier, pdl+l1, pdl)"
+        for key in ("num_proj_fd", "phase_weight_fd", "stride_fd", "num_proj_fdl", "phase_weight_fdl", "stride_fdl",
+                    "alpha")}))
 
     def __init__(self, layer_weights: Optional[Dict[str, float]] = None, vgg_type: str = "vgg19",
                  use_input_norm: bool = True, range_norm: bool = False, perceptual_weight: float = 1.0,

@@ -100,6 +100,10 @@ class Registry:
     def names(self) -> list:
         return sorted(self._items)
 
+    def in_order(self) -> list:
+        """The registered names in the order they were registered (built-ins first, as imported)."""
+        return list(self._items)
+
 
 ARCH_REGISTRY = Registry("arch")
 DATASET_REGISTRY = Registry("dataset")

@@ -18,7 +18,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import yaml
 
@@ -43,6 +43,34 @@ class Problem:
     message: str
     # A BasicSR / Real-ESRGAN name: what to do about it (scripts/convert_options.py applies it).
     fix: Optional[Fix] = None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What a registered component declares about its options (framework.option_rules has the kinds' own specs)
+
+# (the whole options (framework.options.Options), the component, its key path, problems) -> more problems. It
+# runs when the component's type is valid; an argument it reads may have a problem of its own
+# (framework.option_rules.keys_valid says which are valid).
+ComponentRule = Callable[[Any, "Component", Path_, List[Problem]], None]
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """What a registered class or function says about its ``{type: ..., ...}`` block beyond its signature."""
+
+    # Arguments it has no use for, each with the message that says why (instead of "did you mean").
+    refused: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Its own rule over its arguments and the other options.
+    rule: Optional[ComponentRule] = None
+
+
+S = TypeVar("S", bound=ComponentSpec)
+
+
+def spec_of(target: Any, kind: Type[S]) -> S:
+    """The ``option_spec`` a registered class or function declares; the kind's default without one."""
+    spec = getattr(target, "option_spec", None)
+    return spec if isinstance(spec, kind) else kind()
 
 
 class Invalid(Exception):
@@ -444,7 +472,7 @@ def build_component(raw: Any, registry: Registry, injected: Tuple[str, ...], pat
         if key in injected:
             problems.append(Problem(path + (key,), f"'{key}' is set by the framework for {name}; remove it"))
         elif key not in params and not var_kw:
-            refused = getattr(target, "refused_arguments", {}).get(key)  # a key it has no use for, and why
+            refused = spec_of(target, ComponentSpec).refused.get(key)  # a key it has no use for, and why
             problems.append(Problem(path + (key,), refused) if refused else
                             unknown_key(path + (key,), value, accepted, "accepted", owner=name))
         else:

@@ -31,7 +31,7 @@ from .distributed import DistContext, rank_seed
 from .errors import UserError
 from .logger import ExperimentLogger, RankLogger, format_metrics, held_messages, held_startup_lines
 from .models.base import load_pretrained
-from .options import Options, save_options
+from .options import TrainingOptions, save_options
 from .progress import BestRecord, TrainingProgress
 from .run_report import batch_line, dry_run_lines, environment_lines, startup_line, summary_lines
 from .rng import restore_rng, seed_everything
@@ -92,9 +92,9 @@ class _StopRequest:
 class Trainer:
     """One training run from validated options and what the start-up checks built from them."""
 
-    def __init__(self, options: Options, built: Built, *, show_progress: bool = True,
+    def __init__(self, options: TrainingOptions, built: Built, *, show_progress: bool = True,
                  dist: Optional[DistContext] = None) -> None:
-        assert options.train is not None and options.train_set is not None
+        assert options.train_set is not None  # load_options (require_train)
         self.options = options
         self.dist = dist or DistContext()
         self.model = built.model
@@ -269,7 +269,6 @@ class Trainer:
 
     def _run(self, log: ExperimentLogger, ready: _Prepared) -> TrainResult:
         options, train, progress = self.options, self.options.train, self.progress
-        assert train is not None
         if self.dist.is_main:
             save_options(options, os.path.join(self.exp_dir, f"options_{options.name}.yml"))
         images = num_samples(ready.loader.dataset)
@@ -349,7 +348,6 @@ class Trainer:
     def _after_step(self, log: ExperimentLogger, losses: Dict[str, torch.Tensor], step_times: List[float],
                     val_loaders: Dict[str, DataLoader], last_metrics: Dict[str, Dict[str, float]]) -> None:
         options, it = self.options, self.iteration
-        assert options.train is not None
         final = it == options.train.total_iter
         if it % options.logger.print_freq == 0 or final:
             values = {k: float(v) for k, v in losses.items()}

@@ -22,6 +22,7 @@ from framework import cli
 from framework.cli import run_main
 from framework.data.degradations import bicubic_downsample
 from framework.data.image_io import write_image
+from framework.data.synthesis import DegradationOptions
 from framework.tools import convert_options
 
 from .test_option_errors import assert_unchanged, snapshot
@@ -216,9 +217,10 @@ def test_realesrgan_file_passes_with_only_the_documented_renames(tmp_path: Path,
                      "second_blur_prob", "resize_prob2", "resize_range2", "gaussian_noise_prob2", "noise_range2",
                      "poisson_scale_range2", "gray_noise_prob2", "jpeg_range2", "gt_size", "queue_size"}
     options = load_options(str(tmp_path / "ours.yml"))
-    assert options.model_type == "RealESRGANModel" and options.degradation is not None
-    assert (options.degradation.l1_gt_usm, options.degradation.gan_gt_usm) == (True, False)
-    assert options.degradation.jpeg_range2 == (30, 95) and options.degradation.queue_size == 4
+    degradation = options.sections["degradation"]
+    assert options.model_type == "RealESRGANModel" and isinstance(degradation, DegradationOptions)
+    assert (degradation.l1_gt_usm, degradation.gan_gt_usm) == (True, False)
+    assert degradation.jpeg_range2 == (30, 95) and degradation.queue_size == 4
     assert options.datasets["train"].dataset is not None
     assert options.datasets["train"].dataset.kwargs["meta_info_file"].endswith("meta_info_DF2Kmultiscale+OST_sub.txt")
     # the dry run: the generator's starting weights at the file's path, then one synthesised batch

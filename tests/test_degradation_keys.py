@@ -12,9 +12,8 @@ from PIL import Image
 
 from framework.data.kernels import anisotropic_kernel
 from framework.data.realesrgan import RealESRGANDataset
-from framework.data.synthesis import degradation_from, lanczos_resize, quantise, usm_sharp
+from framework.data.synthesis import DegradationOptions, degradation_from, lanczos_resize, quantise, usm_sharp
 from framework.errors import OptionError
-from framework.options import DegradationOptions
 
 from .conftest import make_paired_folders
 

@@ -581,7 +581,8 @@ def test_a_basicsr_esrgan_file_needs_only_the_psnr_renames(tmp_path: Path) -> No
     assert changed == {"path.pretrain_network_g", "path.strict_load_g", "path.resume_state", "path.pretrain_network_d",
                        "path.strict_load_d"}, conversion.changes
     written.write_text(conversion.text)
-    options = load_options(str(written))  # every GAN key as BasicSR writes it
+    # every GAN key as BasicSR writes it, with BasicSR's patch size (VGGStyleDiscriminator judges 128x128)
+    options = load_options(str(written), ["datasets.train.gt_size=128"])
     assert options.train is not None and options.train.gan_opt is not None and options.network_d is not None
     assert options.train.perceptual_opt is not None
     assert dict(options.train.perceptual_opt.kwargs["layer_weights"]) == {"conv5_4": 1}

@@ -423,11 +423,10 @@ def _write_split(dest: Path, split: str, count: int, scale: int, size: int, seed
 def _write_degraded_val(dest: Path, scale: int, size: int, seed: int) -> None:
     """The val HR images through the Real-ESRGAN pipeline with its published keys (the defaults, which the
     examples' option files spell out): what ``scripts/degrade_images.py --seed <seed>`` writes for them."""
-    from ..options import DegradationOptions
     from .degraded_set import degrade_image
     from .image_io import decode_file
     from .realesrgan import RealESRGANDataset
-    from .synthesis import degradation_from
+    from .synthesis import DegradationOptions, degradation_from
 
     hr_dir, out_dir = dest / "val" / "HR", dest / "val" / DEGRADED_DIR.format(scale=scale)
     out_dir.mkdir(parents=True)

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple, Union
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Dict, List, Literal, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import OptionError, check_range
-from ..registry import DATASET_REGISTRY
+from ..option_rules import DatasetSpec, requirements_of
+from ..registry import DATASET_REGISTRY, MODEL_REGISTRY
+from ..schema import Component, Path_, Problem
+
+if TYPE_CHECKING:
+    from ..options import Options
 from .backends import open_sources
 from .datasets import Key, sample_generator
 from .image_io import decode_bytes, to_float, to_integer
@@ -49,6 +55,15 @@ class KernelSampler:
                                                  self.final_range)}
 
 
+def needs_synthesising_model(options: Options, component: Component, path: Path_, problems: List[Problem]) -> None:
+    """As the training set, a model that synthesises its LR inputs from it."""
+    model = MODEL_REGISTRY.get(options.model_type) if options.model_type in MODEL_REGISTRY else None
+    if path == ("datasets", "train") and model is not None and not requirements_of(model).synthesizes_inputs:
+        problems.append(Problem(path + ("type",), f"{component.type} gives GT images only, for a model that "
+                                                  "synthesises the LR inputs: set model_type: RealESRNetModel or "
+                                                  "RealESRGANModel"))
+
+
 @DATASET_REGISTRY.register()
 class RealESRGANDataset(torch.utils.data.Dataset):
     """GT images (folder or LMDB, ``meta_info_file`` as the other datasets) for RealESRNetModel /
@@ -56,10 +71,10 @@ class RealESRGANDataset(torch.utils.data.Dataset):
     (Real-ESRGAN reads 8-bit images; the model converts on its device), ``kernel1``, ``kernel2``,
     ``sinc_kernel``."""
 
-    gt_only = True  # the option checks pair it with a model that synthesises the LR inputs
-    # keys of the other datasets that have no meaning here (the schema's message for them, not "did you mean")
-    refused_arguments = {"dataroot_lq": "RealESRGANDataset reads HR images only and synthesises the LR inputs; "
-                                        "remove dataroot_lq"}
+    # GT images only, for a model that synthesises the LR inputs; dataroot_lq of the other datasets has no
+    # meaning here (the schema's message for it, not "did you mean")
+    option_spec = DatasetSpec(gt_only=True, rule=needs_synthesising_model, refused=MappingProxyType({
+        "dataroot_lq": "RealESRGANDataset reads HR images only and synthesises the LR inputs; remove dataroot_lq"}))
 
     def __init__(self, dataroot_gt: Union[str, Tuple[str, ...]], scale: int, seed: int = 0, train: bool = True,
                  gt_size: Optional[int] = None, use_hflip: bool = True, use_rot: bool = False,

@@ -13,17 +13,89 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, List, Literal, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import OptionError, check_range
-from ..options import RESIZE_MODES, DegradationOptions
+from ..schema import Path_, Problem, opt
 from .jpeg import jpeg_compress
 from .kernels import choice, uniform
 
 EQUAL = (1.0, 1.0, 1.0)
+
+
+ResizeModes = Tuple[Literal["area", "bilinear", "bicubic", "nearest-exact", "lanczos"], ...]
+RESIZE_MODES = ("area", "bilinear", "bicubic")  # Real-ESRGAN's, each as likely
+
+
+@dataclass(frozen=True, kw_only=True)
+class DegradationOptions:
+    """The ``degradation`` section (RealESRNetModel / RealESRGANModel): the settings of :class:`Degradation`
+    and of the model's use of it (Real-ESRGAN's keys, which its files write at the top level). The blur
+    kernels are the dataset's keys (`datasets.train`, RealESRGANDataset)."""
+
+    gt_size: Optional[int] = opt(None, doc="The GT patch size the degraded crops are cut to; none = "
+                                           "`datasets.train.gt_size` (they must agree when both are set).", min=1)
+    queue_size: int = opt(180, doc="Training-pair pool: degraded pairs are kept and shuffled across batches so "
+                                   "one batch mixes degradations; a multiple of the loader batch "
+                                   "(`batch_size_per_gpu` x `accumulate_steps`); 0 = no pool. Saved in the `.pt` "
+                                   "(8-bit: queue_size x 3 x (gt_size^2 + (gt_size/scale)^2) bytes).", min=0)
+    gt_usm: bool = opt(True, doc="RealESRNetModel: sharpen the GT (unsharp masking) before degrading it; the "
+                                 "loss then compares with the sharpened GT.")
+    l1_gt_usm: bool = opt(True, doc="RealESRGANModel: the pixel loss compares with the sharpened GT.")
+    percep_gt_usm: bool = opt(True, doc="RealESRGANModel: the perceptual loss compares with the sharpened GT.")
+    gan_gt_usm: bool = opt(False, doc="RealESRGANModel: the discriminator sees the sharpened GT as real.")
+    high_order_degradation: bool = opt(True, doc="Real-ESRGAN's switch: `true` synthesises the LR inputs from "
+                                                 "GT images (RealESRGANDataset); `false` trains on stored LR/HR "
+                                                 "pairs as they are (RealESRGANPairedDataset, Real-ESRGAN's "
+                                                 "fine-tuning recipe: no degradation added, no pool; the GT is "
+                                                 "sharpened where `l1_gt_usm`, `percep_gt_usm`, `gan_gt_usm` "
+                                                 "say).")
+    lq_usm: bool = opt(False, doc="traiNNer-redux's LQ sharpening: unsharp masking of the image before it is "
+                                  "degraded, with a radius drawn per batch from `lq_usm_radius_range`.")
+    lq_usm_radius_range: Tuple[int, int] = opt((1, 25), doc="With `lq_usm`: the range of the unsharp mask's "
+                                                            "Gaussian radius (pixels).")
+    blur_prob: float = opt(1.0, doc="First stage: chance of the first blur (`kernel1`); Real-ESRGAN always "
+                                    "blurs (1).", min=0.0, max=1.0)
+    resize_prob: Tuple[float, float, float] = opt((0.2, 0.7, 0.1), doc="First stage: chances of resizing up, "
+                                                                       "down, or keeping the size.")
+    resize_range: Tuple[float, float] = opt((0.15, 1.5), doc="First stage: resize factor range (down from the low "
+                                                             "end to 1, up from 1 to the high end).")
+    resize_mode_list: ResizeModes = opt(
+        RESIZE_MODES, doc="First stage: the resize modes drawn from (`area`, `bilinear`, "
+                                             "`bicubic`, `nearest-exact`, `lanczos`: Lanczos-3, antialiased when "
+                                             "shrinking).")
+    resize_mode_prob: Tuple[float, ...] = opt((1.0, 1.0, 1.0), doc="First stage: the weight of each mode of "
+                                                                   "`resize_mode_list` (normalised).")
+    gaussian_noise_prob: float = opt(0.5, doc="First stage: chance of Gaussian noise (else Poisson noise).",
+                                     min=0.0, max=1.0)
+    noise_range: Tuple[float, float] = opt((1.0, 30.0), doc="First stage: Gaussian noise sigma range, in 8-bit "
+                                                            "levels.")
+    poisson_scale_range: Tuple[float, float] = opt((0.05, 3.0), doc="First stage: Poisson noise scale range.")
+    gray_noise_prob: float = opt(0.4, doc="First stage: chance that the noise is gray (the same in every "
+                                          "channel).", min=0.0, max=1.0)
+    jpeg_range: Tuple[float, float] = opt((30.0, 95.0), doc="First stage: JPEG quality range (one quality per "
+                                                            "image).")
+    jpeg_prob: float = opt(1.0, doc="First stage: chance of the JPEG compression; Real-ESRGAN always compresses "
+                                    "(1).", min=0.0, max=1.0)
+    second_blur_prob: float = opt(0.8, doc="Second stage: chance of the second blur (`kernel2`).", min=0.0,
+                                  max=1.0)
+    resize_prob2: Tuple[float, float, float] = opt((0.3, 0.4, 0.3), doc="Second stage: as `resize_prob`.")
+    resize_range2: Tuple[float, float] = opt((0.3, 1.2), doc="Second stage: as `resize_range` (relative to the "
+                                                             "LR size).")
+    resize_mode_list2: ResizeModes = opt(RESIZE_MODES, doc="Second stage: as `resize_mode_list`.")
+    resize_mode_prob2: Tuple[float, ...] = opt((1.0, 1.0, 1.0), doc="Second stage: as `resize_mode_prob`.")
+    gaussian_noise_prob2: float = opt(0.5, doc="Second stage: as `gaussian_noise_prob`.", min=0.0, max=1.0)
+    noise_range2: Tuple[float, float] = opt((1.0, 25.0), doc="Second stage: as `noise_range`.")
+    poisson_scale_range2: Tuple[float, float] = opt((0.05, 2.5), doc="Second stage: as `poisson_scale_range`.")
+    gray_noise_prob2: float = opt(0.4, doc="Second stage: as `gray_noise_prob`.", min=0.0, max=1.0)
+    jpeg_range2: Tuple[float, float] = opt((30.0, 95.0), doc="Second stage: as `jpeg_range` (the last JPEG).")
+    jpeg_prob2: float = opt(1.0, doc="Second stage: as `jpeg_prob` (the last JPEG).", min=0.0, max=1.0)
+    resize_mode_list3: ResizeModes = opt(RESIZE_MODES, doc="The final resize to the LR size: as `resize_mode_list`.")
+    resize_mode_prob3: Tuple[float, ...] = opt((1.0, 1.0, 1.0), doc="The final resize: as `resize_mode_prob`.")
+
 Jpeg = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -257,44 +329,69 @@ class Degradation:
 
 
 def stage_from(opts: DegradationOptions, suffix: str) -> Stage:
-    """One stage's keys (suffix ``""`` or ``"2"``), checked."""
+    """One stage's keys (suffix ``""`` or ``"2"``), checked by :func:`degradation_problems`."""
     values = {name: getattr(opts, name + suffix) for name in (
         "resize_prob", "resize_range", "gaussian_noise_prob", "noise_range", "poisson_scale_range",
         "gray_noise_prob", "jpeg_range", "jpeg_prob", "resize_mode_list", "resize_mode_prob")}
     values["blur_prob"] = opts.blur_prob if suffix == "" else 1.0  # the second: Degradation.second_blur_prob
-    check_modes(opts, suffix)
-    for name, low, high in (("resize_range", 1e-6, None), ("noise_range", 0.0, None),
-                            ("poisson_scale_range", 0.0, None), ("jpeg_range", 1.0, 100.0)):
-        check_range(("degradation", name + suffix), values[name], low, high)
-    lo, hi = values["resize_range"]
-    if not lo <= 1.0 <= hi:
-        raise OptionError(("degradation", "resize_range" + suffix), f"{[lo, hi]}: the range must contain 1 (down "
-                                                                    "from low to 1, up from 1 to high)")
-    if any(p < 0 for p in values["resize_prob"]) or not sum(values["resize_prob"]) > 0:
-        raise OptionError(("degradation", "resize_prob" + suffix), "three non-negative weights (up, down, keep), "
-                                                                   "not all zero")
     return Stage(**values)
 
 
-def check_modes(opts: DegradationOptions, suffix: str) -> None:
+def degradation_problems(opts: DegradationOptions) -> List[Problem]:
+    """What the schema's types and bounds cannot say about a ``degradation`` section: ranges in order and
+    inside their bounds, resize weights, one weight per resize mode."""
+    problems: List[Problem] = []
+    for suffix in ("", "2"):
+        _stage_problems(opts, suffix, problems)
+    _mode_problems(opts, "3", problems)
+    if opts.lq_usm:
+        _range_problem(("degradation", "lq_usm_radius_range"), opts.lq_usm_radius_range, 1, None, problems)
+    return problems
+
+
+def _stage_problems(opts: DegradationOptions, suffix: str, problems: List[Problem]) -> None:
+    _mode_problems(opts, suffix, problems)
+    for name, low, high in (("resize_range", 1e-6, None), ("noise_range", 0.0, None),
+                            ("poisson_scale_range", 0.0, None), ("jpeg_range", 1.0, 100.0)):
+        _range_problem(("degradation", name + suffix), getattr(opts, name + suffix), low, high, problems)
+    lo, hi = getattr(opts, "resize_range" + suffix)
+    if not lo <= 1.0 <= hi:
+        problems.append(Problem(("degradation", "resize_range" + suffix), f"{[lo, hi]}: the range must contain 1 "
+                                                                          "(down from low to 1, up from 1 to high)"))
+    weights = getattr(opts, "resize_prob" + suffix)
+    if any(p < 0 for p in weights) or not sum(weights) > 0:
+        problems.append(Problem(("degradation", "resize_prob" + suffix), "three non-negative weights (up, down, "
+                                                                         "keep), not all zero"))
+
+
+def _range_problem(path: Path_, value: Sequence[float], low: float, high: Optional[float],
+                   problems: List[Problem]) -> None:
+    try:
+        check_range(path, value, low, high)
+    except OptionError as exc:
+        problems.append(Problem(exc.path, exc.detail))
+
+
+def _mode_problems(opts: DegradationOptions, suffix: str, problems: List[Problem]) -> None:
     """``resize_mode_list<suffix>`` and its weights ``resize_mode_prob<suffix>``: as many, not all zero."""
     modes, weights = getattr(opts, "resize_mode_list" + suffix), getattr(opts, "resize_mode_prob" + suffix)
     if not modes:
-        raise OptionError(("degradation", "resize_mode_list" + suffix), "empty; name at least one resize mode")
-    if len(weights) != len(modes) or any(p < 0 for p in weights) or not sum(weights) > 0:
-        raise OptionError(("degradation", "resize_mode_prob" + suffix), f"{list(weights)}: one non-negative weight "
-                                                                        f"per mode of resize_mode_list{suffix} "
-                                                                        f"({len(modes)}), not all zero")
+        problems.append(Problem(("degradation", "resize_mode_list" + suffix), "empty; name at least one resize mode"))
+    elif len(weights) != len(modes) or any(p < 0 for p in weights) or not sum(weights) > 0:
+        problems.append(Problem(("degradation", "resize_mode_prob" + suffix), f"{list(weights)}: one non-negative "
+                                                                              "weight per mode of resize_mode_list"
+                                                                              f"{suffix} ({len(modes)}), not all "
+                                                                              "zero"))
 
 
 def degradation_from(opts: DegradationOptions, scale: int) -> Degradation:
     """The pipeline of a ``degradation`` options section at ``scale``: what RealESRNetModel / RealESRGANModel
-    train with and ``scripts/degrade_images.py`` makes validation sets with."""
-    check_modes(opts, "3")
-    usm = None
-    if opts.lq_usm:
-        check_range(("degradation", "lq_usm_radius_range"), opts.lq_usm_radius_range, 1)
-        usm = (int(opts.lq_usm_radius_range[0]), int(opts.lq_usm_radius_range[1]))
+    train with and ``scripts/degrade_images.py`` makes validation sets with. A section the option checks did
+    not see raises the first of its :func:`degradation_problems`."""
+    problems = degradation_problems(opts)
+    if problems:
+        raise OptionError(problems[0].path, problems[0].message)
+    usm = (int(opts.lq_usm_radius_range[0]), int(opts.lq_usm_radius_range[1])) if opts.lq_usm else None
     return Degradation(scale, stage_from(opts, ""), stage_from(opts, "2"), opts.second_blur_prob, jpeg_compress,
                        tuple(opts.resize_mode_list3), tuple(opts.resize_mode_prob3), usm)
 

@@ -27,8 +27,8 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import (Any, ContextManager, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union,
-                    runtime_checkable)
+from typing import (Any, ClassVar, ContextManager, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple,
+                    Union, runtime_checkable)
 
 import torch
 from torch import nn
@@ -39,10 +39,11 @@ from ..distributed import DistContext
 from ..errors import UserError, building
 from ..loss_set import GeneratorLosses, LossEntry, all_entries
 from ..optim import group_settings, is_schedule_free
-from ..options import PathOptions, TrainOptions
+from ..option_rules import ModelRequirements
+from ..options import PathOptions, TrainingOptions, TrainOptions
 from ..published import pretrained_weights, what_file_is
 from ..registry import LOSS_REGISTRY, OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY
-from ..schema import Component
+from ..schema import Component, Problem
 from ..tiling import fit_input
 from .ema import ModelEMA, ScheduleFreeAverage
 
@@ -93,6 +94,12 @@ class Model(Protocol):
     """What every registered model provides; ``MODEL_REGISTRY.get(type)(options, device)`` builds one."""
 
     device: torch.device
+    # What it needs from the options, what it would ignore, the sections it owns (framework.option_rules).
+    requirements: ClassVar[ModelRequirements]
+
+    @classmethod
+    def check_options(cls, options: TrainingOptions, problems: List[Problem]) -> None:
+        """Its own option rules for a training run, beyond :attr:`requirements`; run with the key checks."""
 
     def networks(self) -> Dict[str, nn.Module]:
         """The named networks it trains (``net_g``, ``net_d``), for reports and parameter counts."""
@@ -134,8 +141,13 @@ class BaseModel:
     """The generic half of :class:`Model`; subclasses fill the dicts and write ``forward_losses``/``train_step``."""
 
     deploy_network = "net_g"
+    requirements: ClassVar[ModelRequirements] = ModelRequirements()
     # DDP: set True in a model whose networks do not all receive gradients in every backward pass.
     find_unused_parameters = False
+
+    @classmethod
+    def check_options(cls, options: TrainingOptions, problems: List[Problem]) -> None:
+        """No rules beyond :attr:`requirements`."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -286,8 +298,12 @@ class BaseModel:
             with building("train", *entry.key, args=entry.component.kwargs):  # type: ignore[arg-type]
                 return entry.component.build(LOSS_REGISTRY).to(self.device)
 
-        entries = all_entries(train.pixel_opt, train.perceptual_opt, train.gan_opt, train.losses or ())
-        return GeneratorLosses(entries, build)
+        return GeneratorLosses(self.loss_entries(train), build)
+
+    @staticmethod
+    def loss_entries(train: TrainOptions) -> List[LossEntry]:
+        """Every loss of ``train``, weight 0 or not (what the models build, and what their option rules read)."""
+        return all_entries(train.pixel_opt, train.perceptual_opt, train.gan_opt, train.losses or ())
 
     def loss_terms(self, losses: GeneratorLosses, output: torch.Tensor, batch: Batch,
                    prefix: str) -> Dict[str, torch.Tensor]:

@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import torch
 from torch import nn
 
-from ..errors import OptionError, building
-from ..options import Options
+from ..errors import building
+from ..loss_set import LossEntry
+from ..network_spec import full_arguments
+from ..option_rules import ModelRequirements, keys_valid
+from ..options import Options, TrainingOptions, TrainOptions
 from ..registry import ARCH_REGISTRY, MODEL_REGISTRY
-from .base import Batch, BaseModel
-from .sr_model import build_network
+from ..schema import Component, Problem
+from .base import Batch
+from .sr_model import SRModel
 
 Losses = Dict[str, torch.Tensor]
 Backward = Callable[[torch.Tensor], None]
@@ -33,59 +37,73 @@ def _no_backward(_loss: torch.Tensor) -> None:
     """The discriminator's losses without an update (the dry run)."""
 
 
+def check_gan_loss(options: TrainingOptions, entries: List[LossEntry], problems: List[Problem]) -> None:
+    """A GAN model trains against one GAN loss, with a nonzero weight."""
+    at = options.model_type
+    adversarial = [entry for entry in entries if entry.role == "adversarial" and entry.weight != 0]
+    disabled = [entry for entry in entries if entry.role == "adversarial" and entry.weight == 0]
+    if not adversarial and disabled:
+        problems.append(Problem(("train", *disabled[0].key, "loss_weight"), f"{at} trains against its GAN loss: give "
+                                                                            "it a nonzero loss_weight (e.g. 0.1), or "
+                                                                            "use SRModel"))
+    elif not adversarial:
+        problems.append(Problem(("train", "gan_opt"), f"missing required key for {at} (or a ganloss entry in "
+                                                      "train.losses) (e.g. {type: GANLoss, gan_type: vanilla, "
+                                                      "loss_weight: 5.0e-3})"))
+    for extra in adversarial[1:]:
+        problems.append(Problem(("train", *extra.key, "type"), f"a second GAN loss; {at} takes one (in "
+                                                               "train.gan_opt or one ganloss entry)"))
+
+
+def check_discriminator_patch(options: Options, network_d: Component, problems: List[Problem]) -> None:
+    """A discriminator with a fixed input size (VGGStyleDiscriminator's ``input_size``) or an input multiple
+    (``input_multiple``) must match the training patches."""
+    if network_d.type not in ARCH_REGISTRY:
+        return
+    name = network_d.type
+    size = full_arguments(network_d).get("input_size")
+    multiple = getattr(ARCH_REGISTRY.get(name), "input_multiple", None)
+    train_set = options.train_set
+    gt_size = train_set.dataset.kwargs.get("gt_size") if train_set and train_set.dataset else None
+    if isinstance(multiple, int) and isinstance(gt_size, int) and gt_size % multiple:
+        fit = gt_size - gt_size % multiple or multiple
+        problems.append(Problem(("datasets", "train", "gt_size"), f"{name} judges patches whose sides are multiples "
+                                                                  f"of {multiple}, but gt_size is {gt_size}; use "
+                                                                  f"{fit}"))
+    elif isinstance(size, int) and gt_size is not None and size != gt_size:
+        problems.append(Problem(("network_d", "input_size"), f"{name} judges {size}x{size} patches but "
+                                                             f"datasets.train.gt_size is {gt_size}; make them equal"))
+
+
 @MODEL_REGISTRY.register()
-class SRGANModel(BaseModel):
-    """SRGAN: a standard GAN loss on the discriminator's outputs; the base of :class:`ESRGANModel`."""
+class SRGANModel(SRModel):
+    """SRGAN: a standard GAN loss on the discriminator's outputs; the base of :class:`ESRGANModel`. Built as
+    SRModel is, plus the discriminator, its optimizer and schedule."""
 
-    # Checked with the option keys (framework.options): what a GAN model needs to train.
-    required_options = ("network_d", "train.optim_d")
-    adversarial = True  # one GAN loss (train.gan_opt or a ganloss entry of train.losses): framework.options
+    requirements = ModelRequirements(required=(("network_d",), ("train.optim_d",)), adversarial=True)
 
-    def __init__(self, options: Options, device: torch.device) -> None:
-        super().__init__(device)
-        self.net_g = self.nets["net_g"] = build_network(options).to(device)
-        train = options.train
-        if train is None:  # inference only (test.py): the generator alone
-            self.net_g.eval()
-            return
-        assert options.network_d is not None and train.optim_d is not None
-        self.net_g.train()
+    @classmethod
+    def check_options(cls, options: TrainingOptions, problems: List[Problem]) -> None:
+        """One GAN loss with a nonzero weight (``train.gan_opt`` or a ``ganloss`` entry of ``train.losses``),
+        and training patches the discriminator can judge."""
+        check_gan_loss(options, cls.loss_entries(options.train), problems)
+        if options.network_d is not None and keys_valid(problems, ("network_d",), ("datasets", "train")):
+            check_discriminator_patch(options, options.network_d, problems)
+
+    def build_training(self, options: Options, train: TrainOptions) -> None:
+        assert options.network_d is not None and train.optim_d is not None  # requirements
         with building("network_d", args=options.network_d.kwargs):
-            self.net_d = self.nets["net_d"] = options.network_d.build(ARCH_REGISTRY).to(device).train()
-        self._check_patch_size(options)
-        self.losses = self.build_losses(train)
-        assert self.losses.gan is not None  # framework.options: adversarial
+            self.net_d = self.nets["net_d"] = options.network_d.build(ARCH_REGISTRY).to(self.device).train()
+        super().build_training(options, train)
+        assert self.losses.gan is not None  # check_gan_loss
         self.cri_gan: nn.Module = self.losses.gan
-        self.optim_g = self.build_optimizer(train.optim_g, self.net_g, "optim_g")
-        self.optim_d = self.build_optimizer(train.optim_d, self.net_d, "optim_d")
-        self.build_schedule("optim_g", train.scheduler, "scheduler", train.warmup_iter)
+        self.build_optimizer(train.optim_d, self.net_d, "optim_d")
         if train.scheduler_d is not None:
             self.build_schedule("optim_d", train.scheduler_d, "scheduler_d", train.warmup_iter)
         else:  # BasicSR: one schedule for every optimizer
             self.build_schedule("optim_d", train.scheduler, "scheduler", train.warmup_iter)
         self.net_d_iters = train.net_d_iters
         self.net_d_init_iters = train.net_d_init_iters
-        self.grad_clip_norm = train.grad_clip_norm
-        self.build_ema(train.ema_decay)
-        self.prepare_training(train)
-
-    # ------------------------------------------------------------------------------------------ building
-
-    def _check_patch_size(self, options: Options) -> None:
-        """A discriminator with a fixed input size (VGGStyleDiscriminator) must match the training patches."""
-        size = getattr(self.net_d, "input_size", None)
-        multiple = getattr(self.net_d, "input_multiple", None)
-        train_set = options.train_set
-        gt_size = train_set.dataset.kwargs.get("gt_size") if train_set and train_set.dataset else None
-        if multiple is not None and isinstance(gt_size, int) and gt_size % multiple:
-            fit = gt_size - gt_size % multiple or multiple
-            raise OptionError(("datasets", "train", "gt_size"), f"{type(self.net_d).__name__} judges patches whose "
-                                                                f"sides are multiples of {multiple}, but gt_size is "
-                                                                f"{gt_size}; use {fit}")
-        if size is not None and gt_size is not None and size != gt_size:
-            raise OptionError(("network_d", "input_size"), f"{type(self.net_d).__name__} judges {size}x{size} "
-                                                           f"patches but datasets.train.gt_size is {gt_size}; make "
-                                                           "them equal")
 
     # ------------------------------------------------------------------------------------------ the step
 

@@ -15,17 +15,23 @@ inputs are exactly.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import dataclasses
+from types import MappingProxyType
 
 import torch
 
 from ..data.image_io import to_float, to_integer
-from ..data.synthesis import degradation_from, paired_crop, usm_sharp
+from ..data.synthesis import DegradationOptions, degradation_from, degradation_problems, paired_crop, usm_sharp
 from ..distributed import DistContext
 from ..errors import OptionError
-from ..options import DegradationOptions, Options
-from ..registry import MODEL_REGISTRY
+from ..network_spec import check_patch_size
+from ..option_rules import DatasetSpec, OptionSection, keys_valid, spec_of
+from ..options import Options, TrainingOptions, as_training
+from ..registry import DATASET_REGISTRY, MODEL_REGISTRY
 from ..rng import derived_generator
+from ..schema import Problem
 from .base import Batch, DryRun
 from .gan_model import SRGANModel
 from .sr_model import SRModel
@@ -33,6 +39,67 @@ from .sr_model import SRModel
 logger = logging.getLogger(__name__)
 
 POOL_GROUP = "pair_pool"
+
+DEGRADATION = OptionSection(
+    DegradationOptions, doc="RealESRNetModel / RealESRGANModel: the synthetic degradation; see `degradation.*`.",
+    notes="Real-ESRGAN's option files write these keys at the top level: move them into this section "
+          "(`scripts/convert_options.py` does). The blur kernels are RealESRGANDataset's keys (`datasets.train`). "
+          "See [Real-world SR (Real-ESRGAN)](gan-and-real-esrgan.md#real-world-sr-real-esrgan).",
+    unused_because=" (it trains on the dataset's LR images)")
+
+
+def degradation_of(options: Options) -> DegradationOptions:
+    """The options' ``degradation`` section (its defaults where not given)."""
+    return options.section("degradation", DegradationOptions)
+
+
+def patch_size(options: Options) -> Optional[int]:
+    """The GT patch size the degraded crops are cut to: ``degradation.gt_size``, else ``datasets.train.gt_size``."""
+    train_set = options.train_set
+    data = train_set.dataset.kwargs.get("gt_size") if train_set is not None and train_set.dataset else None
+    return degradation_of(options).gt_size or data
+
+
+def check_synthesis(options: TrainingOptions, problems: List[Problem]) -> None:
+    """The degradation section's own rules, and the training data it goes with: GT images only
+    (RealESRGANDataset) to synthesise from, stored LR/HR pairs with ``high_order_degradation: false``; a patch
+    size that is a multiple of the scale and a pool that holds whole loader batches."""
+    if not keys_valid(problems, ("degradation",)):
+        return
+    opts = degradation_of(options)
+    problems.extend(degradation_problems(opts))
+    if keys_valid(problems, ("scale",), ("network_g",)):
+        check_patch_size(options.network_g, options.scale, opts.gt_size, ("degradation", "gt_size"), problems)
+    train_set = options.train_set
+    dataset = train_set.dataset if train_set is not None else None
+    if train_set is None or dataset is None or dataset.type not in DATASET_REGISTRY:
+        return
+    gt_only = spec_of(DATASET_REGISTRY.get(dataset.type), DatasetSpec).gt_only
+    where = ("datasets", "train", "type")
+    if gt_only and not opts.high_order_degradation:
+        problems.append(Problem(where, f"{dataset.type} gives GT images only, and degradation.high_order_degradation: "
+                                       "false trains on stored LR images: use RealESRGANPairedDataset (dataroot_gt, "
+                                       "dataroot_lq), or set it to true"))
+    elif not gt_only and opts.high_order_degradation:
+        problems.append(Problem(where, f"{options.model_type} synthesises its LR inputs from GT images and kernels: "
+                                       f"use RealESRGANDataset (not {dataset.type}), or set "
+                                       "degradation.high_order_degradation: false to train on "
+                                       f"{dataset.type}'s LR images as they are"))
+    if not opts.high_order_degradation or not keys_valid(problems, ("datasets", "train")):
+        return
+    data_gt_size = dataset.kwargs.get("gt_size")
+    gt_size = patch_size(options)
+    if opts.gt_size is not None and data_gt_size is not None and opts.gt_size != data_gt_size:
+        problems.append(Problem(("degradation", "gt_size"), f"{opts.gt_size} differs from datasets.train.gt_size "
+                                                            f"{data_gt_size}; make them equal (or drop one)"))
+    elif gt_size is None or gt_size % options.scale:
+        problems.append(Problem(("degradation", "gt_size"), f"{gt_size}: needs a multiple of scale {options.scale} "
+                                                            "(here or in datasets.train.gt_size)"))
+    batch = train_set.batch_size_per_gpu * options.train.accumulate_steps
+    if opts.queue_size % batch:
+        problems.append(Problem(("degradation", "queue_size"), f"{opts.queue_size} is not a multiple of the loader "
+                                                               f"batch {batch} (batch_size_per_gpu x "
+                                                               "accumulate_steps); 0 turns the pool off"))
 
 
 class PairPool:
@@ -97,23 +164,11 @@ class Synthesis:
     """The model's half of the pipeline: batch -> degraded, cropped, pooled training pairs with their
     (sharpened) targets."""
 
-    def __init__(self, options: Options, device: torch.device, targets: Mapping[str, bool]) -> None:
-        opts = options.degradation or DegradationOptions()
-        train_set = options.train_set
-        assert train_set is not None and train_set.dataset is not None and options.train is not None
-        data_gt_size = train_set.dataset.kwargs.get("gt_size")
-        if opts.gt_size is not None and data_gt_size is not None and opts.gt_size != data_gt_size:
-            raise OptionError(("degradation", "gt_size"), f"{opts.gt_size} differs from datasets.train.gt_size "
-                                                          f"{data_gt_size}; make them equal (or drop one)")
-        gt_size = opts.gt_size or data_gt_size
-        if gt_size is None or gt_size % options.scale:
-            raise OptionError(("degradation", "gt_size"), f"{gt_size}: needs a multiple of scale {options.scale} "
-                                                          "(here or in datasets.train.gt_size)")
-        batch = train_set.batch_size_per_gpu * options.train.accumulate_steps
-        if opts.queue_size % batch:
-            raise OptionError(("degradation", "queue_size"), f"{opts.queue_size} is not a multiple of the loader "
-                                                             f"batch {batch} (batch_size_per_gpu x "
-                                                             "accumulate_steps); 0 turns the pool off")
+    def __init__(self, options: TrainingOptions, device: torch.device, targets: Mapping[str, bool]) -> None:
+        opts = degradation_of(options)
+        gt_size = patch_size(options)
+        if gt_size is None:  # check_synthesis reports it with the options
+            raise OptionError(("degradation", "gt_size"), "needs a GT patch size here or in datasets.train.gt_size")
         self.gt_size = int(gt_size)
         self.scale = options.scale
         self.seed = options.manual_seed
@@ -167,16 +222,21 @@ class _Synthesising:
     sharpened GT targets of :meth:`paired_targets` are added."""
 
     synthesis: Optional[Synthesis] = None
-    synthesizes_inputs = True  # the option checks pair such a model with RealESRGANDataset (or paired data)
 
     def __init__(self, options: Options, device: torch.device) -> None:
         super().__init__(options, device)  # type: ignore[call-arg]
         self.targets: Dict[str, bool] = {}
-        if options.train is not None:
-            if (options.degradation or DegradationOptions()).high_order_degradation:
-                self.synthesis = Synthesis(options, device, self.synthesis_targets(options))
+        training = as_training(options)
+        if training is not None:
+            if degradation_of(training).high_order_degradation:
+                self.synthesis = Synthesis(training, device, self.synthesis_targets(training))
             else:
-                self.targets = self.paired_targets(options)
+                self.targets = self.paired_targets(training)
+
+    @classmethod
+    def check_options(cls, options: TrainingOptions, problems: List[Problem]) -> None:
+        super().check_options(options, problems)  # type: ignore[misc]
+        check_synthesis(options, problems)
 
     def distribute(self, dist: DistContext) -> None:
         super().distribute(dist)  # type: ignore[misc]
@@ -223,9 +283,12 @@ class RealESRNetModel(_Synthesising, SRModel):
     """Real-ESRNet: the PSNR-oriented first stage; ``degradation.gt_usm`` sharpens the GT that is degraded and
     compared with."""
 
+    requirements = dataclasses.replace(SRModel.requirements, synthesizes_inputs=True,
+                                       sections=MappingProxyType({"degradation": DEGRADATION}))
+
     @staticmethod
     def synthesis_targets(options: Options) -> Dict[str, bool]:
-        usm = (options.degradation or DegradationOptions()).gt_usm
+        usm = degradation_of(options).gt_usm
         return {"source": usm, "gt_pix": usm, "gt_percep": usm}
 
     @staticmethod
@@ -238,9 +301,12 @@ class RealESRGANModel(_Synthesising, SRGANModel):
     """Real-ESRGAN: the GAN stage; the degradation starts from the sharpened GT, and each loss compares with the
     sharpened GT or not (``l1_gt_usm``, ``percep_gt_usm``, ``gan_gt_usm``)."""
 
+    requirements = dataclasses.replace(SRGANModel.requirements, synthesizes_inputs=True,
+                                       sections=MappingProxyType({"degradation": DEGRADATION}))
+
     @staticmethod
     def synthesis_targets(options: Options) -> Dict[str, bool]:
-        opts = options.degradation or DegradationOptions()
+        opts = degradation_of(options)
         return {"source": True, "gt_pix": opts.l1_gt_usm, "gt_percep": opts.percep_gt_usm, "gt_gan": opts.gan_gt_usm}
 
     @staticmethod

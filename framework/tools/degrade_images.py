@@ -26,9 +26,9 @@ from tqdm import tqdm
 from ..data.build import build_dataset
 from ..data.degraded_set import degrade_image
 from ..data.image_io import decode_file, images_by_stem, write_image
-from ..data.synthesis import degradation_from
+from ..data.synthesis import DegradationOptions, degradation_from
 from ..errors import UserError
-from ..options import DegradationOptions, load_options
+from ..options import load_options
 from .args import add_tail_arguments
 from .parallel import check_output_folder, remove_stale_temp_files
 from .show_degradations import require_synthesis
@@ -65,7 +65,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise UserError(f"{existing[0]}: exists{more}; add --force to replace, or choose another -o")
     kernels = build_dataset(options, "train").kernels  # type: ignore[attr-defined]
-    degradation = degradation_from(options.degradation or DegradationOptions(), options.scale)
+    degradation = degradation_from(options.section("degradation", DegradationOptions), options.scale)
     if os.path.isdir(args.output):
         remove_stale_temp_files(args.output)
     for (stem, rel), out in zip(tqdm(files, desc=f"degrade x{options.scale}", unit="img"), outputs, strict=True):

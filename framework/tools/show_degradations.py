@@ -25,7 +25,8 @@ from torch.utils.data import default_collate
 from ..data.build import build_dataset, num_samples
 from ..data.image_io import to_integer, write_image
 from ..errors import UserError
-from ..options import Options, load_options
+from ..option_rules import requirements_of
+from ..options import Options, TrainingOptions, load_options
 from ..registry import MODEL_REGISTRY
 from .args import add_tail_arguments
 
@@ -60,13 +61,13 @@ def grid(rows: List[List[torch.Tensor]]) -> torch.Tensor:
 def require_synthesis(options: Options, script: str) -> Any:
     """The options' model class, which must synthesise its LR inputs (RealESRNetModel / RealESRGANModel)."""
     model = MODEL_REGISTRY.get(options.model_type)
-    if not getattr(model, "synthesizes_inputs", False):
+    if not requirements_of(model).synthesizes_inputs:
         raise UserError(f"{options.source_file}: model_type {options.model_type} trains on stored LR images; "
                         f"{script} applies the synthetic degradation of RealESRNetModel / RealESRGANModel")
     return model
 
 
-def degradation_grid(options: Options, count: int, iteration: int) -> torch.Tensor:
+def degradation_grid(options: TrainingOptions, count: int, iteration: int) -> torch.Tensor:
     """The grid image (float, (3, H, W)) for the options."""
     from ..models.realesrgan_model import Synthesis
 
