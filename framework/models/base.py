@@ -35,7 +35,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..checkpoint import read_weights
+from ..checkpoint.weights import read_weights
 from ..errors import UserError, building
 from ..loss_set import GeneratorLosses, LossEntry, all_entries
 from ..optim import group_settings, is_schedule_free

@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointManager
+from ..checkpoint.manager import CheckpointManager
 from ..progress import BestRecord, TrainingProgress
 
 SIZES_MB = (10, 100, 1000)
