@@ -293,7 +293,8 @@ class CheckpointManager:
                                         new_best.metrics)
         if interval_paths is not None:
             self.prune()
-        return Saved(iteration, interval_paths, best_paths, new_best, archived, progress)
+        return Saved(iteration, interval=interval_paths, best=best_paths, new_best=new_best, archived=archived,
+                     progress=progress)
 
     def _poll_writer(self) -> None:
         """Take the outcome of a background save that has finished (no waiting, no collective)."""
