@@ -21,6 +21,7 @@ from .options import Options
 from .registry import METRIC_REGISTRY, MODEL_REGISTRY
 from .rng import seed_everything
 from .schema import Path_, Problem
+from .torch_private import dynamo_supported, triton_available
 
 
 @dataclass
@@ -153,14 +154,10 @@ def compile_unavailable(device: torch.device) -> str:
     """Why torch.compile's default backend cannot run here ('' when it can)."""
     import shutil
 
-    import torch._dynamo
-
-    if not torch._dynamo.is_dynamo_supported():
+    if not dynamo_supported():
         return f"this Python ({sys.version.split()[0]}) is not supported by torch {torch.__version__}'s dynamo"
     if device.type == "cuda":
-        from torch.utils._triton import has_triton
-
-        return "" if has_triton() else "Triton is not installed (pip install triton)"
+        return "" if triton_available() else "Triton is not installed (pip install triton)"
     compiler = os.environ.get("CXX") or next((c for c in ("g++", "clang++", "c++") if shutil.which(c)), None)
     if compiler is None or shutil.which(compiler) is None:
         return "no C++ compiler found (Inductor builds its CPU kernels with g++ or clang++; install one or set CXX)"

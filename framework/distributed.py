@@ -20,6 +20,8 @@ from typing import Any, List
 import torch
 import torch.distributed as dist
 
+from .torch_private import c10d_store
+
 logger = logging.getLogger(__name__)
 
 # Seconds a collective may wait for the slowest rank (rank 0 writing a checkpoint to a slow file system is
@@ -111,9 +113,7 @@ def _attempt_store(context: DistContext, timeout: datetime.timedelta) -> dist.St
     """torchrun's store, under a prefix of its own for each restart of the group: the store outlives a
     restart (torchrun's agent serves it), and without the prefix the restarted ranks would read the addresses
     the previous attempt's processes published and connect to dead ports (or wait for them forever)."""
-    from torch.distributed.rendezvous import _create_c10d_store
-
-    store = _create_c10d_store(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), context.rank,
+    store = c10d_store(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), context.rank,
                                context.world_size, timeout)
     return dist.PrefixStore(f"framework/attempt_{context.restart_count}", store)
 

@@ -17,7 +17,8 @@ import yaml
 from torch import nn
 from torch.nn import functional as F
 
-from .checkpoint import TRAINING_STATE, read_weights_file, saved_network, select_weights
+from .checkpoint.format import TRAINING_STATE
+from .checkpoint.weights import read_weights_file, saved_network, select_weights
 from .data.image_io import to_float, to_integer
 from .device import device_named
 from .errors import UserError

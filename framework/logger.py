@@ -1,18 +1,16 @@
 """What a run tells the user: text log, progress bar, TensorBoard (and Weights & Biases, in its own module),
-the per-image result tables, and the archive of best models.
+and the per-image result tables.
 
 Modules log through the standard library (``logging.getLogger(__name__)``, all under the ``framework``
 logger). Lines logged before the experiment log exists (start-up: checks, resume, baselines) are held by a
 standard buffering handler (:func:`held_startup_lines`) and replayed into the log once it is open.
 Everything lands in ``experiments/<name>/``. The logger writes; it does not decide what is best or when to
-save, and it knows nothing about checkpoint formats beyond copying a finished file.
+save, and it knows nothing about checkpoints (the checkpoint manager archives the best model).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -118,8 +116,7 @@ class TensorBoard:
 
 
 class ExperimentLogger:
-    """Text log + console, a tqdm bar, TensorBoard (and W&B) scalars/images, the per-image tables and the
-    best-model archive."""
+    """Text log + console, a tqdm bar, TensorBoard (and W&B) scalars/images and the per-image tables."""
 
     def __init__(self, exp_dir: str, name: str, *, use_tb: bool, resume_iter: int = 0,
                  show_progress: bool = True, held: Optional[MemoryHandler] = None,
@@ -186,34 +183,6 @@ class ExperimentLogger:
         """Append a validation's per-image rows to the set's table in the experiment folder."""
         append_rows(table_path(self.exp_dir, dataset), rows)
 
-    # best-model archive
-    def archive_best(self, weights_paths: Sequence[str], iteration: int, metrics: Mapping[str, float],
-                     metric: str) -> str:
-        """Copy the new best weights files (``.pth`` and/or ``.safetensors``) into
-        ``experiments/<name>/best_model/`` and record why they are best; returns the first copy."""
-        folder = os.path.join(self.exp_dir, "best_model")
-        os.makedirs(folder, exist_ok=True)
-        targets = [os.path.join(folder, os.path.basename(path)) for path in weights_paths]
-        for path, target in zip(weights_paths, targets, strict=True):
-            tmp = target + ".tmp"
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, target)
-        target = targets[0]
-        tmp = target + ".tmp"
-        record_path = os.path.join(folder, "best_records.json")
-        history = []
-        if os.path.exists(record_path):
-            with open(record_path, encoding="utf-8") as fh:
-                history = json.load(fh).get("history", [])
-        names = [os.path.basename(t) for t in targets]
-        entry = {"iteration": iteration, "metric": metric, "metrics": dict(metrics),
-                 "weights": names[0] if len(names) == 1 else names, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
-        history.append(entry)
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"best": entry, "history": history}, fh, indent=2)
-        os.replace(tmp, record_path)
-        return target
-
     def end_progress(self) -> None:
         if self._bar is not None:
             self._bar.close()
@@ -257,9 +226,6 @@ class RankLogger(ExperimentLogger):
     def per_image(self, dataset: str, rows: Sequence[Row]) -> None:
         pass
 
-    def archive_best(self, weights_paths: Sequence[str], iteration: int, metrics: Mapping[str, float],
-                     metric: str) -> str:
-        raise RuntimeError("only rank 0 archives the best model")
 
 
 def seconds_since_import() -> float:

@@ -16,7 +16,7 @@ from typing import Literal
 
 import torch
 
-from .checkpoint import safe_load
+from .checkpoint.safe_load import safe_load
 from .errors import UserError
 from .option_rules import MetricSpec
 from .registry import METRIC_REGISTRY

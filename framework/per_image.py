@@ -16,7 +16,7 @@ import os
 import re
 from typing import Dict, List, Mapping, Optional, Sequence
 
-from .checkpoint import fsync_dir
+from .checkpoint.io import fsync_dir
 
 HEAD = ("iteration", "dataset", "image")
 PREFIX = "per_image_"

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .checkpoint import safe_load
+from .checkpoint.safe_load import safe_load
 from .errors import UserError, did_you_mean
 from .option_rules import LossSpec
 from .registry import LOSS_REGISTRY

@@ -3,7 +3,7 @@ model internals (only the :class:`~framework.models.base.Model` contract).
 
     built (model, datasets) -> loaders -> (resume | pretrain) -> loop:
         step -> log every print_freq -> validate every val_freq
-             -> checkpoint manager: interval / final / new best (archived by the logger) -> stop request
+             -> checkpoint manager: interval / final / new best (and its archive) -> stop request
 """
 from __future__ import annotations
 
@@ -14,14 +14,16 @@ import statistics
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch.utils.data import DataLoader
 
 from . import per_image
-from .checkpoint import CheckpointManager, CheckpointWriteError, Saved, weights_metadata
-from .checkpoint_async import resolve_async_save
+from .checkpoint.errors import CheckpointWriteError
+from .checkpoint.format import weights_metadata
+from .checkpoint.manager import CheckpointManager, NewBest, Saved
+from .checkpoint.writer import resolve_async_save
 from .checks import Built
 from .compatibility import check_compatible
 from .data.build import build_train_loader, build_val_loader, close_loader, loader_batch_size, num_samples
@@ -103,12 +105,13 @@ class Trainer:
         self.val_sets = built.val_sets
         self.device = built.device
         self.show_progress = show_progress
+        self.exp_dir = os.path.join(options.path.experiments_root, options.name)
         self.ckpt = CheckpointManager(options.path.weights_root, options.name, options.logger.keep_last,
                                       options.logger.save_checkpoint_freq, dist=self.dist,
                                       async_save=resolve_async_save(options.logger.async_save, self.device),
                                       weights_format=options.logger.save_checkpoint_format,
-                                      metadata=weights_metadata(options.to_dict()))
-        self.exp_dir = os.path.join(options.path.experiments_root, options.name)
+                                      metadata=weights_metadata(options.to_dict()),
+                                      best_archive=os.path.join(self.exp_dir, "best_model"))
         self.progress = TrainingProgress(batch_size=loader_batch_size(options), world_size=self.dist.world_size)
         self.best = BestRecord()
         self.stop = _StopRequest()
@@ -303,7 +306,7 @@ class Trainer:
                         break
                 else:
                     progress.next_epoch()
-            self.ckpt.finish()  # a background save in flight: on disk (or its failure raised) before we go on
+            self._log_saved(self.ckpt.finish())  # a background save in flight: on disk (or its failure raised)
         except CheckpointWriteError as exc:  # a full disk: another save now would fail the same way
             logger.warning(f"stopped at iteration {self.iteration}: {exc}")
             raise CheckpointWriteError(f"{exc} (stopped at iteration {self.iteration}; make room and resume with "
@@ -312,17 +315,17 @@ class Trainer:
             message = str(exc)
             # Under torchrun the other ranks are inside a step this one will never join: no collective save;
             # this process exits and torchrun stops the others (auto-resume takes the last interval checkpoint).
-            pt = self.ckpt.save_progress(self.iteration) if not self.dist.enabled else None
+            pt = self._log_saved(self.ckpt.save_progress(self.iteration)) if not self.dist.enabled else None
             saved = f"; progress saved in {pt}" if pt else ""
             logger.warning(f"stopped at iteration {self.iteration}: {message}{saved}")
             raise UserError(f"{message} (stopped at iteration {self.iteration}{saved}; fix it and resume "
                             "with --auto-resume)") from exc
         finally:
-            self.ckpt.close()  # after an error too: a background save in flight is completed, never cut off
+            self._log_saved(self.ckpt.close())  # after an error too: a save in flight is completed, never cut off
             self.stop.restore()
             log.end_progress()
         interrupted = self.stop.requested is not None
-        pt = self.ckpt.save_progress(self.iteration) if interrupted else None
+        pt = self._log_saved(self.ckpt.save_progress(self.iteration)) if interrupted else None
         if pt:
             logger.info(f"{self.stop.requested}: stopped after iteration {self.iteration}; saved {pt}. "
                         f"Resume with path.resume_path: {pt} (or auto)")
@@ -362,24 +365,26 @@ class Trainer:
         new_best = False
         if options.val is not None and val_loaders and (it % options.val.val_freq == 0 or final):
             new_best = self._validate(log, val_loaders, last_metrics)
-        self.ckpt.after_step(it, new_best=new_best, final=final, on_saved=self._announce_saved(log, it))
+        self._log_saved(self.ckpt.after_step(it, new_best=self._new_best() if new_best else None, final=final))
 
-    def _announce_saved(self, log: ExperimentLogger, it: int) -> Callable[[Saved], None]:
-        """What follows a save once its files are in place (on the writer thread with asynchronous saving, so
-        the values are taken now): the best-model archive and the log lines."""
-        metrics = dict(self.current_metrics)
-        first_metric = next(iter(self.options.val.metrics)) if self.options.val is not None else ""
-        best_value = self.best.values.get(first_metric, {}).get("value")
+    def _new_best(self) -> NewBest:
+        """The record of this step's new best model: the first metric's best value and the validation's values."""
+        assert self.options.val is not None
+        metric = next(iter(self.options.val.metrics))
+        return NewBest(metric, self.best.values[metric]["value"], dict(self.current_metrics))
 
-        def announce(saved: Saved) -> None:
-            if saved.best is not None:
-                archived = log.archive_best(saved.best[1:], it, metrics, first_metric)
-                logger.info(f"New best {first_metric} {best_value:.4f} at iteration {it}: saved "
-                            f"{' and '.join(saved.best)}; archived {archived}")
-            if saved.interval is not None:
-                logger.info(f"Saved checkpoint {' and '.join(saved.interval)}")
-
-        return announce
+    @staticmethod
+    def _log_saved(saves: List[Saved]) -> Optional[str]:
+        """Log what the checkpoint manager reports saved; returns the ``.pt`` of a save of the last step on a
+        stop or an error instead (the message that ends the run names it)."""
+        progress = None
+        for saved in saves:
+            if saved.progress and saved.interval is not None:
+                progress = saved.interval[0]
+                continue
+            for line in saved.messages():
+                logger.info(line)
+        return progress
 
     def _validate(self, log: ExperimentLogger, val_loaders: Dict[str, DataLoader],
                   last_metrics: Dict[str, Dict[str, float]]) -> bool:

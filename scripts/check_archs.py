@@ -71,7 +71,7 @@ def check_compile(name: str) -> str:
     size = -(-max(16, getattr(net, "input_minimum", 1)) // m) * m
     x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     try:
-        torch._dynamo.reset()
+        torch.compiler.reset()
         compiled = torch.compile(net)
         torch.manual_seed(1)
         out = compiled(x.clone())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import io
+import json
 import os
 import signal
 import subprocess
@@ -22,8 +23,10 @@ from typing import Any, Callable, Dict, List, Optional
 import pytest
 import torch
 
-from framework.checkpoint import CheckpointManager, verify
-from framework.checkpoint_async import TEST_SLOW_SAVE_ENV, SnapshotBuffers, resolve_async_save, snapshot_state
+from framework.checkpoint.io import TEST_SLOW_SAVE_ENV
+from framework.checkpoint.manager import CheckpointManager, NewBest
+from framework.checkpoint.safe_load import verify
+from framework.checkpoint.writer import SnapshotBuffers, resolve_async_save, snapshot_state
 from framework.checks import check_and_build
 from framework.data.build import build_train_loader
 from framework.options import load_options
@@ -84,7 +87,7 @@ def test_a_synchronous_snapshot_of_a_cpu_state_is_the_live_state_itself() -> Non
 
 
 def test_auto_is_on_except_on_a_one_core_cpu_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    import framework.checkpoint_async as module
+    import framework.checkpoint.writer as module
 
     monkeypatch.setattr(module, "usable_cores", lambda: 2)
     assert resolve_async_save("auto", torch.device("cpu")) is True
@@ -111,27 +114,37 @@ def _trained_gan(workdir: Path) -> Trainer:
 
 def test_a_background_save_writes_the_bytes_a_synchronous_save_writes_while_training_goes_on(
         workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same files, bytes, best-model archive and returned record, only later."""
     trainer = _trained_gan(workdir)
     options = trainer.options.to_dict()
-    managers = {mode: CheckpointManager(str(workdir / mode), "g", save_freq=2, async_save=mode == "async")
+    managers = {mode: CheckpointManager(str(workdir / mode / "weights"), "g", save_freq=2,
+                                        async_save=mode == "async", best_archive=str(workdir / mode / "best_model"))
                 for mode in ("sync", "async")}
     for manager in managers.values():
         manager.track(model=trainer.model, progress=trainer.progress, best=trainer.best, options=options)
     state = managers["sync"].collect()  # one collection for both (it holds a time stamp)
     for manager in managers.values():
         manager.collect = lambda: state  # type: ignore[method-assign]
-    managers["sync"].after_step(2, new_best=True)
+    best = NewBest("psnr", 30.5, {"psnr": 30.5, "ssim": 0.9})
+    (sync_saved,) = managers["sync"].after_step(2, new_best=best)
     monkeypatch.setenv(TEST_SLOW_SAVE_ENV, "0.5")
-    announced: List[Any] = []
-    assert managers["async"].after_step(2, new_best=True, on_saved=announced.append).interval is None
+    assert managers["async"].after_step(2, new_best=best) == []  # in flight: nothing to report yet
     assert managers["async"]._writer.busy
     trainer.model.train_step(trainer.batch, 3)  # type: ignore[attr-defined]  # the live state moves on
-    managers["async"].finish()
-    assert announced and announced[0].interval == managers["async"].iter_paths(2)
+    (async_saved,) = managers["async"].finish()
+    assert async_saved.interval == managers["async"].iter_paths(2) and async_saved.best is not None
+    as_sync = [line.replace(str(workdir / "async"), str(workdir / "sync")) for line in async_saved.messages()]
+    assert as_sync == sync_saved.messages() and len(as_sync) == 2 and "archived" in as_sync[0]
     names = ["g_iter_2.pt", "g_iter_2.pth", "g_best.pt", "g_best.pth"]
     for name in names:
-        assert (workdir / "async" / name).read_bytes() == (workdir / "sync" / name).read_bytes(), name
-    assert sorted(os.listdir(workdir / "async")) == sorted(names)
+        assert (workdir / "async" / "weights" / name).read_bytes() == \
+            (workdir / "sync" / "weights" / name).read_bytes(), name
+    assert sorted(os.listdir(workdir / "async" / "weights")) == sorted(names)
+    for mode in ("sync", "async"):
+        archive = workdir / mode / "best_model"
+        assert (archive / "g_best.pth").read_bytes() == (workdir / mode / "weights" / "g_best.pth").read_bytes()
+        record = json.loads((archive / "best_records.json").read_text())["best"]
+        assert (record["iteration"], record["metric"], record["metrics"]) == (2, "psnr", {"psnr": 30.5, "ssim": 0.9})
 
 
 def test_the_next_save_waits_for_the_one_in_flight_and_the_log_says_so(
@@ -278,7 +291,7 @@ def test_a_weights_folder_made_read_only_during_a_background_write_stops_the_run
 
 WRITER_EXIT_SCRIPT = """
 import sys, time
-from framework.checkpoint_async import BackgroundWriter
+from framework.checkpoint.writer import BackgroundWriter
 writer = BackgroundWriter()
 writer.start(lambda: None)
 writer.wait()

@@ -17,8 +17,11 @@ import pytest
 import torch
 import yaml
 
-from framework import checkpoint as ckpt_mod
-from framework.checkpoint import CheckpointError, CheckpointManager, atomic_save, verify
+from framework.checkpoint import io as ckpt_io
+from framework.checkpoint.errors import CheckpointError
+from framework.checkpoint.io import atomic_save
+from framework.checkpoint.manager import CheckpointManager
+from framework.checkpoint.safe_load import verify
 from framework.options import load_options
 from framework.progress import BestRecord, TrainingProgress
 from framework.models.sr_model import SRModel
@@ -79,7 +82,9 @@ def test_full_state_is_about_three_times_the_weights_on_the_example_network(tmp_
     manager = CheckpointManager(str(tmp_path), "ratio", save_freq=1)
     manager.track(model=model, progress=progress, best=BestRecord(), options=options.to_dict())
     progress.step()
-    pt, pth = manager.after_step(1).interval
+    (saved,) = manager.after_step(1)
+    assert saved.interval is not None
+    pt, pth = saved.interval
     ratio = os.path.getsize(pt) / os.path.getsize(pth)
     assert 2.8 <= ratio <= 3.2, ratio
 
@@ -292,11 +297,11 @@ def test_enospc_keeps_earlier_checkpoints(workdir: Path, monkeypatch: pytest.Mon
             raise error
         return real_save(obj, f, *args, **kwargs)
 
-    monkeypatch.setattr(ckpt_mod.torch, "save", failing_save)
+    monkeypatch.setattr(ckpt_io.torch, "save", failing_save)
     assert train_in_process(opt) == 2
     err = capsys.readouterr().err
     assert reason in err and "MiB free" in err and "tiny_" in err and "Traceback" not in err
-    monkeypatch.setattr(ckpt_mod.torch, "save", real_save)
+    monkeypatch.setattr(ckpt_io.torch, "save", real_save)
     for name in ("tiny_iter_4.pt", "tiny_iter_4.pth", "tiny_best.pth"):
         verify(str(workdir / "weights" / name))
     assert not [p for p in (workdir / "weights").iterdir() if ".tmp." in p.name]

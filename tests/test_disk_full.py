@@ -2,7 +2,7 @@
 
 The failure is real, not a Python exception put in place of a write: during that one file's save the process's
 file-size limit (RLIMIT_FSIZE, with SIGXFSZ ignored) is lowered to 1 KiB, so the operating system refuses the
-write half-way, as a full disk does. The save goes through the real ``framework.checkpoint._save_temp`` (which
+write half-way, as a full disk does. The save goes through the real ``framework.checkpoint.io._save_temp`` (which
 writes one temp file); the test wraps it (the one internal it depends on) only to know which file is written.
 
 Afterwards, every file under a real name must verify (``scripts/checkpoint.py verify``, best files included),
@@ -21,7 +21,9 @@ from typing import Dict, List
 import pytest
 import torch
 
-from framework import checkpoint as ckpt_mod
+from framework.checkpoint import io as ckpt_io
+from framework.checkpoint.format import check_training_state
+from framework.checkpoint.safe_load import safe_load
 
 from .childproc import REPO, Child
 from .tinyrun import train_in_process, write_options
@@ -59,7 +61,7 @@ def test_a_pth_write_that_fails_after_its_pt_leaves_every_checkpoint_valid(
     opt = write_options(workdir, "full", **{"train.total_iter": TOTAL, "val.val_freq": 2,
                                            "logger.save_checkpoint_freq": 4, "logger.async_save": False})
     weights = workdir / "weights"
-    real_save = ckpt_mod._save_temp
+    real_save = ckpt_io._save_temp
     best_pth_writes: List[str] = []
     failures: List[Dict] = []
 
@@ -75,16 +77,16 @@ def test_a_pth_write_that_fails_after_its_pt_leaves_every_checkpoint_valid(
             return real_save(obj, tmp)
         pt_tmp = tmp.replace(".pth.tmp.", ".pt.tmp.")  # the .pt of the same save, written just before
         failures.append({"path": str(weights / name), "pt_written": os.path.isfile(pt_tmp) and
-                         ckpt_mod.check_training_state(ckpt_mod.safe_load(pt_tmp), pt_tmp) is not None,
+                         check_training_state(safe_load(pt_tmp), pt_tmp) is not None,
                          "before": _files(weights)})
         _write_fails_halfway(real_save, obj, tmp)
         raise AssertionError(f"{tmp}: the write did not fail under a 1 KiB file-size limit")
 
-    monkeypatch.setattr(ckpt_mod, "_save_temp", save)
+    monkeypatch.setattr(ckpt_io, "_save_temp", save)
     capsys.readouterr()
     rc = train_in_process(opt)
     err = capsys.readouterr().err
-    monkeypatch.setattr(ckpt_mod, "_save_temp", real_save)
+    monkeypatch.setattr(ckpt_io, "_save_temp", real_save)
 
     assert failures, f"the {target} .pth was never written: the fault was not injected"
     failed = Path(failures[0]["path"]).name

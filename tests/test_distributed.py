@@ -14,8 +14,8 @@ from typing import Dict, List, Optional
 import pytest
 import torch
 
-from framework.checkpoint import verify
-from framework.checkpoint_async import TEST_SLOW_SAVE_ENV
+from framework.checkpoint.io import TEST_SLOW_SAVE_ENV
+from framework.checkpoint.safe_load import verify
 from framework.checks import check_and_build
 from framework.data.build import build_val_loader
 from framework.options import load_options

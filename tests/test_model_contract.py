@@ -235,7 +235,7 @@ def test_the_import_graph_of_the_package_has_no_cycle() -> None:
 
 
 def test_a_format_1_checkpoint_still_resumes_pretrains_and_verifies(workdir: Path) -> None:
-    from framework.checkpoint import verify
+    from framework.checkpoint.safe_load import verify
 
     opt = write_options(workdir, **{"train.total_iter": 4, "logger.save_checkpoint_freq": 4})
     assert train_in_process(opt) == 0

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from framework.checkpoint import read_weights, read_weights_file
+from framework.checkpoint.weights import read_weights, read_weights_file
 from framework.cli import run_main
 from framework.inference import Upscaler, load_network
 from framework.tools.checkpoint_tool import main as checkpoint_main

@@ -10,7 +10,8 @@ import yaml
 from torch import nn
 
 from framework.archs import EDSR, MSRResNet, RRDBNet, SRVGGNetCompact
-from framework.checkpoint import atomic_save, training_state
+from framework.checkpoint.format import training_state
+from framework.checkpoint.io import atomic_save
 from framework.data.example_data import render_image
 from framework.models.sr_model import SRModel
 from framework.options import load_options

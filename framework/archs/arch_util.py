@@ -12,9 +12,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn import init
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import UserError
+
+# the batch norms default_init_weights resets (the public classes; lazy ones have no weights to set yet)
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 __all__ = [
     "default_init_weights", "make_layer", "ResidualBlockNoBN", "Upsample", "pixel_unshuffle",
@@ -53,7 +55,7 @@ def default_init_weights(module_list: Union[nn.Module, Iterable[nn.Module]], sca
                 m.weight.mul_(scale)
                 if m.bias is not None:
                     m.bias.fill_(bias_fill)
-            elif isinstance(m, _BatchNorm):
+            elif isinstance(m, _BATCH_NORMS):
                 init.constant_(m.weight, 1)
                 if m.bias is not None:
                     m.bias.fill_(bias_fill)

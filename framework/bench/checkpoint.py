@@ -35,7 +35,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointManager
+from ..checkpoint.manager import CheckpointManager
 from ..progress import BestRecord, TrainingProgress
 from .common import spread
 

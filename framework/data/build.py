@@ -12,6 +12,7 @@ from ..device import resolve_workers, usable_cores
 from ..errors import UserError
 from ..options import DatasetOptions, Options
 from ..registry import DATASET_REGISTRY
+from ..torch_private import shutdown_loader_workers
 from .sampler import ResumableSampler
 from .worker_errors import ReportingDataset, ReportingLoader, collate_samples
 
@@ -107,10 +108,7 @@ def close_loader(loader: DataLoader) -> None:
     """Stop a loader's worker processes now. They ignore SIGINT/SIGTERM (the trainer handles those), so the
     interpreter's exit, which stops leftover workers with SIGTERM, could not; and an error's traceback can
     keep the iterator alive past the run."""
-    iterator = getattr(loader, "_iterator", None)
-    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
-        iterator._shutdown_workers()
-    loader._iterator = None
+    shutdown_loader_workers(loader)
 
 
 def _own_generator(options: Options) -> torch.Generator:

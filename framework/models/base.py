@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..checkpoint import read_weights
+from ..checkpoint.weights import read_weights
 from ..distributed import DistContext
 from ..errors import UserError, building
 from ..loss_set import GeneratorLosses, LossEntry, all_entries

@@ -8,7 +8,7 @@
     python scripts/checkpoint.py export weights/x.pth --onnx (-opt OPTIONS.yml | --arch TYPE KEY=VALUE ...)
     python scripts/checkpoint.py diff weights/a_iter_1000.pt weights/b_iter_1000.pt
 
-Every file is read through framework.checkpoint (``torch.load(weights_only=True)``, zip checksums checked,
+Every file is read through framework.checkpoint.safe_load (``torch.load(weights_only=True)``, zip checksums checked,
 never a full unpickle), so a damaged or malicious file is refused with one ``error:`` line and exit code 2.
 Exit codes: 0 success, 2 a bad file or argument, 1 an unexpected failure (with traceback).
 """
@@ -21,10 +21,12 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 
-from ..checkpoint import (
-    SAFETENSORS, TRAINING_STATE, CheckpointError, atomic_save, atomic_save_weights, check_training_state,
-    is_state_dict, read_safetensors, read_weights_file, verify, weights_metadata,
-)
+from ..checkpoint.errors import CheckpointError
+from ..checkpoint.format import (SAFETENSORS, TRAINING_STATE, check_training_state, describe_keys, is_state_dict,
+                                 weights_metadata)
+from ..checkpoint.io import atomic_save, atomic_save_weights, read_safetensors
+from ..checkpoint.safe_load import verify
+from ..checkpoint.weights import read_weights_file
 from ..inference import load_network
 from .args import add_network_source, add_verbose_argument
 from ..onnx_export import DEFAULT_OPSET, TOLERANCE, check_image, export_onnx, onnx_difference, require
@@ -36,7 +38,7 @@ from ..options import format_change, option_changes
 def load_checkpoint(path: str) -> Tuple[str, Dict[str, Any]]:
     """``('training_state' | 'weights', content)`` of ``path``, loaded weights-only and checked.
 
-    A ``.pt`` goes through :func:`framework.checkpoint.verify` (zip checksums, kind, format version). Other
+    A ``.pt`` goes through :func:`framework.checkpoint.safe_load.verify` (zip checksums, kind, format version). Other
     files through :func:`read_weights_file` (``.pth``, ``.safetensors``) and are classified by content, so a
     ``.pth`` in another layout (``params_ema``, a bare state dict) can still be inspected.
     """
@@ -59,11 +61,6 @@ def load_training_state(path: str, what: str) -> Dict[str, Any]:
         raise CheckpointError(f"{path}: a weights file (keys: {describe_keys(obj)}), not a full training "
                               f"checkpoint (.pt); {what} needs the .pt")
     return obj
-
-
-def describe_keys(obj: Any, limit: int = 6) -> str:
-    keys = list(obj)[:limit] if isinstance(obj, dict) else []
-    return ", ".join(map(str, keys)) + (", ..." if isinstance(obj, dict) and len(obj) > limit else "")
 
 
 # ------------------------------------------------------------------------------------------------ measuring

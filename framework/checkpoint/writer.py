@@ -1,36 +1,33 @@
 """Saving a checkpoint without holding up training: a snapshot of the state, and one writer thread.
 
 At a save point the training thread copies the state's tensors into CPU buffers (:func:`snapshot_state`) and
-goes on; :class:`BackgroundWriter` then runs the same write function a synchronous save runs, so the files,
-their bytes and their guarantees (atomic replace, fsync, ``.pt`` + ``.pth`` together, pruning after a
-complete write) are the same. What torch.save writes depends on more than tensor values: which tensors share a
-storage (views), storage offsets and strides, dict order, container types (a state dict is an ``OrderedDict``
-with ``_metadata``) and which objects are the same object (pickle memoises them). The snapshot therefore copies
-storages, not tensors, rebuilds every view on its copy, and deep-copies the containers with the tensors'
-copies pre-seeded, so the pickled structure is the live state's.
+goes on; :class:`BackgroundWriter` then runs the save job the manager would run at the save point, so the
+files, their bytes and their guarantees (atomic replace, fsync, ``.pt`` + weights files together, pruning
+after a complete write) are the same. What torch.save writes depends on more than tensor values: which tensors
+share a storage (views), storage offsets and strides, dict order, container types (a state dict is an
+``OrderedDict`` with ``_metadata``) and which objects are the same object (pickle memoises them). The snapshot
+therefore copies storages, not tensors, rebuilds every view on its copy, and deep-copies the containers with
+the tensors' copies pre-seeded, so the pickled structure is the live state's.
 """
 from __future__ import annotations
 
 import copy
 import ctypes
-import os
 import queue
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, Literal, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Hashable, Iterator, Literal, Optional, Tuple, Union
 
 import torch
 
-from .device import usable_cores
+from ..device import usable_cores
 
 WRITER_THREAD = "checkpoint-writer"
-# CPU storages up to this size are copied with one plain memmove. torch's own copy splits a copy over its
-# intra-op threads, and on a busy machine waiting for the descheduled one made a 10 MB state's snapshot
-# (180 storages of ~150 kB) take 0.58 s instead of 3 ms; above this size that split is worth its cost.
+# CPU storages up to this size are copied with one plain memmove: torch's own copy splits a copy over its
+# intra-op threads, and on a busy machine waiting for a descheduled one costs more than a small copy itself.
 PLAIN_COPY_BYTES = 16 << 20
-# Test-only: seconds the checkpoint writer sleeps between writing its temp files and renaming them, so a test
-# can kill or signal a run while a background save is in flight. Never set it for real runs.
-TEST_SLOW_SAVE_ENV = "FRAMEWORK_TEST_SLOW_SAVE_S"
+# A finished job: its return value, or the exception it raised.
+Outcome = Tuple[Any, Optional[BaseException]]
 
 
 def resolve_async_save(value: Union[bool, Literal["auto"]], device: torch.device) -> bool:
@@ -39,13 +36,6 @@ def resolve_async_save(value: Union[bool, Literal["auto"]], device: torch.device
     if value != "auto":
         return bool(value)
     return device.type != "cpu" or usable_cores() > 1
-
-
-def test_pause() -> None:
-    """The test-only pause of :data:`TEST_SLOW_SAVE_ENV` (a no-op unless a test sets it)."""
-    seconds = float(os.environ.get(TEST_SLOW_SAVE_ENV, 0) or 0)
-    if seconds > 0:
-        time.sleep(seconds)
 
 
 class SnapshotBuffers:
@@ -57,7 +47,7 @@ class SnapshotBuffers:
     """
 
     def __init__(self) -> None:
-        # key -> (buffer, pinned); the flag is kept because asking a storage is_pinned() costs tens of µs
+        # key -> (buffer, pinned); the flag is kept because asking a storage is_pinned() is a slow call
         self._buffers: Dict[str, Tuple[torch.UntypedStorage, bool]] = {}
         self._used: Dict[str, Tuple[torch.UntypedStorage, bool]] = {}
 
@@ -110,6 +100,15 @@ def _view_on(tensor: torch.Tensor, storage: torch.UntypedStorage) -> torch.Tenso
     return view.requires_grad_(tensor.requires_grad) if tensor.requires_grad else view
 
 
+def _storage_key(tensor: torch.Tensor, storage: torch.UntypedStorage) -> Hashable:
+    """Which storage ``tensor`` lives in, from public calls: its device and the address of its first byte (two
+    live storages of a state dict start at one address only when they are one storage). An empty storage has
+    no address (0 for all of them), so each empty tensor keeps a storage of its own, as torch.save writes it."""
+    if storage.nbytes() == 0:
+        return ("empty", id(tensor))
+    return (storage.device, storage.data_ptr())
+
+
 def snapshot_state(obj: Any, buffers: Optional[SnapshotBuffers] = None) -> Any:
     """A copy of ``obj`` whose tensors live on the CPU and no longer change with the live state.
 
@@ -121,14 +120,14 @@ def snapshot_state(obj: Any, buffers: Optional[SnapshotBuffers] = None) -> Any:
              if type(tensor) in (torch.Tensor, torch.nn.Parameter)]  # a tensor subclass is left to deepcopy
     if buffers is None and all(tensor.device.type == "cpu" for _path, tensor in found):
         return obj  # nothing to copy: the live state is what a synchronous save of a CPU state writes
-    copies: Dict[int, torch.UntypedStorage] = {}
+    copies: Dict[Hashable, torch.UntypedStorage] = {}
     memo: Dict[int, Any] = {}
     on_gpu = False
     for path, tensor in found:
         if id(tensor) in memo:
             continue  # one object in two places stays one object (pickle writes it once)
         storage = tensor.untyped_storage()
-        key = storage._cdata
+        key = _storage_key(tensor, storage)
         if key not in copies:
             on_gpu = on_gpu or storage.device.type == "cuda"
             if buffers is not None:
@@ -144,13 +143,12 @@ def snapshot_state(obj: Any, buffers: Optional[SnapshotBuffers] = None) -> Any:
 
 
 class BackgroundWriter:
-    """Runs one save at a time on a long-lived thread of its own and keeps its failure for the training thread.
+    """Runs one save at a time on a long-lived thread of its own and keeps its outcome for the training thread.
 
-    The thread is started once and fed through a queue: starting a thread per save made the save point wait
-    for the new thread to start and then for the GIL it took (3-8 ms, most of a 10 MB save's pause). It is not
-    a daemon, so even if the training thread dies unexpectedly the interpreter waits for a write in flight to
-    finish; when idle it checks every :data:`IDLE_POLL_S` whether the main thread has ended and then ends too,
-    so a run that never calls :meth:`close` still exits.
+    The thread is started once and fed through a queue, so a save point does not wait for a new thread to
+    start and take the GIL. It is not a daemon, so even if the training thread dies unexpectedly the
+    interpreter waits for a write in flight to finish; when idle it checks every :data:`IDLE_POLL_S` whether
+    the main thread has ended and then ends too, so a run that never calls :meth:`stop` still exits.
     """
 
     IDLE_POLL_S = 0.5
@@ -161,7 +159,7 @@ class BackgroundWriter:
         self._done = threading.Event()
         self._done.set()
         self._in_flight = False
-        self._failure: Optional[BaseException] = None
+        self._outcome: Optional[Outcome] = None
 
     @property
     def busy(self) -> bool:
@@ -194,9 +192,9 @@ class BackgroundWriter:
             if job is None:
                 return
             try:
-                job()
+                self._outcome = (job(), None)
             except BaseException as exc:  # noqa: BLE001 - handed to the training thread, never lost
-                self._failure = exc
+                self._outcome = (None, exc)
             finally:
                 self._done.set()
 
@@ -217,12 +215,7 @@ class BackgroundWriter:
             self._thread.join()
         self._thread = None
 
-    def take_failure(self) -> Optional[BaseException]:
-        """The exception of a finished write that failed, once; None when all went well so far."""
-        failure, self._failure = self._failure, None
-        return failure
-
-    def raise_failure(self) -> None:
-        failure = self.take_failure()
-        if failure is not None:
-            raise failure
+    def take(self) -> Optional[Outcome]:
+        """The outcome of the job that finished last, once (None when there is none): call after :meth:`wait`."""
+        outcome, self._outcome = self._outcome, None
+        return outcome
