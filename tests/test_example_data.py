@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from framework.cli import run_main
 from framework.data import example_data
 from framework.data.degradations import bicubic_downsample, bicubic_upsample
 from framework.data.example_data import MARKER_NAME, ExampleDataError, generate_example_data
@@ -212,7 +213,7 @@ def test_cli_fast_path_and_error(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert cli.main(args) == 0
     assert cli.main(args) == 0
     assert "already holds 2 train + 1 val" in capsys.readouterr().out
-    assert cli.main(args + ["--seed", "5"]) == 2
+    assert run_main(cli.main, args + ["--seed", "5"]) == 2  # as scripts/make_example_data.py runs it
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "different parameters" in err
 
@@ -235,7 +236,7 @@ def test_degraded_val_for_the_realesrgan_examples(tmp_path: Path, capsys: pytest
     assert json.loads((root / MARKER_NAME).read_text())["params"]["degraded_val"] == 1
     assert cli.main(args) == 0  # found complete, nothing rewritten
     assert "nothing to do" in capsys.readouterr().out
-    assert cli.main([*args, "--no-degraded-val"]) == 2  # another set than the one there
+    assert run_main(cli.main, [*args, "--no-degraded-val"]) == 2  # another set than the one there
     assert "different parameters" in capsys.readouterr().err
     (degraded / "0001.png").unlink()
     with pytest.raises(ExampleDataError, match="LR_x4_degraded/0001.png is missing"):
