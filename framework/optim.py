@@ -26,6 +26,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from .errors import UserError
 from .option_rules import ComponentSpec
 from .registry import OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY
+from .torch_private import foreach
 
 for _optimizer in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
     OPTIMIZER_REGISTRY.register(_optimizer)
@@ -110,7 +111,7 @@ class AdanScheduleFree(torch.optim.Optimizer):
         grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
         if not grads:
             return 1.0
-        norm = torch.linalg.vector_norm(torch.stack([n.double() for n in torch._foreach_norm(grads)]))
+        norm = torch.linalg.vector_norm(torch.stack([n.double() for n in foreach.norm(grads)]))
         return min(1.0, max_norm / (float(norm) + self.param_groups[-1]["eps"]))
 
     @staticmethod
@@ -154,25 +155,25 @@ class AdanScheduleFree(torch.optim.Optimizer):
                 state["prev_grad"] = g.clone()
         m, v, n, z, prev = ([s[k] for s in states] for k in ("exp_avg", "exp_avg_diff", "exp_avg_sq", "z",
                                                                "prev_grad"))
-        diff = torch._foreach_sub(grads, prev)
-        torch._foreach_lerp_(m, grads, 1 - b1)
-        torch._foreach_lerp_(v, diff, 1 - b2)
-        nesterov = torch._foreach_add(grads, diff, alpha=b2)
-        torch._foreach_mul_(n, b3)
-        torch._foreach_addcmul_(n, nesterov, nesterov, value=1 - b3)
-        denom = torch._foreach_sqrt(n)
-        torch._foreach_div_(denom, math.sqrt(1 - b3 ** step))
-        torch._foreach_add_(denom, group["eps"])
-        direction = torch._foreach_mul(m, 1 / (1 - b1 ** step))
-        torch._foreach_add_(direction, v, alpha=b2 / (1 - b2 ** step))
-        torch._foreach_div_(direction, denom)
+        diff = foreach.sub(grads, prev)
+        foreach.lerp_(m, grads, 1 - b1)
+        foreach.lerp_(v, diff, 1 - b2)
+        nesterov = foreach.add(grads, diff, alpha=b2)
+        foreach.mul_(n, b3)
+        foreach.addcmul_(n, nesterov, nesterov, value=1 - b3)
+        denom = foreach.sqrt(n)
+        foreach.div_(denom, math.sqrt(1 - b3 ** step))
+        foreach.add_(denom, group["eps"])
+        direction = foreach.mul(m, 1 / (1 - b1 ** step))
+        foreach.add_(direction, v, alpha=b2 / (1 - b2 ** step))
+        foreach.div_(direction, denom)
         decay = 1 - lr * group["weight_decay"]
-        torch._foreach_lerp_(params, z, c)
-        torch._foreach_mul_(params, decay)
-        torch._foreach_add_(params, direction, alpha=-lr * (1 - c))
-        torch._foreach_mul_(z, decay)
-        torch._foreach_add_(z, direction, alpha=-lr)
-        torch._foreach_copy_(prev, grads)
+        foreach.lerp_(params, z, c)
+        foreach.mul_(params, decay)
+        foreach.add_(params, direction, alpha=-lr * (1 - c))
+        foreach.mul_(z, decay)
+        foreach.add_(z, direction, alpha=-lr)
+        foreach.copy_(prev, grads)
 
     @torch.no_grad()
     def eval(self) -> None:

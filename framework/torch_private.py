@@ -7,7 +7,7 @@ Imports are made on first use: some of these modules are slow to import and most
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING, List
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import torch
 
@@ -49,11 +49,19 @@ def triton_available() -> bool:
     return bool(has_triton())
 
 
-def foreach_copy_(targets: List[torch.Tensor], sources: List[torch.Tensor]) -> None:
-    """``target.copy_(source)`` for every pair, as one fused operation (``torch._foreach_copy_``)."""
-    torch._foreach_copy_(targets, sources)
+# torch's fused list operations (``torch._foreach_<op>``, what torch.optim's foreach path runs), by the names
+# used here; an op not listed is an AttributeError, so each new one joins this list and its test.
+FOREACH_OPS = ("add", "add_", "addcmul_", "copy_", "div_", "lerp_", "mul", "mul_", "norm", "sqrt", "sub")
 
 
-def foreach_lerp_(targets: List[torch.Tensor], ends: List[torch.Tensor], weight: float) -> None:
-    """``target.lerp_(end, weight)`` for every pair, as one fused operation (``torch._foreach_lerp_``)."""
-    torch._foreach_lerp_(targets, ends, weight)
+class _Foreach:
+    """``foreach.lerp_(targets, ends, weight)`` is ``target.lerp_(end, weight)`` for every pair, as one fused
+    operation; likewise for each op of :data:`FOREACH_OPS`."""
+
+    def __getattr__(self, op: str) -> Callable[..., Any]:
+        if op not in FOREACH_OPS:
+            raise AttributeError(f"torch_private.foreach.{op}: not in FOREACH_OPS")
+        return cast(Callable[..., Any], getattr(torch, f"_foreach_{op}"))
+
+
+foreach = _Foreach()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 import inspect
 import os
-from typing import Iterator
+from typing import Iterator, List, Tuple
 
 import pytest
 import torch
@@ -70,13 +70,44 @@ def _tensors(seed: int) -> Iterator[torch.Tensor]:
     return (torch.rand(shape, generator=generator) for shape in ((3,), (2, 4), ()))
 
 
-def test_foreach_copy_and_lerp_do_what_the_per_tensor_operations_do() -> None:
-    targets, sources = list(_tensors(0)), list(_tensors(1))
-    expected = [t.clone().lerp_(s, 0.25) for t, s in zip(targets, sources, strict=True)]
-    torch_private.foreach_lerp_(targets, sources, 0.25)
-    assert all(torch.equal(t, e) for t, e in zip(targets, expected, strict=True))
-    torch_private.foreach_copy_(targets, sources)
-    assert all(torch.equal(t, s) and t is not s for t, s in zip(targets, sources, strict=True))
+def _pairs(a: List[torch.Tensor], b: List[torch.Tensor]) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    return zip(a, b, strict=True)
+
+
+# each fused op of FOREACH_OPS against its per-tensor operation: (reference on lists a, b, c; the fused call's
+# arguments; its keywords)
+PER_TENSOR = {
+    "add": (lambda a, b, c: [x.add(y, alpha=0.5) for x, y in _pairs(a, b)], lambda a, b, c: (a, b),
+            {"alpha": 0.5}),
+    "add_": (lambda a, b, c: [x.add(y, alpha=2.0) for x, y in _pairs(a, b)], lambda a, b, c: (a, b),
+             {"alpha": 2.0}),
+    "addcmul_": (lambda a, b, c: [x.addcmul(y, z, value=0.3) for x, y, z in zip(a, b, c, strict=True)],
+                 lambda a, b, c: (a, b, c), {"value": 0.3}),
+    "copy_": (lambda a, b, c: [y.clone() for y in b], lambda a, b, c: (a, b), {}),
+    "div_": (lambda a, b, c: [x / 3.0 for x in a], lambda a, b, c: (a, 3.0), {}),
+    "lerp_": (lambda a, b, c: [x.lerp(y, 0.25) for x, y in _pairs(a, b)], lambda a, b, c: (a, b, 0.25), {}),
+    "mul": (lambda a, b, c: [x * 0.7 for x in a], lambda a, b, c: (a, 0.7), {}),
+    "mul_": (lambda a, b, c: [x * 0.7 for x in a], lambda a, b, c: (a, 0.7), {}),
+    "norm": (lambda a, b, c: [torch.linalg.vector_norm(x) for x in a], lambda a, b, c: (a,), {}),
+    "sqrt": (lambda a, b, c: [x.sqrt() for x in a], lambda a, b, c: (a,), {}),
+    "sub": (lambda a, b, c: [x - y for x, y in _pairs(a, b)], lambda a, b, c: (a, b), {}),
+}
+
+
+@pytest.mark.parametrize("op", torch_private.FOREACH_OPS)
+def test_each_fused_list_operation_does_what_the_per_tensor_one_does(op: str) -> None:
+    a, b, c = list(_tensors(0)), list(_tensors(1)), list(_tensors(2))
+    reference, arguments, keywords = PER_TENSOR[op]
+    expected = reference(a, b, c)
+    result = getattr(torch_private.foreach, op)(*arguments(a, b, c), **keywords)
+    got = a if op.endswith("_") else result  # in-place ops change their first list
+    assert len(got) == len(expected)
+    assert all(torch.allclose(g, e, rtol=1e-6, atol=0) for g, e in zip(got, expected, strict=True))
+
+
+def test_an_operation_not_listed_is_refused() -> None:
+    with pytest.raises(AttributeError, match="not in FOREACH_OPS"):
+        torch_private.foreach.exp_  # noqa: B018 (the lookup is what is tested)
 
 
 def test_default_init_weights_resets_every_batch_norm() -> None:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..optim import optimizer_steps, schedule_free_average
-from ..torch_private import foreach_copy_, foreach_lerp_
+from ..torch_private import foreach
 
 
 def _frozen_copy(model: nn.Module) -> nn.Module:
@@ -42,7 +42,7 @@ class ScheduleFreeAverage:
         if steps != self._steps:
             with torch.no_grad():
                 live = list(self.model.parameters())
-                foreach_copy_(self._params, schedule_free_average(self.optimizer, live))
+                foreach.copy_(self._params, schedule_free_average(self.optimizer, live))
                 for own, buf in zip(self._buffers, self.model.buffers(), strict=True):
                     own.copy_(buf)
             self._steps = steps
@@ -78,7 +78,7 @@ class ModelEMA:
         if self.source is not None:
             model = self.source.module
         live: List[torch.Tensor] = list(model.parameters())
-        foreach_lerp_(self._ema_params, live, 1.0 - self.decay)
+        foreach.lerp_(self._ema_params, live, 1.0 - self.decay)
         for ema_buf, buf in zip(self._ema_buffers, model.buffers(), strict=True):
             ema_buf.copy_(buf)
 
