@@ -26,7 +26,7 @@ setup(
         "torchvision>=0.25",
         # Image decoding and PNG encoding (torchvision's are deprecated since 0.29); its image decoders came in
         # 0.16. A torchcodec release is built for one torch release: pip picks the newest, made for the newest
-        # torch; with an older torch install the torchcodec paired with it (README, "Image decoding").
+        # torch; with an older torch install the torchcodec paired with it (docs/data.md, "Image decoding").
         "torchcodec>=0.16",
         # io_backend: {type: lmdb} and scripts/create_lmdb.py; a small wheel (0.6 MB) for every platform.
         "lmdb>=1.4",

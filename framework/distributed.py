@@ -114,7 +114,7 @@ def _attempt_store(context: DistContext, timeout: datetime.timedelta) -> dist.St
     restart (torchrun's agent serves it), and without the prefix the restarted ranks would read the addresses
     the previous attempt's processes published and connect to dead ports (or wait for them forever)."""
     store = c10d_store(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), context.rank,
-                               context.world_size, timeout)
+                       context.world_size, timeout)
     return dist.PrefixStore(f"framework/attempt_{context.restart_count}", store)
 
 

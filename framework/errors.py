@@ -30,6 +30,13 @@ class RemoteTraceback(Exception):
         return "\n" + self.formatted.rstrip()
 
 
+def first_line(exc: BaseException, limit: Optional[int] = None) -> str:
+    """The first line of an exception's message (its type's name when it has none; at most ``limit``
+    characters), the part of a foreign exception that fits in a one-line error."""
+    message = str(exc).strip()
+    return message.splitlines()[0][:limit] if message else type(exc).__name__
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``"; did you mean 'x'?"`` for a choice that ``name`` is a misspelling of, or an empty string.
 
@@ -108,6 +115,6 @@ def building(*path: str, args: Iterable[str] = ()) -> Iterator[None]:
     except OptionError:
         raise
     except (UserError, ValueError, TypeError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = first_line(exc)
         argument = locate_argument(detail, args)
         raise OptionError(tuple(path) + ((argument,) if argument else ()), detail) from exc

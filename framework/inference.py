@@ -21,7 +21,7 @@ from .checkpoint.format import TRAINING_STATE
 from .checkpoint.weights import read_weights_file, saved_network, select_weights
 from .data.image_io import to_float, to_integer
 from .device import device_named
-from .errors import UserError
+from .errors import UserError, first_line
 from .models.base import LoadReport
 from .network_spec import full_arguments, input_channels, scale_argument
 from .options import load_options
@@ -102,7 +102,7 @@ def _construct(component: Component, where: str) -> nn.Module:
     try:
         return component.build(ARCH_REGISTRY)
     except (UserError, ValueError, TypeError) as exc:
-        raise UserError(f"{where}: {str(exc).strip().splitlines()[0]}") from exc
+        raise UserError(f"{where}: {first_line(exc)}") from exc
 
 
 def load_network(weights: Optional[str], *, options_file: Optional[str] = None, arch: Sequence[str] = (),
@@ -187,7 +187,7 @@ def _probe(net: nn.Module, component: Component, source: str, expected_scale: Op
             out = net(torch.zeros(1, in_ch, size, size))
     except (UserError, RuntimeError) as exc:
         raise UserError(f"{component.type} of {source}: a {in_ch}-channel {size}x{size} input fails "
-                        f"({str(exc).strip().splitlines()[0]})") from exc
+                        f"({first_line(exc)})") from exc
     scale = out.shape[-1] // size
     if out.dim() != 4 or scale < 1 or tuple(out.shape[-2:]) != (size * scale, size * scale):
         raise UserError(f"{component.type} of {source}: turns {size}x{size} into {tuple(out.shape)}, not an "

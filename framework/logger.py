@@ -227,7 +227,6 @@ class RankLogger(ExperimentLogger):
         pass
 
 
-
 def seconds_since_import() -> float:
     """Seconds since the framework package began importing (torch's import included; the interpreter's own
     start, a few tens of milliseconds, not)."""

@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 
 from .checkpoint.safe_load import safe_load
-from .errors import UserError
+from .errors import UserError, first_line
 from .option_rules import MetricSpec
 from .registry import METRIC_REGISTRY
 
@@ -79,7 +79,7 @@ def calculate_lpips(img: torch.Tensor, img2: torch.Tensor, crop_border: int = 0,
         return float(model(scaled(img), scaled(img2)).mean())
     except RuntimeError as exc:  # the backbone's pooling leaves nothing of a small image
         raise ValueError(f"calculate_lpips: a {img.shape[-1]}x{img.shape[-2]} image (after crop_border) is too small "
-                         f"for the {net} backbone ({str(exc).splitlines()[0]})") from exc
+                         f"for the {net} backbone ({first_line(exc)})") from exc
 
 
 calculate_lpips.option_spec = MetricSpec(better="lower")  # BasicSR's `better`: LPIPS is a distance

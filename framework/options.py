@@ -1,6 +1,6 @@
 """Options: one YAML file -> validated, typed, read-only :class:`Options`.
 
-The dataclasses below are the schema: every key, its type, default, bounds and README text. Keys follow
+The dataclasses below are the schema: every key, its type, default, bounds and the text of docs/options.md. Keys follow
 BasicSR's names where BasicSR has them; keys that BasicSR spells differently get a hint naming ours.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ import yaml
 
 from .basicsr_names import inferred_model_type, model_type_fix, reading
 from .errors import UserError, did_you_mean
-from .loss_set import NOT_PROVIDED
-from .option_rules import (ComponentSpec, LossSpec, MetricSpec, ModelRequirements, OptionsOwner, declared_sections,
+from .loss_set import NOT_PROVIDED, role_of
+from .option_rules import (ComponentSpec, MetricSpec, ModelRequirements, OptionsOwner, declared_sections,
                            keys_valid, requirements_of, spec_of)
 from .registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY,
                        OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY, Registry)
@@ -252,17 +252,17 @@ class Options:
     device: Literal["auto", "cpu", "cuda"] = opt("auto", doc="`auto` = CUDA when available, else CPU.")
     num_threads: Union[int, Literal["auto"], None] = opt(
         "auto", doc="Torch CPU threads. `auto` (or none): on CPU one per core (shared among torchrun's "
-                    "processes), data-loader workers or not (measured faster on idle cores, see Notes on speed; "
-                    "on cores other jobs use too, fewer can be faster); on CUDA torch's default.", min=1)
+                    "processes), data-loader workers or not (fastest on idle cores; on cores other jobs use "
+                    "too, fewer can be faster: docs/distributed-and-precision.md); on CUDA torch's default.", min=1)
     fast_matmul: bool = opt(False, doc="traiNNer-redux's key: on CUDA, float32 matrix products and convolutions "
                                        "may use TF32 (`torch.set_float32_matmul_precision('high')`, cuDNN TF32): "
                                        "faster on Ampere and newer, about 10 mantissa bits. No effect on the CPU.")
     malloc_tuning: bool = opt(True, doc="On Linux with glibc, train.py sets malloc's thresholds at start-up "
                                         "(mmap 32 MiB, trim 2 GiB, as `GLIBC_TUNABLES` would): freed memory is "
                                         "kept for the next step instead of being returned to the system and "
-                                        "faulted in again; 10-17% faster CPU training, at the price of a process "
-                                        "that stays at its peak memory. Logged; no effect elsewhere or when "
-                                        "`GLIBC_TUNABLES` sets them; false = glibc's defaults.")
+                                        "faulted in again; faster CPU training (docs/benchmarks.md), at the "
+                                        "price of a process that stays at its peak memory. Logged; no effect "
+                                        "elsewhere or when `GLIBC_TUNABLES` sets them; false = glibc's defaults.")
     datasets: Mapping[str, DatasetOptions] = opt(MappingProxyType({}), doc="`train` plus any number of "
                                                  "validation sets (`val`, `val_2`, ... or `test_*` for test.py). "
                                                  "Each: `type` and its keys (below).")
@@ -640,7 +640,7 @@ def _check_loss_roles(train: TrainOptions, problems: List[Problem]) -> None:
         component = getattr(train, key)
         if component is None:
             continue
-        own = spec_of(LOSS_REGISTRY.get(component.type), LossSpec).role
+        own = role_of(component.type)
         if own != role:
             takes = next((k for k, r in LOSS_ROLES.items() if r == own), None)
             move = f" (it belongs under train.{takes})" if takes else " (list it in train.losses)"

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import torch
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .registry import ARCH_REGISTRY
 from .schema import Problem, signature_params
 
@@ -55,7 +55,7 @@ def detect(path: str, option: str = "path.pretrain_path") -> Detected:
         raise UserError(f"{option}: {path}: spandrel does not recognise the network in this file") from exc
     except Exception as exc:  # unreadable, truncated, not a model file
         raise UserError(f"{option}: {path}: cannot be read as a model file "
-                        f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from exc
+                        f"({first_line(exc)})") from exc
     model = descriptor.model
     type_ = _registered_type(model)
     arguments: Dict[str, Any] = {}

@@ -1,7 +1,7 @@
 """Validation machinery: YAML with line numbers, typed fields, and ``type:`` components checked against signatures.
 
 The option classes in :mod:`framework.options` are frozen dataclasses; their fields (type hints plus the
-metadata set by :func:`opt`) are the single schema that validation walks and the README's option reference is
+metadata set by :func:`opt`) are the single schema that validation walks and docs/options.md's option reference is
 generated from, so documentation and validation cannot drift apart.
 
 Every problem found is collected as a :class:`Problem` (key path, message); all of them are reported together
@@ -164,7 +164,7 @@ def format_problems(problems: Sequence[Problem], source: Optional[YamlSource],
 def opt(default: Any = dataclasses.MISSING, *, doc: str, min: Optional[float] = None,
         max: Optional[float] = None, below: Optional[float] = None, above: Optional[float] = None,
         registry: Optional[Registry] = None, injected: Tuple[str, ...] = (), hint: str = "") -> Any:
-    """A schema field: its default, the README text, bounds (``min``/``max`` inclusive, ``above``/``below``
+    """A schema field: its default, its text in docs/options.md, bounds (``min``/``max`` inclusive, ``above``/``below``
     strict), and for components the registry and the arguments the framework passes itself."""
     meta = {"doc": doc, "min": min, "max": max, "above": above, "below": below, "registry": registry,
             "injected": injected, "hint": hint}
@@ -346,7 +346,7 @@ def _ann_name(ann: Any) -> str:
 
 
 def describe_annotation(ann: Any) -> str:
-    """Human text for the README's option reference."""
+    """Human text for the option reference in docs/options.md."""
     return _ann_name(ann)
 
 

@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional
 import torch
 
 from .data.image_io import decode_file
-from .errors import UserError
+from .errors import UserError, first_line
 from .options import WandbOptions
 
 RUN_ID_FILE = "wandb_run_id"
@@ -49,7 +49,7 @@ class WandbBoard:
                                   dir=None if os.environ.get("WANDB_DIR") else exp_dir,
                                   settings=wandb.Settings(console="off"))
         except Exception as exc:  # wandb raises its own kinds: not logged in, no network, bad project
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise UserError(f"logger.wandb: W&B did not start ({reason}); log in with `wandb login`, run "
                             "offline with WANDB_MODE=offline (and `wandb sync` later), or remove logger.wandb") \
                 from exc

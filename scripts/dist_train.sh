@@ -14,7 +14,7 @@
 #                     --auto-resume, so a restarted group continues from the newest valid checkpoint
 #   SHUTDOWN_TIMEOUT  seconds a stopped run (Ctrl-C, SIGTERM) has to finish its step and save before torchrun
 #                     kills the workers (default 120)
-#   CUDA_VISIBLE_DEVICES, OMP_NUM_THREADS, FRAMEWORK_DIST_TIMEOUT: passed through (see the README)
+#   CUDA_VISIBLE_DEVICES, OMP_NUM_THREADS, FRAMEWORK_DIST_TIMEOUT: passed through (docs/distributed-and-precision.md)
 set -euo pipefail
 if [ $# -lt 2 ]; then
     echo "usage: $0 NPROC OPTIONS.yml [train.py arguments ...]" >&2

@@ -1,6 +1,6 @@
 """BasicSR's published option files (tests/fixtures/basicsr/) move over in one command.
 
-Acceptance of issue 14: ``scripts/convert_options.py`` on BasicSR's own train and test files of the model
+``scripts/convert_options.py`` on BasicSR's own train and test files of the model
 types this trainer supports, then ``train.py --dry-run`` / ``test.py --dry-run`` on the result, pass on the
 first run. The data sit at BasicSR's own relative paths (``datasets/DIV2K/...``, ``datasets/Set5/...``) in
 the working directory, tiny and generated, so the files' data paths need no change at all; the weights a test

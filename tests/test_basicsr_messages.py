@@ -1,4 +1,4 @@
-"""Messages that lead to the fix in one round (issue 14), table-driven.
+"""Messages that lead to the fix in one round, table-driven.
 
 Each case writes the tiny valid options with one BasicSR-style change, runs ``train.py --dry-run`` in-process
 and checks: exit code 2, nothing written, the message says what to do (``expect``), and no misleading
@@ -121,7 +121,7 @@ MESSAGES: List[Any] = [
     pytest.param(Msg(at("val.suffix", "../x"), ["val.suffix", "not safe"]), id="suffix-unsafe"),
 ]
 
-# ---- GAN keys and components (issue 10) in an SRModel file: each named, none ignored
+# ---- GAN keys and components in an SRModel file: each named, none ignored
 GAN_KEYS: List[Any] = [
     pytest.param(Msg(at("network_d", {"type": "VGGStyleDiscriminator"}), ["network_d", "SRModel does not use it",
                                                                          "ESRGANModel"]), id="gan-network_d"),

@@ -1,4 +1,4 @@
-"""Real-ESRGAN's degradation pipeline (issue 12): kernels against the published formulas, noise statistics,
+"""Real-ESRGAN's degradation pipeline: kernels against the published formulas, noise statistics,
 the dataset and the batch pipeline, RealESRNetModel / RealESRGANModel runs and their exact resume, and the
 Real-ESRGAN option layout."""
 from __future__ import annotations

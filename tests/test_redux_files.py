@@ -1,6 +1,6 @@
 """traiNNer-redux's published templates (tests/fixtures/traiNNer-redux/) move over in one command.
 
-Acceptance of issue 21: ``scripts/convert_options.py`` on the templates for Compact and ESRGAN (paired and on-the-
+``scripts/convert_options.py`` on the templates for Compact and ESRGAN (paired and on-the-
 fly degradations) and SPAN, then ``train.py --dry-run`` on the result, pass on the first run. The data sit at the
 templates' own relative paths (``datasets/train/dataset1/hr``, ``hr2``, ``lr``, ``lr2`` ...), tiny and generated,
 so the files need no change at all. The converter must leave nothing to fix by hand.

@@ -27,7 +27,7 @@ import tempfile
 import time
 from typing import Dict, List, Optional, Tuple
 
-from .common import EXAMPLE_OPTIONS, REPO
+from .common import EXAMPLE_OPTIONS, REPO, spread
 
 STARTUP_LINE = re.compile(r"Start-up: first batch in hand ([0-9.]+) s")
 
@@ -114,6 +114,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         walls = [wall for wall, _ in values]
         owns = [own for _, own in values]
         label = kind if kind != "resumed among many" else f"resumed among {args.checkpoints} checkpoints"
-        print(f"| {label} | {statistics.median(walls):.2f} [{min(walls):.2f}..{max(walls):.2f}] | "
+        print(f"| {label} | {spread(walls, '{:.2f}')} | "
               f"{statistics.median(owns):.2f} | {statistics.median(walls) / fresh:.3f} |")
     return 0

@@ -29,7 +29,6 @@ from ..validation import comparison_strip, evaluate
 from .common import EXAMPLE_OPTIONS
 
 
-
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench_validation.py", description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=8)

@@ -11,8 +11,3 @@ class CheckpointError(UserError):
 class CheckpointWriteError(UserError):
     """A save that failed (disk full, permissions); earlier checkpoints are untouched."""
 
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (at most 200 characters), for a one-line error."""
-    message = str(exc).strip()
-    return message.splitlines()[0][:200] if message else type(exc).__name__

@@ -31,14 +31,12 @@ def training_state(*, iteration: int, epoch: int, data_position: Dict[str, int],
             "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-
 def weights_metadata(options: Mapping[str, Any]) -> Dict[str, str]:
     """What a ``.safetensors`` says about its network (strings only): the architecture, scale and the whole
     ``network_g`` (so inference can build it without the option file)."""
     network = options.get("network_g") or {}
     return {"architecture": str(network.get("type", "")), "scale": str(options.get("scale", "")),
             "network_g": json.dumps(network, sort_keys=True)}
-
 
 
 def check_training_state(obj: Any, path: str, key: str = "") -> Dict[str, Any]:

@@ -16,7 +16,8 @@ from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 import torch
 
 from ..version import __version__
-from .errors import CheckpointError, CheckpointWriteError, first_line
+from ..errors import first_line
+from .errors import CheckpointError, CheckpointWriteError
 from .format import SAFETENSORS
 
 TMP_MARK = ".tmp."
@@ -46,14 +47,13 @@ def atomic_copy_all(pairs: Sequence[Tuple[str, str]]) -> None:
     replace_together([(path, functools.partial(_link_temp, source)) for source, path in pairs])
 
 
-
 def write_checkpoint(paths: Sequence[str], state: Mapping[str, Any], params: Mapping[str, torch.Tensor],
                      metadata: Mapping[str, str]) -> None:
     """A ``.pt`` of ``state`` and its weights files of ``params`` (``paths``: the ``.pt`` first), replaced
     together (all or none)."""
     pt, *weights = paths
     replace_together([(pt, functools.partial(_save_temp, dict(state))),
-                  *((path, weights_writer(path, params, metadata)) for path in weights)])
+                      *((path, weights_writer(path, params, metadata)) for path in weights)])
 
 
 def _save_temp(obj: Any, tmp: str) -> None:
@@ -61,7 +61,6 @@ def _save_temp(obj: Any, tmp: str) -> None:
         torch.save(obj, fh)
         fh.flush()
         os.fsync(fh.fileno())
-
 
 
 def weights_writer(path: str, params: Mapping[str, torch.Tensor],
@@ -94,7 +93,6 @@ def _save_safetensors_temp(params: Dict[str, torch.Tensor], metadata: Dict[str, 
         os.fsync(fh.fileno())
 
 
-
 def read_safetensors(path: str, key: str = "") -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
     """The tensors and metadata of a ``.safetensors``; a missing, truncated or damaged file is one line."""
     where = f"{key}: {path}" if key else path
@@ -108,11 +106,10 @@ def read_safetensors(path: str, key: str = "") -> Tuple[Dict[str, torch.Tensor],
             metadata = dict(fh.metadata() or {})
             tensors = {name: fh.get_tensor(name) for name in fh.keys()}
     except Exception as exc:  # noqa: BLE001 - safetensors' errors are Rust ones; every reason is the user's
-        raise CheckpointError(f"{where}: corrupt or truncated .safetensors file ({first_line(exc)})") from exc
+        raise CheckpointError(f"{where}: corrupt or truncated .safetensors file ({first_line(exc, 200)})") from exc
     if not tensors:
         raise CheckpointError(f"{where}: the .safetensors file holds no tensors")
     return tensors, metadata
-
 
 
 def _link_temp(source: str, tmp: str) -> None:
@@ -151,7 +148,7 @@ def replace_together(targets: Sequence[Tuple[str, Callable[[str], None]]]) -> No
         folder = os.path.dirname(os.path.abspath(path))
         free = shutil.disk_usage(folder).free if os.path.isdir(folder) else 0
         errno_ = getattr(exc, "errno", None)
-        reason = os.strerror(errno_) if errno_ else str(exc).strip().splitlines()[0]
+        reason = os.strerror(errno_) if errno_ else first_line(exc)
         raise CheckpointWriteError(f"{path}: checkpoint not written: {reason} ({free / 2**20:.1f} MiB free "
                                    f"in {folder}); earlier checkpoints are intact") from exc
     except BaseException:

@@ -13,7 +13,8 @@ from typing import Any, Dict, List
 
 import torch
 
-from .errors import CheckpointError, first_line
+from ..errors import first_line
+from .errors import CheckpointError
 from .format import SAFETENSORS, check_training_state, describe_keys, is_state_dict
 from .io import read_safetensors
 
@@ -52,9 +53,9 @@ def safe_load(path: str, *, key: str = "") -> Any:
             raise CheckpointError(f"{where}: refused: the file holds Python objects other than tensors and "
                                   f"plain data ({', '.join(unsafe[:3])}); it may be malicious and was not "
                                   "unpickled") from exc
-        raise CheckpointError(f"{where}: not a readable PyTorch file ({first_line(exc)})") from exc
+        raise CheckpointError(f"{where}: not a readable PyTorch file ({first_line(exc, 200)})") from exc
     except Exception as exc:  # noqa: BLE001 - every reason a file cannot be read is the user's to see
-        raise CheckpointError(f"{where}: not a readable PyTorch file ({first_line(exc)})") from exc
+        raise CheckpointError(f"{where}: not a readable PyTorch file ({first_line(exc, 200)})") from exc
 
 
 def unsafe_globals(path: str) -> List[str]:

@@ -87,7 +87,6 @@ def select_weights(obj: Any, path: str, param_key: Union[str, Sequence[str]] = "
     return strip_prefixes(state), entry
 
 
-
 def saved_network(path: str, key: str = "") -> Optional[Tuple[Dict[str, Any], Optional[int]]]:
     """The ``network_g`` and scale a ``.safetensors`` written here records (:func:`weights_metadata`), or None
     (another file, or one from elsewhere)."""

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Literal, Tuple, Union
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
@@ -90,7 +90,7 @@ def decode_bytes(data: Union[bytes, bytearray, memoryview], source: str,
             img = decode(buffer, mode="RGB", output_dtype="auto")
         return img
     except (RuntimeError, OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise UserError(f"{source}: cannot read image ({reason})") from exc
 
 
@@ -104,7 +104,7 @@ def _decoder() -> Any:
         try:
             from torchcodec.decoders import decode_image
         except (ImportError, OSError, RuntimeError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise UserError(f"image decoding needs TorchCodec's image decoders, which did not load ({reason}); "
                             f"install the torchcodec release made for torch {torch.__version__.split('+')[0]}: "
                             "pip install -U torchcodec") from exc

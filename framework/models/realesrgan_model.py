@@ -14,11 +14,10 @@ inputs are exactly.
 """
 from __future__ import annotations
 
-import logging
-from typing import Any, Dict, List, Mapping, Optional, Tuple
-
 import dataclasses
+import logging
 from types import MappingProxyType
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
