@@ -4,7 +4,8 @@ and the input sizes it takes against the training patch size.
 A network declares its scale argument (``scale_argument``, or ``fixed_scale`` for one with a single scale;
 the native ones name it ``upscale`` or ``scale``) and, where its windows must tile the input exactly, its
 input multiple (``multiple_rule`` of its arguments, ``input_multiple`` on the built network) and smallest
-input (``input_minimum``). These are checked with the option keys, before anything is built or written.
+input (``input_minimum``, or ``minimum_rule`` of its arguments). These are checked with the option keys,
+before anything is built or written.
 """
 from __future__ import annotations
 
@@ -48,7 +49,11 @@ def input_multiple(component: Component) -> int:
 
 
 def input_minimum(component: Component) -> int:
-    return int(getattr(ARCH_REGISTRY.get(component.type), "input_minimum", 1))
+    """The smallest input height and width the network takes (``minimum_rule`` of its arguments where it
+    depends on them, else ``input_minimum``)."""
+    cls = ARCH_REGISTRY.get(component.type)
+    rule = getattr(cls, "minimum_rule", None)
+    return int(rule(full_arguments(component))) if rule is not None else int(getattr(cls, "input_minimum", 1))
 
 
 def resolve_scale(component: Component, scale: int, key: str, problems: List[Problem]) -> Component:

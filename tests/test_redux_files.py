@@ -27,7 +27,8 @@ from .test_option_errors import assert_unchanged, snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures" / "traiNNer-redux"
 TEMPLATES = ["Compact_fromscratch.yml", "Compact_OTF_fromscratch.yml", "ESRGAN_fromscratch.yml",
-             "ESRGAN_OTF_finetune.yml", "SPAN_fromscratch.yml", "DAT_2_fromscratch.yml", "DAT_2_OTF_finetune.yml"]
+             "ESRGAN_OTF_finetune.yml", "SPAN_fromscratch.yml", "DAT_2_fromscratch.yml", "DAT_2_OTF_finetune.yml",
+             "RealCUGAN_fromscratch.yml"]
 # The dry runs take one batch of 2 crops of 32x32 LR (the templates' 8 of 64x64 cost minutes on a CPU for DAT);
 # the files' own sizes pass the option checks of the converter unchanged.
 SMALL_BATCH = ["--set", "datasets.train.batch_size_per_gpu=2", "--set", "datasets.train.gt_size=128",
@@ -257,3 +258,49 @@ def test_neosr_yaml_keys_convert(tmp_path: Path, capsys: pytest.CaptureFixture) 
     capsys.readouterr()
     assert run_main(convert_options.main, [str(tmp_path / "neosr.toml"), "-o", str(tmp_path / "t.yml")]) == 2
     assert "TOML" in capsys.readouterr().err
+
+
+# traiNNer-redux's names of the spandrel networks its other templates train, each in the RealCUGAN template's
+# place (the templates differ only in network_g and the scale comment).
+NETWORK_NAMES = ["mosr", "mosr_t", "seemore_t", "moesr2"]
+
+
+@pytest.mark.parametrize("name", NETWORK_NAMES)
+def test_redux_network_name_in_a_template_converts_then_dry_runs(name: str, work: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    text = (FIXTURES / "RealCUGAN_fromscratch.yml").read_text(encoding="utf-8")
+    src = work / f"{name}.yml"
+    src.write_text(text.replace("  type: realcugan\n  pro: true\n  fast: false\n", f"  type: {name}\n"),
+                   encoding="utf-8")
+    dst = work / f"{name}_converted.yml"
+    _rc, out = _convert(src, dst, capsys)
+    assert not _left_to_fix(out)
+    assert f"preset {name} = " in _dry_run(work, dst, capsys)
+
+
+@pytest.mark.parametrize("scale, network, expected", [
+    (4, "  type: realcugan\n  fast: true\n", "network_g.fast: Real-CUGAN's fast variant upscales x2 only"),
+    (2, "  type: realcugan\n  pro: true\n  fast: true\n", "network_g.pro: Real-CUGAN's fast variant has no pro"),
+    (8, "  type: realcugan\n", "network_g.type: Real-CUGAN upscales x2, x3 or x4, but scale is 8"),
+])
+def test_a_real_cugan_that_does_not_exist_is_an_option_error(scale: int, network: str, expected: str, work: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    """traiNNer-redux's realcugan picks the network by scale; the ones that do not exist are named at load."""
+    from framework.models.sr_model import build_network
+    from framework.options import load_options
+
+    text = (FIXTURES / "RealCUGAN_fromscratch.yml").read_text(encoding="utf-8")
+    text = text.replace("  type: realcugan\n  pro: true\n  fast: false\n", network)
+    src = work / "cugan.yml"
+    src.write_text(text.replace("scale: 4  #", f"scale: {scale}  #"), encoding="utf-8")
+    dst = work / "cugan_converted.yml"
+    _convert(src, dst, capsys)
+    before = snapshot(work)
+    rc = run_main(cli.train_main, ["-opt", str(dst), "--dry-run", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and expected in err and "Traceback" not in err, err
+    assert_unchanged(before, snapshot(work), "a refused Real-CUGAN")
+    dst.write_text(dst.read_text(encoding="utf-8").replace(f"scale: {scale}", "scale: 2").replace("pro: true", ""),
+                   encoding="utf-8")
+    assert type(build_network(load_options(str(dst)))).__name__ == ("UpCunet2x_fast" if "fast" in network
+                                                                     else "UpCunet2x")

@@ -77,6 +77,16 @@ PRESETS: Dict[str, Tuple[str, Dict[str, Any]]] = {
                     "num_heads": (6,) * 8, "mlp_ratio": 2.0, "resi_connection": "1conv", "c_ratio": 0.5}),
     "rgt_s": ("RGT", {"img_size": 64, "img_range": 1.0, "split_size": (8, 32), "depth": _SIX, "embed_dim": 180,
                       "num_heads": _SIX, "mlp_ratio": 2.0, "resi_connection": "1conv", "c_ratio": 0.5}),
+    "mosr": ("MoSR", {"n_block": 24, "dim": 64, "upsampler": "ps", "drop_path": 0.0, "kernel_size": 7,
+                      "expansion_ratio": 1.5, "conv_ratio": 1.0}),
+    "mosr_t": ("MoSR", {"n_block": 5, "dim": 48, "upsampler": "ps", "drop_path": 0.0, "kernel_size": 7,
+                        "expansion_ratio": 1.5, "conv_ratio": 1.0}),
+    "seemore_t": ("SeemoRe", {"num_experts": 3, "num_layers": 6, "embedding_dim": 36, "img_range": 1.0,
+                              "use_shuffle": True, "global_kernel_size": 11, "recursive": 2, "lr_space": "exp",
+                              "topk": 1}),
+    "moesr2": ("MoESR", {"dim": 64, "n_blocks": 9, "n_block": 4, "expansion_factor": 8 / 3, "expansion_msg": 1.5,
+                         "upsampler": "pixelshuffledirect", "upsample_dim": 64}),
+    "realcugan": ("RealCUGAN", {"pro": False, "fast": False}),
 }
 
 

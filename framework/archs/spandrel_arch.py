@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from torch import nn
 
 from ..registry import ARCH_REGISTRY
+from ..schema import ComponentSpec, Path_, Problem
 
 Kwargs = Mapping[str, Any]
 
@@ -201,3 +202,50 @@ def _register_all() -> List[str]:
 
 # The registered names of spandrel's networks.
 SPANDREL_NETWORKS: List[str] = _register_all()
+
+
+def _real_cugan_problem(scale: Any, pro: Any, fast: Any) -> Optional[Tuple[str, str]]:
+    """(key, message) of what Real-CUGAN does not exist as: it has x2, x3 and x4; its fast variant x2 only,
+    and no pro version of that."""
+    if scale not in (2, 3, 4):
+        return "type", f"Real-CUGAN upscales x2, x3 or x4, but scale is {scale}; set scale: 2, 3 or 4"
+    if fast and scale != 2:
+        return "fast", f"Real-CUGAN's fast variant upscales x2 only, but scale is {scale}; set fast: false or scale: 2"
+    if fast and pro:
+        return "pro", "Real-CUGAN's fast variant has no pro version; set pro: false or fast: false"
+    return None
+
+
+def _real_cugan_rule(options: Any, component: Any, path: Path_, problems: List[Problem]) -> None:
+    arguments = {"pro": False, "fast": False, **component.kwargs}
+    problem = _real_cugan_problem(options.scale, arguments["pro"], arguments["fast"])
+    if problem is not None:
+        problems.append(Problem(path + (problem[0],), problem[1]))
+
+
+def RealCUGAN(*, scale: int = 4, pro: bool = False, fast: bool = False, in_channels: int = 3,  # noqa: N802
+              out_channels: int = 3) -> nn.Module:
+    """Real-CUGAN at the scale of the options, as traiNNer-redux's ``realcugan``: spandrel's UpCunet2x,
+    UpCunet3x or UpCunet4x (``pro``: the pro weights' layout), UpCunet2x_fast with ``fast`` at x2. What it
+    returns is the registered class of that name, so its ``.pth`` reopens in spandrel as that network."""
+    problem = _real_cugan_problem(scale, pro, fast)
+    if problem is not None:
+        raise ValueError(problem[1])
+    name = "UpCunet2x_fast" if fast else f"UpCunet{scale}x"
+    extra = {} if fast else {"pro": pro}
+    return ARCH_REGISTRY.get(name)(in_channels=in_channels, out_channels=out_channels, **extra)
+
+
+def _real_cugan_multiple(arguments: Kwargs) -> int:
+    return 4 if arguments.get("fast") else 1
+
+
+def _real_cugan_minimum(arguments: Kwargs) -> int:
+    return 40 if arguments.get("fast") else 32
+
+
+setattr(RealCUGAN, "scale_argument", "scale")  # noqa: B010 - the attributes network_spec reads off a class
+setattr(RealCUGAN, "multiple_rule", _real_cugan_multiple)  # noqa: B010
+setattr(RealCUGAN, "minimum_rule", _real_cugan_minimum)  # noqa: B010
+setattr(RealCUGAN, "option_spec", ComponentSpec(rule=_real_cugan_rule))  # noqa: B010
+ARCH_REGISTRY.register(RealCUGAN)
