@@ -97,6 +97,15 @@ def check_patch_size(component: Component, scale: int, gt_size: Any, where: tupl
 
 
 
+def check_batch_size(component: Component, batch: Any, where: tuple, problems: List[Problem]) -> None:
+    """A training batch smaller than the network's ``batch_minimum`` (batch norm over pooled features, as in
+    DAT's channel attention, has one value per channel from a batch of 1 and fails)."""
+    minimum = int(getattr(ARCH_REGISTRY.get(component.type), "batch_minimum", 1))
+    if isinstance(batch, int) and not isinstance(batch, bool) and batch < minimum:
+        problems.append(Problem(where, f"{component.type} trains on batches of at least {minimum} (batch norm in "
+                                       f"its channel attention); set batch_size_per_gpu: {minimum} or more"))
+
+
 # The input-channel argument of the registered networks (native, then spandrel's spellings).
 CHANNEL_ARGUMENTS = ("num_in_ch", "in_chans", "in_ch", "in_channels", "inp_channels", "in_nc", "n_colors",
                      "img_channel")

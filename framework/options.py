@@ -548,13 +548,15 @@ def _build_sections(raw: Dict[str, Any], model_type: str, model: Any, problems: 
 
 def _check_network(options: Options, train_set: Optional[DatasetOptions], problems: List[Problem]) -> Component:
     """network_g against the top-level scale (a spandrel network's or a preset's scale argument follows it
-    when not given) and against the training patch size its windows must tile."""
-    from .network_spec import check_patch_size, resolve_scale
+    when not given), the training patch size its windows must tile and the batch it needs."""
+    from .network_spec import check_batch_size, check_patch_size, resolve_scale
 
     network = resolve_scale(options.network_g, options.scale, "network_g", problems)
     if options.train is not None and train_set is not None and train_set.dataset is not None:
         check_patch_size(network, options.scale, train_set.dataset.kwargs.get("gt_size"),
                          ("datasets", "train", "gt_size"), problems)
+        check_batch_size(network, train_set.batch_size_per_gpu, ("datasets", "train", "batch_size_per_gpu"),
+                         problems)
     return network
 
 

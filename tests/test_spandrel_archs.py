@@ -82,6 +82,22 @@ def test_trains_resumes_bitwise_and_reopens_in_spandrel(workdir: Path, name: str
     assert diff <= 1e-5, diff
 
 
+def test_a_batch_the_network_cannot_train_on_is_an_option_error(workdir: Path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    """DAT's channel attention batch-normalises pooled features: a batch of 1 fails inside the network, so it
+    is refused with the options, naming the key; the smallest batch it takes trains."""
+    net = Component("DAT", TINY["DAT"]).build(ARCH_REGISTRY).train()
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        net(torch.rand(1, 3, 16, 16))
+    opt = _options(workdir, "DAT", "b1")
+    capsys.readouterr()
+    assert train_in_process(opt, ["datasets.train.batch_size_per_gpu=1"]) == 2
+    err = capsys.readouterr().err
+    assert "datasets.train.batch_size_per_gpu: DAT trains on batches of at least 2" in err and "Traceback" not in err
+    assert not (workdir / "weights").exists() and not (workdir / "experiments").exists()
+    assert train_in_process(opt, ["datasets.train.batch_size_per_gpu=2", "train.total_iter=1"]) == 0
+
+
 def _preset_step(name: str, scale: int = 2) -> int:
     """Resolve ``name`` as an options file would, build it, one forward/backward on a small input; parameters."""
     from framework.network_spec import resolve_scale

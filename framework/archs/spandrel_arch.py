@@ -39,6 +39,7 @@ class Spec:
     fixed_scale: Optional[int] = None
     multiple: Callable[[Kwargs], int] = lambda kw: 1  # input multiple, from the full arguments
     minimum: int = 1  # smallest input side
+    batch_minimum: int = 1  # smallest training batch (2: batch norm over pooled features)
     name: str = ""  # registered name ("" = the class's name)
     channel_defaults: Tuple[str, ...] = ()  # required channel arguments that default to 3 (RGB) here
     mutates_input: bool = False  # its forward scales its input in place: it gets a copy
@@ -57,7 +58,7 @@ def _lcm_of(*names: str) -> Callable[[Kwargs], int]:
 
 SPECS: Tuple[Spec, ...] = (
     Spec("SPAN", "SPAN", "upscale", channel_defaults=("num_in_ch", "num_out_ch")),
-    Spec("DAT", "DAT", "upscale", multiple=_lcm_of("split_size"), minimum=16),
+    Spec("DAT", "DAT", "upscale", multiple=_lcm_of("split_size"), minimum=16, batch_minimum=2),
     Spec("SwinIR", "SwinIR", "upscale", multiple=_lcm_of("window_size")),
     Spec("Swin2SR", "Swin2SR", "upscale", multiple=_lcm_of("window_size"), minimum=16),
     Spec("HAT", "HAT", "upscale", multiple=_lcm_of("window_size"), minimum=16),
@@ -118,6 +119,7 @@ class SpandrelNetwork(nn.Module):
     fixed_scale: Optional[int]
     input_minimum: int
     input_multiple: int
+    batch_minimum: int
     multiple_rule: Callable[[Kwargs], int]
 
 
@@ -186,6 +188,7 @@ def _make_class(spec: Spec) -> type:
         "__doc__": f"spandrel's {spec.cls} ({spec.module}); arguments as in spandrel.",
         "spandrel_class": base, "scale_argument": spec.scale_argument, "fixed_scale": spec.fixed_scale,
         "input_minimum": spec.minimum, "multiple_rule": staticmethod(spec.multiple),
+        "batch_minimum": spec.batch_minimum,
     })
     return cls
 
