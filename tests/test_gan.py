@@ -374,6 +374,16 @@ GAN_ERRORS = [
 ]
 
 
+def test_an_unknown_discriminator_is_one_line_not_also_a_missing_one(error_workdir: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    opt = gan_options(error_workdir, "bad", **{"network_d": {"type": "FooDiscriminator"}})
+    capsys.readouterr()
+    rc = run_main(train_main, ["-opt", str(opt), "--no-progress"])
+    err = capsys.readouterr().err
+    assert_user_error(rc, err, ["network_d.type: arch 'FooDiscriminator' is not registered"], "unknown network_d")
+    assert len(err.splitlines()) == 1, err
+
+
 @pytest.mark.parametrize("changes,expect", GAN_ERRORS)
 def test_gan_option_errors_exit_2_and_write_nothing(error_workdir: Path, changes: dict, expect: list,
                                                     capsys: pytest.CaptureFixture, request) -> None:
