@@ -121,8 +121,8 @@ def _preset_step(name: str, scale: int = 2) -> int:
 
 
 # Under 2.5M parameters and no 16-pixel attention windows: a step takes about a second on a CPU core.
-SMALL = {"compact", "ultracompact", "superultracompact", "span", "span_s", "dat_light", "swinir_s", "omnisr",
-         "plksr_tiny", "realplksr_tiny", "safmn"}
+SMALL = {"compact", "ultracompact", "superultracompact", "span", "span_s", "span_f32", "dat_light", "swinir_s",
+         "omnisr", "plksr_tiny", "realplksr_tiny", "safmn"}
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

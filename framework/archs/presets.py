@@ -28,8 +28,9 @@ PRESETS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "ultracompact": ("SRVGGNetCompact", {**_RGB, "num_feat": 64, "num_conv": 8, "act_type": "prelu"}),
     "superultracompact": ("SRVGGNetCompact", {**_RGB, "num_feat": 24, "num_conv": 8, "act_type": "prelu"}),
     # spandrel networks
-    "span": ("SPAN", {"feature_channels": 48}),
-    "span_s": ("SPAN", {"feature_channels": 32}),
+    "span": ("SPAN", {"feature_channels": 52, "norm": False}),
+    "span_s": ("SPAN", {"feature_channels": 48, "norm": False}),
+    "span_f32": ("SPAN", {"feature_channels": 32, "norm": False}),
     "dat": ("DAT", {"img_size": 64, "split_size": (8, 32), "depth": _SIX, "embed_dim": 180, "num_heads": _SIX,
                     "expansion_factor": 4.0, "resi_connection": "1conv"}),
     "dat_s": ("DAT", {"img_size": 64, "split_size": (8, 16), "depth": _SIX, "embed_dim": 180, "num_heads": _SIX,
