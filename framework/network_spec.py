@@ -102,8 +102,9 @@ def check_batch_size(component: Component, batch: Any, where: tuple, problems: L
     DAT's channel attention, has one value per channel from a batch of 1 and fails)."""
     minimum = int(getattr(ARCH_REGISTRY.get(component.type), "batch_minimum", 1))
     if isinstance(batch, int) and not isinstance(batch, bool) and batch < minimum:
-        problems.append(Problem(where, f"{component.type} trains on batches of at least {minimum} (batch norm in "
-                                       f"its channel attention); set batch_size_per_gpu: {minimum} or more"))
+        problems.append(Problem(where, f"{component.type} trains on batches of at least {minimum} (a batch norm "
+                                       f"in it needs more than one sample); set batch_size_per_gpu: {minimum} or "
+                                       f"more"))
 
 
 # The input-channel argument of the registered networks (native, then spandrel's spellings).

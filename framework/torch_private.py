@@ -1,4 +1,5 @@
-"""Every private torch API the framework relies on, each behind one function (no public way exists).
+"""Every private torch API the framework relies on, each behind one function or, for the fused list operations,
+the one listed gate :data:`foreach` (no public way exists).
 
 torch may change or remove any of them in a release; tests/test_torch_private.py asserts that each one still
 exists and behaves as assumed here, so such a change fails there, by name, rather than somewhere in a run.

@@ -1,7 +1,8 @@
 """traiNNer-redux's published templates (tests/fixtures/traiNNer-redux/) move over in one command.
 
-``scripts/convert_options.py`` on the templates for Compact and ESRGAN (paired and on-the-
-fly degradations) and SPAN, then ``train.py --dry-run`` on the result, pass on the first run. The data sit at the
+``scripts/convert_options.py`` on the templates for Compact, ESRGAN and DAT_2 (paired and on-the-fly
+degradations), SPAN and RealCUGAN, and on the RealCUGAN template with traiNNer-redux's other network names, then
+``train.py --dry-run`` on the result, pass on the first run. The data sit at the
 templates' own relative paths (``datasets/train/dataset1/hr``, ``hr2``, ``lr``, ``lr2`` ...), tiny and generated,
 so the files need no change at all. The converter must leave nothing to fix by hand.
 """
@@ -282,6 +283,7 @@ def test_redux_network_name_in_a_template_converts_then_dry_runs(name: str, work
     (4, "  type: realcugan\n  fast: true\n", "network_g.fast: Real-CUGAN's fast variant upscales x2 only"),
     (2, "  type: realcugan\n  pro: true\n  fast: true\n", "network_g.pro: Real-CUGAN's fast variant has no pro"),
     (8, "  type: realcugan\n", "network_g.type: Real-CUGAN upscales x2, x3 or x4, but scale is 8"),
+    (4, "  type: RealCUGAN\n  pro: true\n  fast: 1\n", "network_g.fast: expected true or false"),
 ])
 def test_a_real_cugan_that_does_not_exist_is_an_option_error(scale: int, network: str, expected: str, work: Path,
                                                              capsys: pytest.CaptureFixture) -> None:
@@ -300,7 +302,12 @@ def test_a_real_cugan_that_does_not_exist_is_an_option_error(scale: int, network
     err = capsys.readouterr().err
     assert rc == 2 and expected in err and "Traceback" not in err, err
     assert_unchanged(before, snapshot(work), "a refused Real-CUGAN")
-    dst.write_text(dst.read_text(encoding="utf-8").replace(f"scale: {scale}", "scale: 2").replace("pro: true", ""),
-                   encoding="utf-8")
-    assert type(build_network(load_options(str(dst)))).__name__ == ("UpCunet2x_fast" if "fast" in network
-                                                                     else "UpCunet2x")
+    if "fast: 1" in network:  # a mistyped switch is its problem alone
+        assert len(err.splitlines()) == 1, err
+        return
+    fast, pro = "fast: true" in network, "pro: true" in network
+    fixed = dst.read_text(encoding="utf-8").replace(f"scale: {scale}", "scale: 2")
+    dst.write_text(fixed.replace("pro: true", "") if fast else fixed, encoding="utf-8")
+    net = build_network(load_options(str(dst)))  # at x2 each exists: the class by fast, pro's layout passed on
+    assert type(net).__name__ == ("UpCunet2x_fast" if fast else "UpCunet2x")
+    assert getattr(net, "pro", None) is not None if pro and not fast else getattr(net, "pro", None) is None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 import inspect
 import os
-from typing import Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 import torch
@@ -74,35 +74,44 @@ def _pairs(a: List[torch.Tensor], b: List[torch.Tensor]) -> Iterator[Tuple[torch
     return zip(a, b, strict=True)
 
 
-# each fused op of FOREACH_OPS against its per-tensor operation: (reference on lists a, b, c; the fused call's
-# arguments; its keywords)
-PER_TENSOR = {
-    "add": (lambda a, b, c: [x.add(y, alpha=0.5) for x, y in _pairs(a, b)], lambda a, b, c: (a, b),
-            {"alpha": 0.5}),
-    "add_": (lambda a, b, c: [x.add(y, alpha=2.0) for x, y in _pairs(a, b)], lambda a, b, c: (a, b),
-             {"alpha": 2.0}),
-    "addcmul_": (lambda a, b, c: [x.addcmul(y, z, value=0.3) for x, y, z in zip(a, b, c, strict=True)],
-                 lambda a, b, c: (a, b, c), {"value": 0.3}),
-    "copy_": (lambda a, b, c: [y.clone() for y in b], lambda a, b, c: (a, b), {}),
-    "div_": (lambda a, b, c: [x / 3.0 for x in a], lambda a, b, c: (a, 3.0), {}),
-    "lerp_": (lambda a, b, c: [x.lerp(y, 0.25) for x, y in _pairs(a, b)], lambda a, b, c: (a, b, 0.25), {}),
-    "mul": (lambda a, b, c: [x * 0.7 for x in a], lambda a, b, c: (a, 0.7), {}),
-    "mul_": (lambda a, b, c: [x * 0.7 for x in a], lambda a, b, c: (a, 0.7), {}),
-    "norm": (lambda a, b, c: [torch.linalg.vector_norm(x) for x in a], lambda a, b, c: (a,), {}),
-    "sqrt": (lambda a, b, c: [x.sqrt() for x in a], lambda a, b, c: (a,), {}),
-    "sub": (lambda a, b, c: [x - y for x, y in _pairs(a, b)], lambda a, b, c: (a, b), {}),
-}
+# Each fused op of FOREACH_OPS, in the forms the framework calls it, against its per-tensor operation: (op, the
+# reference on lists a, b, c, the fused call's arguments, its keywords).
+CASES = [
+    ("add", lambda a, b, c: [x.add(y, alpha=0.5) for x, y in _pairs(a, b)], lambda a, b, c: (a, b), {"alpha": 0.5}),
+    ("add_", lambda a, b, c: [x.add(y, alpha=2.0) for x, y in _pairs(a, b)], lambda a, b, c: (a, b), {"alpha": 2.0}),
+    ("add_", lambda a, b, c: [x + 1e-8 for x in a], lambda a, b, c: (a, 1e-8), {}),
+    ("addcmul_", lambda a, b, c: [x.addcmul(y, z, value=0.3) for x, y, z in zip(a, b, c, strict=True)],
+     lambda a, b, c: (a, b, c), {"value": 0.3}),
+    ("copy_", lambda a, b, c: [y.clone() for y in b], lambda a, b, c: (a, b), {}),
+    ("div_", lambda a, b, c: [x / 3.0 for x in a], lambda a, b, c: (a, 3.0), {}),
+    ("div_", lambda a, b, c: [x / y for x, y in _pairs(a, b)], lambda a, b, c: (a, b), {}),
+    ("lerp_", lambda a, b, c: [x.lerp(y, 0.25) for x, y in _pairs(a, b)], lambda a, b, c: (a, b, 0.25), {}),
+    ("mul", lambda a, b, c: [x * 0.7 for x in a], lambda a, b, c: (a, 0.7), {}),
+    ("mul_", lambda a, b, c: [x * 0.7 for x in a], lambda a, b, c: (a, 0.7), {}),
+    ("norm", lambda a, b, c: [torch.linalg.vector_norm(x) for x in a], lambda a, b, c: (a,), {}),
+    ("sqrt", lambda a, b, c: [x.sqrt() for x in a], lambda a, b, c: (a,), {}),
+    ("sub", lambda a, b, c: [x - y for x, y in _pairs(a, b)], lambda a, b, c: (a, b), {}),
+]
 
 
-@pytest.mark.parametrize("op", torch_private.FOREACH_OPS)
-def test_each_fused_list_operation_does_what_the_per_tensor_one_does(op: str) -> None:
+def test_every_listed_operation_has_a_case() -> None:
+    assert sorted({case[0] for case in CASES}) == sorted(torch_private.FOREACH_OPS)
+
+
+@pytest.mark.parametrize("op, reference, arguments, keywords", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_each_fused_list_operation_does_what_the_per_tensor_one_does(op: str, reference: Any, arguments: Any,
+                                                                    keywords: Dict[str, Any]) -> None:
     a, b, c = list(_tensors(0)), list(_tensors(1)), list(_tensors(2))
-    reference, arguments, keywords = PER_TENSOR[op]
+    inputs = [t.clone() for t in (*a, *b, *c)]
     expected = reference(a, b, c)
     result = getattr(torch_private.foreach, op)(*arguments(a, b, c), **keywords)
-    got = a if op.endswith("_") else result  # in-place ops change their first list
+    in_place = op.endswith("_")
+    got = a if in_place else result  # an in-place op changes its first list, any other changes none
     assert len(got) == len(expected)
     assert all(torch.allclose(g, e, rtol=1e-6, atol=0) for g, e in zip(got, expected, strict=True))
+    untouched = (*b, *c) if in_place else (*a, *b, *c)
+    kept = inputs[len(a):] if in_place else inputs
+    assert all(torch.equal(t, k) for t, k in zip(untouched, kept, strict=True))
 
 
 def test_an_operation_not_listed_is_refused() -> None:

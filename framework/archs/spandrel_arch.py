@@ -219,7 +219,17 @@ def _real_cugan_problem(scale: Any, pro: Any, fast: Any) -> Optional[Tuple[str, 
     return None
 
 
+def _real_cugan_spec(arguments: Kwargs) -> Optional[Spec]:
+    """The registered UpCunet class ``RealCUGAN(**arguments)`` builds (None: none exists for them)."""
+    name = "UpCunet2x_fast" if arguments.get("fast") else f"UpCunet{arguments.get('scale')}x"
+    return next((spec for spec in SPECS if spec.cls == name), None)
+
+
 def _real_cugan_rule(options: Any, component: Any, path: Path_, problems: List[Problem]) -> None:
+    from ..option_rules import keys_valid
+
+    if not keys_valid(problems, path + ("pro",), path + ("fast",)):
+        return  # a mistyped switch has its own problem
     arguments = {"pro": False, "fast": False, **component.kwargs}
     problem = _real_cugan_problem(options.scale, arguments["pro"], arguments["fast"])
     if problem is not None:
@@ -232,23 +242,26 @@ def RealCUGAN(*, scale: int = 4, pro: bool = False, fast: bool = False, in_chann
     UpCunet3x or UpCunet4x (``pro``: the pro weights' layout), UpCunet2x_fast with ``fast`` at x2. What it
     returns is the registered class of that name, so its ``.pth`` reopens in spandrel as that network."""
     problem = _real_cugan_problem(scale, pro, fast)
-    if problem is not None:
-        raise ValueError(problem[1])
-    name = "UpCunet2x_fast" if fast else f"UpCunet{scale}x"
+    spec = _real_cugan_spec({"scale": scale, "fast": fast})
+    if problem is not None or spec is None:
+        raise ValueError(problem[1] if problem else f"Real-CUGAN has no x{scale} network")
     extra = {} if fast else {"pro": pro}
-    return ARCH_REGISTRY.get(name)(in_channels=in_channels, out_channels=out_channels, **extra)
+    return ARCH_REGISTRY.get(spec.cls)(in_channels=in_channels, out_channels=out_channels, **extra)
 
 
 def _real_cugan_multiple(arguments: Kwargs) -> int:
-    return 4 if arguments.get("fast") else 1
+    spec = _real_cugan_spec(arguments)
+    return spec.multiple(arguments) if spec is not None else 1
 
 
 def _real_cugan_minimum(arguments: Kwargs) -> int:
-    return 40 if arguments.get("fast") else 32
+    spec = _real_cugan_spec(arguments)
+    return spec.minimum if spec is not None else 1
 
 
-setattr(RealCUGAN, "scale_argument", "scale")  # noqa: B010 - the attributes network_spec reads off a class
-setattr(RealCUGAN, "multiple_rule", _real_cugan_multiple)  # noqa: B010
-setattr(RealCUGAN, "minimum_rule", _real_cugan_minimum)  # noqa: B010
-setattr(RealCUGAN, "option_spec", ComponentSpec(rule=_real_cugan_rule))  # noqa: B010
+# What network_spec reads off a registered class, for the network RealCUGAN builds.
+RealCUGAN.scale_argument = "scale"  # type: ignore[attr-defined]
+RealCUGAN.multiple_rule = _real_cugan_multiple  # type: ignore[attr-defined]
+RealCUGAN.minimum_rule = _real_cugan_minimum  # type: ignore[attr-defined]
+RealCUGAN.option_spec = ComponentSpec(rule=_real_cugan_rule)  # type: ignore[attr-defined]
 ARCH_REGISTRY.register(RealCUGAN)
