@@ -156,3 +156,17 @@ def test_inference_pads_a_window_network_and_computes_its_output(tmp_path: Path)
     with torch.no_grad():
         expected = net(F.pad(image, (0, 2, 0, 3), mode="reflect"))[..., :26, :36]
     assert out.shape == (1, 3, 26, 36) and (out - expected).abs().max().item() <= 1e-6
+
+
+@pytest.mark.parametrize("redux_name, spandrel_name", [("pixelshuffle", "ps"), ("dysample", "dys"),
+                                                       ("geoensemblepixelshuffle", "gps")])
+def test_mosr_takes_traiNNer_redux_upsampler_names(redux_name: str, spandrel_name: str) -> None:
+    """traiNNer-redux spells MoSR's upsamplers out; they build the network spandrel's short names build."""
+    arguments = {**TINY["MoSR"], "upscale": 2}
+    torch.manual_seed(0)
+    ours = ARCH_REGISTRY.get("MoSR")(**arguments, upsampler=redux_name)
+    torch.manual_seed(0)
+    theirs = ARCH_REGISTRY.get("MoSR")(**arguments, upsampler=spandrel_name)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+    assert type(ours.upsampler) is type(theirs.upsampler)

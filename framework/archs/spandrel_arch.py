@@ -43,6 +43,8 @@ class Spec:
     name: str = ""  # registered name ("" = the class's name)
     channel_defaults: Tuple[str, ...] = ()  # required channel arguments that default to 3 (RGB) here
     mutates_input: bool = False  # its forward scales its input in place: it gets a copy
+    # Other spellings of an argument's values (traiNNer-redux's), translated before spandrel sees them.
+    value_aliases: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 def _lcm_of(*names: str) -> Callable[[Kwargs], int]:
@@ -55,6 +57,9 @@ def _lcm_of(*names: str) -> Callable[[Kwargs], int]:
         return math.lcm(*values) if values else 1
     return multiple
 
+
+# traiNNer-redux's names of MoSR's upsamplers (its mosr builder translates them the same way).
+_MOSR_UPSAMPLERS = {"pixelshuffle": "ps", "dysample": "dys", "geoensemblepixelshuffle": "gps"}
 
 SPECS: Tuple[Spec, ...] = (
     Spec("SPAN", "SPAN", "upscale", channel_defaults=("num_in_ch", "num_out_ch")),
@@ -74,7 +79,7 @@ SPECS: Tuple[Spec, ...] = (
     Spec("DITN", "DITN_Real", "upscale", multiple=_lcm_of("patch_size")),
     Spec("DCTLSA", "DCTLSA", "upscale", minimum=16),
     Spec("SeemoRe", "SeemoRe", "scale", minimum=16),
-    Spec("MoSR", "MoSR", "upscale"),
+    Spec("MoSR", "MoSR", "upscale", value_aliases={"upsampler": _MOSR_UPSAMPLERS}),
     Spec("MoESR", "MoESR", "scale"),
     Spec("FDAT", "FDAT", "scale", multiple=_lcm_of("window_size")),
     Spec("RealCUGAN", "UpCunet2x", fixed_scale=2, minimum=32),
@@ -170,6 +175,8 @@ def _make_class(spec: Spec) -> type:
 
     def __init__(self: nn.Module, **kwargs: Any) -> None:
         full = {**defaults, **kwargs}
+        for name, aliases in spec.value_aliases.items():
+            full[name] = aliases.get(full[name], full[name]) if isinstance(full[name], str) else full[name]
         # lists as spandrel's code expects them (YAML options arrive as tuples)
         base.__init__(self, **{k: list(v) if isinstance(v, tuple) else v for k, v in full.items()})  # type: ignore[misc]
         setattr(self, "input_multiple", spec.multiple(full))  # noqa: B010 - a plain int on an nn.Module
