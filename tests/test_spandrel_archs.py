@@ -168,5 +168,5 @@ def test_mosr_takes_traiNNer_redux_upsampler_names(redux_name: str, spandrel_nam
     torch.manual_seed(0)
     theirs = ARCH_REGISTRY.get("MoSR")(**arguments, upsampler=spandrel_name)
     assert ours.state_dict().keys() == theirs.state_dict().keys()
-    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values(), strict=True))
     assert type(ours.upsampler) is type(theirs.upsampler)
