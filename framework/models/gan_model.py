@@ -46,7 +46,7 @@ def check_gan_loss(options: TrainingOptions, entries: List[LossEntry], problems:
         problems.append(Problem(("train", *disabled[0].key, "loss_weight"), f"{at} trains against its GAN loss: give "
                                                                             "it a nonzero loss_weight (e.g. 0.1), or "
                                                                             "use SRModel"))
-    elif not adversarial:
+    elif not adversarial and keys_valid(problems, ("train", "gan_opt")):  # a mistyped one is said there
         problems.append(Problem(("train", "gan_opt"), f"missing required key for {at} (or a ganloss entry in "
                                                       "train.losses) (e.g. {type: GANLoss, gan_type: vanilla, "
                                                       "loss_weight: 5.0e-3})"))
