@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Mapping, Optional, Tuple, Union
 
 Action = Literal["rename", "move", "remove", "absent", "add"]
 BASICSR_ORIGINS = ("BasicSR", "Real-ESRGAN")
@@ -149,6 +149,10 @@ def _realplksr_upsampler(value: Any, _file: Mapping[str, Any]) -> Any:
 
 
 _REDUX = "traiNNer-redux"
+# RealESRGANDataset's blur keys, which neosr writes among the degradation settings
+_KERNEL_KEYS = tuple(f"{key}{stage}" for stage in ("", "2") for key in (
+    "blur_kernel_size", "kernel_list", "kernel_prob", "sinc_prob", "blur_sigma", "betag_range", "betap_range")) + (
+    "final_sinc_prob",)
 _MOA = "traiNNer-redux's mixture of augmentations (MoA: mixup, cutmix, resizemix, cutblur) is not provided"
 _OTF_DEBUG = "scripts/show_degradations.py draws degraded samples of an option file"
 _DEGRADATION_MOVES = ("lq_usm", "lq_usm_radius_range", "blur_prob", "resize_mode_list", "resize_mode_prob",
@@ -206,7 +210,12 @@ REDUX_RULES: Tuple[KeyRule, ...] = (
             to=f"{DEGRADATION_SECTION}.second_blur_prob", values=_same, origin=_REDUX),
     KeyRule("", "thicklines_prob", "remove", "traiNNer-redux's thick-lines degradation is not provided",
             values=_only(0, "the thick-lines degradation"), values_doc="at `0`", origin=_REDUX),
-    # neosr's YAML files (its TOML files are not read: convert them to YAML first)
+    # neosr's files (its TOML files are read as YAML, see framework/toml_source.py)
+    KeyRule("", "degradations", "rename", "the synthetic degradation's settings", to=DEGRADATION_SECTION,
+            origin="neosr"),
+    *(KeyRule(DEGRADATION_SECTION, key, "move", "RealESRGANDataset draws the blur kernels; its section holds their "
+              "settings, as in Real-ESRGAN", to=f"datasets.train.{key}", origin="neosr")
+      for key in _KERNEL_KEYS),
     KeyRule("datasets.*", "patch_size", "rename", "the crop is given at the GT size here, as in BasicSR",
             to="gt_size", values=_lq_size, values_doc="gt_size = patch_size x scale", origin="neosr"),
     KeyRule("datasets.*", "batch_size", "rename", "BasicSR's name: the batch of one process", to="batch_size_per_gpu",
@@ -291,6 +300,7 @@ ABSENT_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
         "DFDNet": ("BasicSR", "a face network"), "HiFaceGAN": ("BasicSR", "a face network"),
         "StyleGAN2Generator": ("BasicSR", "a face generator"),
         "metagan2": ("traiNNer-redux", "the MetaGAN2 discriminator; dunet and UNetDiscriminatorSN are provided"),
+        "metagan": ("neosr", "the MetaGAN discriminator; dunet and UNetDiscriminatorSN are provided"),
     },
     "loss": {
         "MultiScaleGANLoss": ("BasicSR", "a multi-scale adversarial loss (use GANLoss)"),
@@ -309,13 +319,32 @@ ABSENT_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
         "REDSDataset": ("BasicSR", "video frames"), "Vimeo90KDataset": ("BasicSR", "video frames"),
         "VideoTestDataset": ("BasicSR", "video frames"), "FFHQDataset": ("BasicSR", "face images"),
     },
-    "optimizer": {name: ("BasicSR", "a torch optimizer") for name in ("Adamax", "ASGD", "RMSprop", "Rprop")},
+    "optimizer": {**{name: ("BasicSR", "a torch optimizer") for name in ("Adamax", "ASGD", "RMSprop", "Rprop")},
+                  "adan_sf": ("neosr", "schedule-free Adan; the nearest here is AdanScheduleFree, traiNNer-redux's, "
+                              "which takes the lr, betas, weight_decay and warmup_steps keys")},
     "scheduler": {"MultiStepRestartLR": ("BasicSR", "multi-step decay with restarts")},
 }
 
 
+@dataclass(frozen=True)
+class WithDiscriminator:
+    """A name whose meaning here depends on the file: neosr's models train a GAN when ``network_d`` is set."""
+
+    plain: str
+    gan: str
+
+    def __call__(self, file: Mapping[str, Any]) -> str:
+        return self.gan if file.get("network_d") is not None else self.plain
+
+    def __str__(self) -> str:
+        return f"`{self.plain}` (`{self.gan}` with a `network_d`)"
+
+
+_NEOSR_IMAGE = WithDiscriminator("SRModel", "SRGANModel")
+_NEOSR_OTF = WithDiscriminator("RealESRNetModel", "RealESRGANModel")
+
 # Their lower-case spellings of registered names (traiNNer-redux accepts any case): kind -> name -> (origin, ours).
-RENAMED_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
+RENAMED_COMPONENTS: Dict[str, Dict[str, Tuple[str, Union[str, WithDiscriminator]]]] = {
     "dataset": {"pairedimagedataset": ("traiNNer-redux", "PairedImageDataset"),
                 "realesrgandataset": ("traiNNer-redux", "RealESRGANDataset"),
                 "realesrganpaireddataset": ("traiNNer-redux", "RealESRGANPairedDataset"),
@@ -325,7 +354,7 @@ RENAMED_COMPONENTS: Dict[str, Dict[str, Tuple[str, str]]] = {
     # spandrel's networks are registered under their class names; traiNNer-redux writes them in lower case
     "arch": {"craft": ("traiNNer-redux", "CRAFT"), "fdat": ("traiNNer-redux", "FDAT"),
              "dctlsa": ("traiNNer-redux", "DCTLSA"), "ditn_real": ("traiNNer-redux", "DITN_Real")},
-    "model": {"default": ("neosr", "SRModel"), "image": ("neosr", "SRModel"), "otf": ("neosr", "RealESRNetModel"),
+    "model": {"default": ("neosr", _NEOSR_IMAGE), "image": ("neosr", _NEOSR_IMAGE), "otf": ("neosr", _NEOSR_OTF),
               # SRModel pads every input to the network's input multiple and validates in tiles (val.tile_size)
               "SwinIRModel": ("BasicSR", "SRModel")},
 }
@@ -401,6 +430,8 @@ def component_fix(kind: str, name: Any, available: Iterable[str]) -> Optional[Fi
     component this trainer lacks: named as such (never a look-alike suggested)."""
     available = list(available)
     renamed = RENAMED_COMPONENTS.get(kind, {}).get(str(name))
+    if renamed is not None and not isinstance(renamed[1], str):
+        renamed = (renamed[0], renamed[1](_FILE.get()))
     if renamed is not None and renamed[1] in available:
         origin, ours = renamed
         return Fix("rename", "type", f"{origin}'s {kind} '{name}' is '{ours}' here; write type: {ours}",
@@ -478,5 +509,6 @@ def absent_components_text(registered: Callable[[str, str], bool] = lambda kind,
 
 def renamed_components_text() -> List[str]:
     """Markdown lines: the foreign spellings of components and the names they have here."""
-    return [f"- {kind}: " + ", ".join(f"`{name}` → `{ours}`" for name, (_origin, ours) in names.items())
+    return [f"- {kind}: " + ", ".join(f"`{name}` → {ours if isinstance(ours, WithDiscriminator) else f'`{ours}`'}"
+                                      for name, (_origin, ours) in names.items())
             for kind, names in RENAMED_COMPONENTS.items()]

@@ -26,7 +26,7 @@ from .trainer import Trainer
 
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("-opt", "--opt", required=True, metavar="FILE", help="YAML options file")
+    parser.add_argument("-opt", "--opt", required=True, metavar="FILE", help="options file (YAML; or neosr's TOML)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override one option (the value is parsed as YAML); repeatable, e.g. "
                              "--set train.total_iter=1000")

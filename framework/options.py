@@ -26,6 +26,7 @@ from .registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_RE
                        OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY, Registry)
 from .schema import (Component, Path_, Problem, YamlSource, build_component, build_section, build_value,
                      coerce, format_problems, freeze, not_registered, opt, plain, signature_params)
+from .toml_source import toml_as_yaml
 
 SectionT = TypeVar("SectionT")
 
@@ -402,6 +403,9 @@ def read_source(path: str) -> YamlSource:
             text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read options file ({exc})") from exc
+    if path.lower().endswith(".toml"):  # neosr's format
+        yaml_text, line_map = toml_as_yaml(text, path)
+        return YamlSource(yaml_text, path, line_map)
     return YamlSource(text, path)
 
 

@@ -84,12 +84,16 @@ class Invalid(Exception):
 class YamlSource:
     """A parsed YAML document plus the line of each key, so errors can say ``file:line: key: problem``."""
 
-    def __init__(self, text: str, filename: str) -> None:
+    def __init__(self, text: str, filename: str, line_map: Optional[Sequence[int]] = None) -> None:
         self.filename = filename
+        self.text = text
+        # The file's own line of each line of ``text``, where the text is a rewrite (a TOML file's YAML).
+        self._line_map = line_map
         self.lines: Dict[Path_, int] = {}
         # Per key: the last line of its value (1-based), so a tool can cut or comment out the whole block.
         self.last_lines: Dict[Path_, int] = {}
         self.duplicates: List[Problem] = []
+        self._text_lines = text.splitlines()
         try:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
             self.data = yaml.safe_load(text)
@@ -112,18 +116,34 @@ class YamlSource:
                                                                   "YAML keeps only the last one"))
                 seen[key] = line
                 self.lines[path + (key,)] = line
-                end = value_node.end_mark
-                self.last_lines[path + (key,)] = max(line, end.line + (1 if end.column else 0))
+                self.last_lines[path + (key,)] = max(line, self._last_line(value_node.end_mark))
                 self._index(value_node, path + (key,))
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 self.lines[path + (i,)] = item.start_mark.line + 1
                 self._index(item, path + (i,))
 
+    def _last_line(self, end: yaml.Mark) -> int:
+        """The 1-based last line of a value ending at ``end``. A block value ends where the next key starts:
+        at column 0 of the line after, or (a list written at its key's indent) at that key, whose line is not
+        the value's."""
+        text = self._text_lines[end.line] if end.line < len(self._text_lines) else ""
+        return end.line + 1 if text[:end.column].strip() else end.line
+
     def where(self, path: Path_) -> str:
         """``file:line`` of the closest key on ``path`` that exists in the file."""
-        line = self.line(path)
-        return f"{self.filename}:{line}" if line else self.filename
+        return self.at(self.line(path))
+
+    def at(self, line: int) -> str:
+        """``file:line`` of a line of the text, as the user's file numbers it."""
+        shown = self.file_line(line)
+        return f"{self.filename}:{shown}" if shown else self.filename
+
+    def file_line(self, line: int) -> int:
+        """The user's file's number of a (1-based) line of the text (0: none)."""
+        if self._line_map is None or not 0 < line <= len(self._line_map):
+            return line
+        return self._line_map[line - 1]
 
     def line(self, path: Path_) -> int:
         """The line of the closest key on ``path`` that exists in the file (0: none)."""

@@ -3,13 +3,16 @@ file, converted.
 
 The option checks themselves say what to change: every problem they attach a fix to (from the one table in
 :mod:`framework.basicsr_names`) is applied to the text line by line, at the lines the YAML parser recorded,
-so comments, key order and formatting stay as the user wrote them. Renames (with a value change where the
+so comments, key order and formatting stay as the user wrote them (a neosr TOML file is read as its YAML
+rewrite, :mod:`framework.toml_source`, and written as YAML). Renames (with a value change where the
 meaning needs one, ``num_gpu: 1`` -> ``device: cuda``, ``lq_size: 64`` -> ``gt_size: 256``) are made in place,
 keys that belong in another section are moved there (``use_amp: true`` -> ``train.mixed_precision: fp16``), a
 ``model_type`` that a traiNNer-redux file implies is added; keys with no use here are replaced
 by a one-line comment saying why; a metric this trainer lacks is commented out (it only reports); any other
 missing feature (a model type, a discriminator) is kept, because dropping it would silently train something
-else, and listed. Each change is printed on one line, then what is left to fix, checked on the written file.
+else, and listed. A fix may reveal the next (a renamed section's keys), so the checks run again on the result
+until nothing changes. Each change is printed on one line, at the input's line, then what is left to fix,
+checked on the written file.
 
 Exit codes: 0 written and the option checks pass; 3 written, with the listed items left to fix; 2 a user
 error (nothing written).
@@ -33,15 +36,17 @@ from .args import add_verbose_argument
 
 TOOL = "convert_options.py"
 LEFT_TO_FIX = 3
+PASSES = 3
 
 
 @dataclass
 class Conversion:
-    """The converted text, one line per change made, and the problems of the written file."""
+    """The converted text, one line per change made, and for each line of the text the line of the input it
+    comes from (the line it was inserted at, for a new one)."""
 
     text: str
     changes: List[str] = field(default_factory=list)
-    left: List[str] = field(default_factory=list)
+    origins: List[int] = field(default_factory=list)
 
 
 def key_problems(source: YamlSource) -> List[Problem]:
@@ -61,7 +66,7 @@ def convert(source: YamlSource, text: str) -> Conversion:
     added: List[str] = []  # top-level lines to add (model_type)
     moves: Dict[str, List[Tuple[int, int]]] = {}  # section -> spans of top-level keys that belong in it
     translated: Dict[str, List[str]] = {}  # section -> lines of keys moved there under another name or value
-    for problem in sorted(key_problems(source), key=lambda p: source.line(p.path)):
+    for problem in sorted(key_problems(source), key=lambda p: source.file_line(source.line(p.path))):
         fix = problem.fix
         if fix is None or fix.action == "absent" and not fix.droppable:
             continue
@@ -72,15 +77,18 @@ def convert(source: YamlSource, text: str) -> Conversion:
         path = problem.path if fix.action != "absent" else problem.path[:-1]  # a metric: its whole block
         if path not in source.lines or any(a <= source.lines[path] - 1 <= b for a, b in spans):
             continue
+        if fix.action == "move" and "." in fix.new_key and _section_path(fix.new_key) not in source.lines:
+            continue  # into a nested section the file lacks: listed for the user
         first, last = _span(source, path, lines)
         if not _key_line(str(path[-1])).match(lines[first]):
             continue  # inside a flow mapping ({a: 1, b: 2}): left for the user, listed below
-        where = f"{source.filename}:{first + 1}: {path_str(path)}"
+        where = f"{source.at(first + 1)}: {path_str(path)}"
         target = path[:-1] + (fix.new_key,)
         if fix.action == "rename" and target in source.lines and target != path:
+            target_line = source.file_line(source.lines[target])
             edits[first] = [_note(lines[first], f"{fix.key}: removed, {fix.new_key} is already set (line "
-                                                f"{source.lines[target]})")]
-            changes.append(f"{where}: removed ({fix.new_key} is already set at line {source.lines[target]})")
+                                                f"{target_line})")]
+            changes.append(f"{where}: removed ({fix.new_key} is already set at line {target_line})")
         elif fix.action == "rename":
             edits[first] = [_rename(lines[first], fix.key, fix.new_key, fix.new_value if fix.has_value else None)]
             value = f": {_scalar(fix.new_value)}" if fix.has_value else ""
@@ -103,7 +111,7 @@ def convert(source: YamlSource, text: str) -> Conversion:
             edits[first] = [_note(lines[first], f"{TOOL}: commented out, {fix.message}")]
             edits[first] += [_comment_out(line) for line in lines[first:last + 1]]
             changes.append(f"{where}: commented out ({fix.message})")
-        spans.append((first, last))
+        spans.append((first, first) if fix.action == "rename" else (first, last))  # a renamed section keeps its block
     for section, moved in moves.items():
         _insert_section(source, lines, edits, spans, section, moved, translated.pop(section, []))
     for section, block in translated.items():
@@ -111,16 +119,37 @@ def convert(source: YamlSource, text: str) -> Conversion:
     if added:
         _add_top_level(source, lines, edits, spans, added)
     out: List[str] = []
+    origins: List[int] = []
     skip_until = -1
     for index, line in enumerate(lines):
         if index <= skip_until:
             continue
         if index in edits:
             out += edits[index]
+            origins += [index + 1] * len(edits[index])
             skip_until = next(b for a, b in spans if a == index)
         else:
             out.append(line)
-    return Conversion("\n".join(out) + "\n", changes)
+            origins.append(index + 1)
+    return Conversion("\n".join(out) + "\n", changes, origins)
+
+
+def convert_all(source: YamlSource) -> Conversion:
+    """:func:`convert` until nothing changes (at most :data:`PASSES` times): a fix may reveal the next one (neosr's
+    ``degradations`` renamed, its blur keys then move to the dataset). Each change names the input's line."""
+    text, changes = source.text, []
+    for _ in range(PASSES):
+        result = convert(source, text)
+        if not result.changes:
+            break
+        changes += result.changes
+        text = result.text
+        source = YamlSource(text, source.filename, [source.file_line(line) for line in result.origins])
+    return Conversion(text, changes)
+
+
+def _section_path(section: str) -> Path_:
+    return tuple(section.split("."))
 
 
 def _insert_section(source: YamlSource, lines: List[str], edits: Dict[int, List[str]],
@@ -135,12 +164,12 @@ def _insert_section(source: YamlSource, lines: List[str], edits: Dict[int, List[
     if all(i in inside or not lines[i].strip() or lines[i].lstrip().startswith("#") for i in range(start, end + 1)):
         moved = [(start, end)]  # one run of moved keys, blank lines and comments: moved whole, comments kept
         spans[:] = [(a, b) for a, b in spans if not start <= a <= end] + [(start, end)]
-    block = [line for first, last in moved for line in lines[first:last + 1]] + translated
-    if (section,) in source.lines:
+    block = _reindented([line for first, last in moved for line in lines[first:last + 1]], 0) + translated
+    if _section_path(section) in source.lines:
         _append_to_section(source, lines, edits, spans, section, block)
         return
     first = moved[0][0]
-    edits[first] = [f"{section}:  # top-level degradation keys, moved here by {TOOL}"] + _indented(block)
+    edits[first] = [f"{section}:  # top-level degradation keys, moved here by {TOOL}"] + _reindented(block, 2)
 
 
 def _add_top_level(source: YamlSource, lines: List[str], edits: Dict[int, List[str]],
@@ -156,20 +185,22 @@ def _add_top_level(source: YamlSource, lines: List[str], edits: Dict[int, List[s
         spans.append((at, at))
 
 
-def _indented(block: List[str]) -> List[str]:
-    return ["  " + line if line.strip() else line for line in block]
+def _reindented(block: List[str], indent: int) -> List[str]:
+    """``block`` shifted so that its least indented line starts at column ``indent``."""
+    least = min((_indent(line) for line in block if line.strip()), default=0)
+    return [" " * indent + line[least:] if line.strip() else line for line in block]
 
 
 def _append_to_section(source: YamlSource, lines: List[str], edits: Dict[int, List[str]],
                        spans: List[Tuple[int, int]], section: str, block: List[str]) -> None:
-    """``block`` (top-level lines) indented at the end of the top-level ``section``, a new one at the end of
-    the file when there is none."""
-    if (section,) not in source.lines:
+    """``block`` (unindented lines) indented at the end of ``section`` (dotted: ``datasets.train``); a new
+    top-level one at the end of the file when there is none."""
+    if _section_path(section) not in source.lines:
         end = len(lines) - 1
-        block = [f"{section}:  # made by {TOOL}"] + _indented(block)
+        block = [f"{section}:  # made by {TOOL}"] + _reindented(block, 2)
     else:
-        _, end = _span(source, (section,), lines)
-        block = _indented(block)
+        _, end = _span(source, _section_path(section), lines)
+        block = _reindented(block, 2 * len(_section_path(section)))
     owner = next((a for a, b in spans if a <= end <= b), None)  # the last line is inside an edited span
     at = owner if owner is not None else end
     edits[at] = edits.get(at, [lines[at]]) + block
@@ -252,6 +283,8 @@ def check_output_path(source: str, output: str, force: bool) -> None:
         raise UserError(f"{output}: is the input file; the converter never overwrites it (choose another -o)")
     if os.path.isdir(output):
         raise UserError(f"{output}: is a folder; -o names the file to write")
+    if output.lower().endswith(".toml"):
+        raise UserError(f"{output}: the converter writes YAML; name the output .yml")
     if os.path.exists(output) and not force:
         raise UserError(f"{output}: exists; choose another -o, or add --force to replace it")
     folder = os.path.dirname(os.path.abspath(output))
@@ -264,7 +297,8 @@ def parser() -> argparse.ArgumentParser:
                                             "to this trainer's "
                                             "options, keeping comments and key order; prints each change and "
                                             "what is left to fix.")
-    p.add_argument("input", help="the BasicSR / Real-ESRGAN / traiNNer-redux / neosr YAML file (never modified)")
+    p.add_argument("input", help="the BasicSR / Real-ESRGAN / traiNNer-redux / neosr option file, YAML or "
+                                 "neosr's TOML (never modified)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the option file to write")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
     add_verbose_argument(p)
@@ -273,16 +307,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: List[str]) -> int:
     args = parser().parse_args(argv)
-    if args.input.lower().endswith(".toml"):
-        raise UserError(f"{args.input}: a TOML file (neosr's newer format); this converter reads YAML option files "
-                        "(neosr's .yml templates, BasicSR's, Real-ESRGAN's, traiNNer-redux's)")
     source = read_source(args.input)
     if not isinstance(source.data, dict):
         raise UserError(f"{args.input}: expected a mapping of option keys at the top level")
     check_output_path(args.input, args.output, args.force)
-    with open(args.input, encoding="utf-8") as fh:
-        text = fh.read()
-    result = convert(source, text)
+    result = convert_all(source)
     written = YamlSource(result.text, args.output)
     left = key_problems(written)
     write_atomically(args.output, result.text)

@@ -1,0 +1,138 @@
+"""neosr's TOML option files, rewritten as YAML text, so the option checks and the converter read them as they
+read every other file: the same messages, at the TOML file's lines.
+
+The rewrite keeps comments (neosr's templates carry their alternatives as commented-out tables) and key
+order; tables become nested mappings, gathered under their parent wherever their headers stand. It is checked
+against Python's own TOML parser: what does not read back as the same data (TOML forms beyond a template's
+plain tables and ``key = value`` lines) falls back to a plain dump of the parsed data, without comments.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import yaml
+
+from .errors import UserError
+
+_HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_-]+(?:\s*\.\s*[A-Za-z0-9_-]+)*)\s*\]\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=(.*)$")
+
+
+@dataclass
+class _Table:
+    """One table: its own lines (YAML text, TOML line) in file order, then its sub-tables."""
+
+    line: int  # the TOML line of its header (of its first sub-table's header when it has none)
+    comment: str = ""  # the header line's comment
+    lead: List[Tuple[str, int]] = field(default_factory=list)  # comments above its header
+    body: List[Tuple[str, int, bool]] = field(default_factory=list)  # (text, line, is a key)
+    children: Dict[str, "_Table"] = field(default_factory=dict)
+
+
+def toml_as_yaml(text: str, filename: str) -> Tuple[str, List[int]]:
+    """The YAML text of a TOML file, and for each of its lines the TOML line it comes from (0: none)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{filename}: invalid TOML: {exc}") from exc
+    rewritten = _rewrite(text)
+    if rewritten is not None and yaml.safe_load(rewritten[0]) == data:
+        return rewritten
+    dumped = f"# {filename}, as YAML (its comments are in the TOML file)\n" + yaml.safe_dump(
+        data, sort_keys=False, allow_unicode=True)
+    return dumped, [0] * len(dumped.splitlines())
+
+
+def _rewrite(text: str) -> Optional[Tuple[str, List[int]]]:
+    """The line-by-line rewrite (None: a form it does not handle, for the plain dump instead)."""
+    root = _Table(line=0)
+    table, pending = root, []  # comments and blank lines not yet placed
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        line, number = lines[index], index + 1
+        stripped = line.strip()
+        index += 1
+        if not stripped or stripped.startswith("#"):
+            pending.append((_comment(stripped), number))
+            continue
+        header = _HEADER.match(line)
+        if header:
+            # comments up to the last blank line close the table above; those touching the header open this one
+            cut = max((i + 1 for i, (comment, _) in enumerate(pending) if not comment), default=0)
+            table.body += [(comment, n, False) for comment, n in pending[:cut]]
+            table = _table_at(root, [part.strip() for part in header.group(1).split(".")], number)
+            table.comment = (header.group(2) or "").strip()
+            table.lead, pending = pending[cut:], []
+            continue
+        key = _KEY.match(line)
+        if key is None:
+            return None  # an array of tables, a dotted or quoted key
+        value_text = key.group(2)
+        while _value(value_text) is None and index < len(lines):  # a value over several lines
+            value_text += "\n" + lines[index]
+            index += 1
+        value = _value(value_text)
+        if value is None:
+            return None
+        table.body += [(comment, n, False) for comment, n in pending]
+        pending = []
+        table.body.append((f"{_yaml(key.group(1))}: {_yaml(value[0])}{value[1]}", number, True))
+    table.body += [(comment, n, False) for comment, n in pending]
+    out: List[Tuple[str, int]] = []
+    _emit(root, 0, out)
+    return "\n".join(text for text, _ in out) + "\n", [number for _, number in out]
+
+
+def _comment(comment: str) -> str:
+    """A comment; a commented-out ``key = value`` written as YAML (``#key: value``), ready to uncomment."""
+    statement = _KEY.match(comment[1:])
+    value = _value(statement.group(2)) if statement else None
+    if statement is None or value is None:
+        return comment
+    space = comment[1:len(comment) - len(comment[1:].lstrip())]
+    return f"#{space}{_yaml(statement.group(1))}: {_yaml(value[0])}{value[1]}"
+
+
+def _table_at(root: _Table, path: List[str], line: int) -> _Table:
+    table = root
+    for name in path:
+        table = table.children.setdefault(name, _Table(line=line))
+    return table
+
+
+def _value(value_text: str) -> Optional[Tuple[Any, str]]:
+    """The value of a ``key = value`` statement and its trailing comment (None: the value is not complete)."""
+    try:
+        value = tomllib.loads(f"v ={value_text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return None
+    if "\n" not in value_text:
+        for match in re.finditer("#", value_text):  # the first '#' outside the value starts its comment
+            try:
+                if tomllib.loads(f"v ={value_text[:match.start()]}")["v"] == value:
+                    return value, "  " + value_text[match.start():].strip()
+            except tomllib.TOMLDecodeError:
+                continue
+    return value, ""
+
+
+def _yaml(value: Any) -> str:
+    """``value`` as one line of YAML (flow style; quoted where YAML would read it otherwise)."""
+    dumped = yaml.safe_dump({"v": value}, default_flow_style=True, width=10**9, allow_unicode=True).strip()
+    return dumped[len("{v: "):-1]
+
+
+def _emit(table: _Table, depth: int, out: List[Tuple[str, int]]) -> None:
+    indent = "  " * depth
+    for text, number, _is_key in table.body:
+        out.append((f"{indent}{text}" if text else "", number))
+    for name, child in table.children.items():
+        out += [(f"{indent}{comment}" if comment else "", number) for comment, number in child.lead]
+        empty = not any(is_key for _, _, is_key in child.body) and not child.children
+        comment = f"  {child.comment}" if child.comment else ""
+        out.append((f"{indent}{_yaml(name)}:{' {}' if empty else ''}{comment}", child.line))
+        _emit(child, depth + 1, out)
