@@ -399,7 +399,8 @@ def key_fix(path: Tuple[Any, ...], value: Any) -> Optional[Fix]:
             return Fix("move", key, f"{rule.origin}'s '{key}: {_show(value)}' is '{rule.to}: {_show(new_value)}' "
                                     f"here ({rule.why}); move it (scripts/convert_options.py does)", rule.why,
                        new_key=section, new_value=new_value, has_value=True, target=target)
-        return Fix("move", key, f"{rule.origin}'s top-level '{key}' belongs in the {section} section here "
+        where = "top-level " if not rule.where else ""
+        return Fix("move", key, f"{rule.origin}'s {where}'{key}' belongs in the {section} section here "
                                 f"({rule.to}); move it there (scripts/convert_options.py moves them all)", rule.why,
                    new_key=section, target=target)
     if rule.action == "absent":

@@ -156,7 +156,7 @@ def redux_reference() -> str:
     return "\n".join([REDUX_START, "", *rename_table(_exists_here, REDUX_ORIGINS), "",
                       "Their spellings of component types, renamed by the converter (and named in messages):", "",
                       *renamed_components_text(), "",
-                      "traiNNer-redux components not provided (yet), named as such in messages:", "",
+                      "traiNNer-redux and neosr components not provided (yet), named as such in messages:", "",
                       *absent_components_text(_is_registered, REDUX_ORIGINS), "", REDUX_END])
 
 

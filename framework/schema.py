@@ -99,7 +99,7 @@ class YamlSource:
             self.data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            where = f"{filename}:{mark.line + 1}" if mark is not None else filename
+            where = self.at(mark.line + 1) if mark is not None else filename
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise UserError(f"{where}: invalid YAML: {problem}") from exc
         if node is not None:
@@ -164,7 +164,7 @@ def format_problems(problems: Sequence[Problem], source: Optional[YamlSource],
     in the order of the file's lines (command-line values first), so a file is fixed top to bottom."""
     def order(p: Problem) -> int:
         from_command_line = any(p.path[:n] in overridden for n in range(len(p.path), 0, -1))
-        return 0 if from_command_line or source is None else source.line(p.path)
+        return 0 if from_command_line or source is None else source.file_line(source.line(p.path))
 
     out = []
     for p in sorted(problems, key=order):

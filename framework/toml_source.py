@@ -3,8 +3,9 @@ read every other file: the same messages, at the TOML file's lines.
 
 The rewrite keeps comments (neosr's templates carry their alternatives as commented-out tables) and key
 order; tables become nested mappings, gathered under their parent wherever their headers stand. It is checked
-against Python's own TOML parser: what does not read back as the same data (TOML forms beyond a template's
-plain tables and ``key = value`` lines) falls back to a plain dump of the parsed data, without comments.
+against Python's own TOML parser: what does not read back as the same data, or one line for one line (TOML
+forms beyond a template's plain tables and ``key = value`` lines, a string over several lines), falls back to
+a plain dump of the parsed data, without comments or line numbers.
 """
 from __future__ import annotations
 
@@ -33,16 +34,23 @@ class _Table:
 
 
 def toml_as_yaml(text: str, filename: str) -> Tuple[str, List[int]]:
-    """The YAML text of a TOML file, and for each of its lines the TOML line it comes from (0: none)."""
+    """The YAML text of a TOML file, and for each of its lines the TOML line it comes from (all 0: the plain
+    dump, without comments or lines)."""
+    text = text.removeprefix("\ufeff")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{filename}: invalid TOML: {exc}") from exc
-    rewritten = _rewrite(text)
-    if rewritten is not None and yaml.safe_load(rewritten[0]) == data:
-        return rewritten
-    dumped = f"# {filename}, as YAML (its comments are in the TOML file)\n" + yaml.safe_dump(
-        data, sort_keys=False, allow_unicode=True)
+    try:
+        rewritten = _rewrite(text)
+        if rewritten is not None and len(rewritten[0].splitlines()) == len(rewritten[1]) \
+                and yaml.safe_load(rewritten[0]) == data:
+            return rewritten
+        dumped = f"# {filename}, as YAML (its comments are in the TOML file)\n" + yaml.safe_dump(
+            data, sort_keys=False, allow_unicode=True)
+    except yaml.YAMLError as exc:  # a TOML time of day: YAML has no such value
+        raise UserError(f"{filename}: holds a value YAML cannot hold (a TOML time of day, such as 07:32:00); write "
+                        "it as a string") from exc
     return dumped, [0] * len(dumped.splitlines())
 
 
@@ -54,41 +62,56 @@ def _rewrite(text: str) -> Optional[Tuple[str, List[int]]]:
     index = 0
     while index < len(lines):
         line, number = lines[index], index + 1
-        stripped = line.strip()
         index += 1
-        if not stripped or stripped.startswith("#"):
-            pending.append((_comment(stripped), number))
+        if not line.strip() or line.strip().startswith("#"):
+            pending.append((_comment(line.strip()), number))
             continue
         header = _HEADER.match(line)
         if header:
-            # comments up to the last blank line close the table above; those touching the header open this one
-            cut = max((i + 1 for i, (comment, _) in enumerate(pending) if not comment), default=0)
-            table.body += [(comment, n, False) for comment, n in pending[:cut]]
-            table = _table_at(root, [part.strip() for part in header.group(1).split(".")], number)
-            table.comment = (header.group(2) or "").strip()
-            table.lead, pending = pending[cut:], []
+            table = _open_table(root, table, pending, header, number)
+            pending = []
             continue
-        key = _KEY.match(line)
-        if key is None:
+        statement = _statement(lines, index - 1)
+        if statement is None:
             return None  # an array of tables, a dotted or quoted key
-        value_text = key.group(2)
-        while _value(value_text) is None and index < len(lines):  # a value over several lines
-            value_text += "\n" + lines[index]
-            index += 1
-        value = _value(value_text)
-        if value is None:
-            return None
-        table.body += [(comment, n, False) for comment, n in pending]
+        text_line, index = statement
+        table.body += [(comment, n, False) for comment, n in pending] + [(text_line, number, True)]
         pending = []
-        table.body.append((f"{_yaml(key.group(1))}: {_yaml(value[0])}{value[1]}", number, True))
     table.body += [(comment, n, False) for comment, n in pending]
     out: List[Tuple[str, int]] = []
     _emit(root, 0, out)
     return "\n".join(text for text, _ in out) + "\n", [number for _, number in out]
 
 
+def _open_table(root: _Table, above: _Table, pending: List[Tuple[str, int]], header: re.Match,
+                number: int) -> _Table:
+    """The table a ``[header]`` line opens. Comments up to the last blank line before it close the table above;
+    those touching the header open this one."""
+    cut = max((i + 1 for i, (comment, _) in enumerate(pending) if not comment), default=0)
+    above.body += [(comment, n, False) for comment, n in pending[:cut]]
+    table = _table_at(root, [part.strip() for part in header.group(1).split(".")], number)
+    table.line, table.comment, table.lead = number, (header.group(2) or "").strip(), pending[cut:]
+    return table
+
+
+def _statement(lines: List[str], index: int) -> Optional[Tuple[str, int]]:
+    """The YAML line of the ``key = value`` statement starting at ``lines[index]`` and the index after it (a
+    value may run over several lines; comments inside it are not kept). None: not a plain key."""
+    key = _KEY.match(lines[index])
+    if key is None:
+        return None
+    value_text, index = key.group(2), index + 1
+    while _value(value_text) is None and index < len(lines):
+        value_text += "\n" + lines[index]
+        index += 1
+    value = _value(value_text)
+    if value is None:
+        return None
+    return f"{_yaml(key.group(1))}: {_yaml(value[0])}{value[1]}", index
+
+
 def _comment(comment: str) -> str:
-    """A comment; a commented-out ``key = value`` written as YAML (``#key: value``), ready to uncomment."""
+    """A comment; a commented-out ``key = value`` written as YAML (``#key: value``)."""
     statement = _KEY.match(comment[1:])
     value = _value(statement.group(2)) if statement else None
     if statement is None or value is None:
@@ -98,6 +121,7 @@ def _comment(comment: str) -> str:
 
 
 def _table_at(root: _Table, path: List[str], line: int) -> _Table:
+    """The table at ``path``, made (with its parents) where missing; ``line`` numbers the ones made."""
     table = root
     for name in path:
         table = table.children.setdefault(name, _Table(line=line))
@@ -127,6 +151,7 @@ def _yaml(value: Any) -> str:
 
 
 def _emit(table: _Table, depth: int, out: List[Tuple[str, int]]) -> None:
+    """``table``'s lines at ``depth``, then its sub-tables, each under a ``name:`` line, into ``out``."""
     indent = "  " * depth
     for text, number, _is_key in table.body:
         out.append((f"{indent}{text}" if text else "", number))

@@ -10,6 +10,7 @@ import yaml
 
 from framework import cli
 from framework.cli import run_main
+from framework.errors import UserError
 from framework.toml_source import toml_as_yaml
 from framework.tools.convert_options import main as cli_convert_main
 
@@ -150,3 +151,57 @@ def test_a_removed_list_written_at_its_keys_indent_leaves_the_next_section(tmp_p
     written = yaml.safe_load((tmp_path / "out.yml").read_text(encoding="utf-8"))
     assert "aug_prob" not in written["datasets"]["train"]
     assert written["datasets"]["val"] == {"name": "val", "type": "PairedImageDataset"}
+
+
+# Files whose fixes interact: (file name, text, where the keys must end up in the converted file)
+INTERACTING = [
+    ("section_and_key.toml", 'name = "x"\nmodel_type = "otf"\nscale = 2\njpeg_prob = 0.5\n\n[datasets.train]\n'
+     'type = "otf"\ndataroot_gt = "gt"\n\n[degradations]\ngaussian_noise_prob = 0.5\nblur_kernel_size = 7\n',
+     {"degradation": {"gaussian_noise_prob": 0.5, "jpeg_prob": 0.5},
+      "datasets": {"train": {"type": "RealESRGANDataset", "dataroot_gt": "gt", "blur_kernel_size": 7}}}),
+    ("four_spaces.yml", "name: x\nmodel_type: otf\nscale: 2\ndatasets:\n    train:\n        type: otf\n"
+     "        dataroot_gt: gt\ndegradations:\n    gaussian_noise_prob: 0.5\n    blur_kernel_size: 7\n"
+     "# first stage\n    kernel_list: ['iso']\n",
+     {"degradation": {"gaussian_noise_prob": 0.5},
+      "datasets": {"train": {"type": "RealESRGANDataset", "dataroot_gt": "gt", "blur_kernel_size": 7,
+                             "kernel_list": ["iso"]}}}),
+    ("both_sections.yml", "name: x\nscale: 2\ndegradation:\n  gaussian_noise_prob: 0.5\nmanual_seed: 1\n"
+     "degradations:\n  noise_range: [1, 30]\n", {"degradation": {"gaussian_noise_prob": 0.5}, "manual_seed": 1}),
+]
+
+
+@pytest.mark.parametrize("name, text, expected", INTERACTING, ids=[case[0] for case in INTERACTING])
+def test_fixes_that_meet_give_valid_yaml_with_every_key_in_place(name: str, text: str, expected: dict,
+                                                                tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A section renamed while a key moves into it; keys moved into a 4-space file, a comment at column 0
+    among them; a section renamed onto one that exists (removed, said so)."""
+    src = tmp_path / name
+    src.write_text(text, encoding="utf-8")
+    _rc, out = _convert(src, tmp_path / "out.yml", capsys)
+    written = yaml.safe_load((tmp_path / "out.yml").read_text(encoding="utf-8"))
+    for key, value in expected.items():
+        assert written[key] == value, f"{key}: {written[key]!r}\n{out}"
+    if name == "both_sections.yml":
+        assert f"{name}:6: degradations: removed (degradation is already set at line 3)" in out, out
+
+
+def test_toml_edge_forms_read_or_are_refused_in_one_line(tmp_path: Path) -> None:
+    """A byte-order mark is read; a string over lines keeps the lines right (or falls back to the plain dump); a
+    time of day, which YAML has no value for, is one line."""
+    text, lines = toml_as_yaml('\ufeffname = "x"\nscale = 2\n', "bom.toml")
+    assert yaml.safe_load(text) == {"name": "x", "scale": 2}
+    toml_text = 'note = """two\nlines"""\nscale = 2\n'
+    text, lines = toml_as_yaml(toml_text, "multi.toml")
+    assert yaml.safe_load(text) == tomllib.loads(toml_text) and len(lines) == len(text.splitlines())
+    assert set(lines) == {0} or lines[_yaml_line_of(text, "scale: 2") - 1] == 3
+    with pytest.raises(UserError, match=r"^t\.toml: holds a value YAML cannot hold \(a TOML time of day"):
+        toml_as_yaml("start = 07:32:00\n", "t.toml")
+
+
+def test_train_py_lists_a_toml_files_problems_in_its_line_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    rc = run_main(cli.train_main, ["-opt", str(FIXTURES / "train_span_otf.toml"), "--dry-run", "--no-progress"])
+    err = capsys.readouterr().err
+    numbers = [int(n) for n in re.findall(r"^error: \S+?\.toml:(\d+): ", err, re.M)]
+    assert rc == 2 and len(numbers) > 10 and numbers == sorted(numbers), err

@@ -31,6 +31,7 @@ import yaml
 
 from ..errors import UserError
 from ..options import read_source, validate
+from ..basicsr_names import Fix
 from ..schema import Path_, Problem, YamlSource, format_problems, path_str
 from .args import add_verbose_argument
 
@@ -39,13 +40,21 @@ LEFT_TO_FIX = 3
 PASSES = 3
 
 
+@dataclass(frozen=True)
+class Change:
+    """One change, as printed, and the input's line it is at (the order they are printed in)."""
+
+    line: int
+    text: str
+
+
 @dataclass
 class Conversion:
-    """The converted text, one line per change made, and for each line of the text the line of the input it
-    comes from (the line it was inserted at, for a new one)."""
+    """The converted text, the changes made, and for each line of the text the line of the input it comes from
+    (the line it was inserted at, for a new one)."""
 
     text: str
-    changes: List[str] = field(default_factory=list)
+    changes: List[Change] = field(default_factory=list)
     origins: List[int] = field(default_factory=list)
 
 
@@ -62,62 +71,80 @@ def convert(source: YamlSource, text: str) -> Conversion:
     lines = text.splitlines()
     edits: Dict[int, List[str]] = {}  # first line index -> replacement lines (for the span it starts)
     spans: List[Tuple[int, int]] = []
-    changes: List[str] = []
+    changes: List[Change] = []
     added: List[str] = []  # top-level lines to add (model_type)
     moves: Dict[str, List[Tuple[int, int]]] = {}  # section -> spans of top-level keys that belong in it
     translated: Dict[str, List[str]] = {}  # section -> lines of keys moved there under another name or value
-    for problem in sorted(key_problems(source), key=lambda p: source.file_line(source.line(p.path))):
+    problems = sorted(key_problems(source), key=lambda p: source.line(p.path))  # a section before its keys
+    renamed_into = {p.fix.new_key for p in problems if p.fix is not None and p.fix.action == "rename"
+                    and len(p.path) == 1}
+    for problem in problems:
         fix = problem.fix
         if fix is None or fix.action == "absent" and not fix.droppable:
             continue
         if fix.action == "add":
             added.append(f"{fix.new_key}: {_scalar(fix.new_value)}  # added by {TOOL}: {fix.why}")
-            changes.append(f"{source.filename}: {fix.new_key}: added, {_scalar(fix.new_value)} ({fix.why})")
+            changes.append(Change(0, f"{source.filename}: {fix.new_key}: added, {_scalar(fix.new_value)} "
+                                     f"({fix.why})"))
             continue
         path = problem.path if fix.action != "absent" else problem.path[:-1]  # a metric: its whole block
         if path not in source.lines or any(a <= source.lines[path] - 1 <= b for a, b in spans):
             continue
-        if fix.action == "move" and "." in fix.new_key and _section_path(fix.new_key) not in source.lines:
-            continue  # into a nested section the file lacks: listed for the user
+        if fix.action == "move" and _section_path(fix.new_key) not in source.lines and (
+                "." in fix.new_key or fix.new_key in renamed_into):
+            continue  # a nested section the file lacks: listed; one a rename makes now: the next pass
         first, last = _span(source, path, lines)
         if not _key_line(str(path[-1])).match(lines[first]):
             continue  # inside a flow mapping ({a: 1, b: 2}): left for the user, listed below
-        where = f"{source.at(first + 1)}: {path_str(path)}"
-        target = path[:-1] + (fix.new_key,)
-        if fix.action == "rename" and target in source.lines and target != path:
-            target_line = source.file_line(source.lines[target])
-            edits[first] = [_note(lines[first], f"{fix.key}: removed, {fix.new_key} is already set (line "
-                                                f"{target_line})")]
-            changes.append(f"{where}: removed ({fix.new_key} is already set at line {target_line})")
-        elif fix.action == "rename":
-            edits[first] = [_rename(lines[first], fix.key, fix.new_key, fix.new_value if fix.has_value else None)]
-            value = f": {_scalar(fix.new_value)}" if fix.has_value else ""
-            changes.append(f"{where}: renamed to {fix.new_key}{value} ({fix.why})")
-        elif fix.action == "move" and fix.has_value:
-            comment = lines[first].partition(" #")[2].strip()
-            line = (f"{fix.target}: {_scalar(fix.new_value)}  # was {path_str(path)}: {_scalar(_value(source, path))}"
-                    + (f"; {comment}" if comment else ""))
-            translated.setdefault(fix.new_key, []).append(line)
-            edits[first] = [_note(lines[first], f"{fix.key}: moved by {TOOL} to {fix.new_key}.{fix.target}")]
-            changes.append(f"{where}: moved to {fix.new_key}.{fix.target}: {_scalar(fix.new_value)} ({fix.why})")
-        elif fix.action == "move":
-            moves.setdefault(fix.new_key, []).append((first, last))
-            edits[first] = []
-            changes.append(f"{where}: moved into the {fix.new_key} section ({fix.why})")
-        elif fix.action == "remove":
-            edits[first] = [_note(lines[first], f"{fix.key}: removed by {TOOL}: {fix.why}")]
-            changes.append(f"{where}: removed ({fix.why})")
-        else:
-            edits[first] = [_note(lines[first], f"{TOOL}: commented out, {fix.message}")]
-            edits[first] += [_comment_out(line) for line in lines[first:last + 1]]
-            changes.append(f"{where}: commented out ({fix.message})")
-        spans.append((first, first) if fix.action == "rename" else (first, last))  # a renamed section keeps its block
+        edit, note, keeps_block = _edit(source, lines, fix, path, (first, last), moves, translated)
+        edits[first] = edit
+        changes.append(Change(source.file_line(first + 1), f"{source.at(first + 1)}: {path_str(path)}: {note}"))
+        spans.append((first, first) if keeps_block else (first, last))
     for section, moved in moves.items():
         _insert_section(source, lines, edits, spans, section, moved, translated.pop(section, []))
     for section, block in translated.items():
         _append_to_section(source, lines, edits, spans, section, block)
     if added:
         _add_top_level(source, lines, edits, spans, added)
+    out, origins = _assembled(lines, edits, spans)
+    return Conversion("\n".join(out) + "\n", changes, origins)
+
+
+def _edit(source: YamlSource, lines: List[str], fix: Fix, path: Path_, span: Tuple[int, int],
+          moves: Dict[str, List[Tuple[int, int]]], translated: Dict[str, List[str]]) -> Tuple[List[str], str, bool]:
+    """The lines that replace the key at ``path`` (lines ``span``), the change in words, and whether the key's
+    block stays (a renamed section); keys moved as they are, or translated, are queued in ``moves`` and
+    ``translated``."""
+    first, last = span
+    target = path[:-1] + (fix.new_key,)
+    if fix.action == "rename" and target in source.lines and target != path:
+        line = source.file_line(source.lines[target])
+        at_line = f" at line {line}" if line else ""
+        return ([_note(lines[first], f"{fix.key}: removed, {fix.new_key} is already set{at_line}")],
+                f"removed ({fix.new_key} is already set{at_line})", False)
+    if fix.action == "rename":
+        value = f": {_scalar(fix.new_value)}" if fix.has_value else ""
+        return ([_rename(lines[first], fix.key, fix.new_key, fix.new_value if fix.has_value else None)],
+                f"renamed to {fix.new_key}{value} ({fix.why})", not fix.has_value)
+    if fix.action == "move" and fix.has_value:
+        comment = lines[first].partition(" #")[2].strip()
+        translated.setdefault(fix.new_key, []).append(
+            f"{fix.target}: {_scalar(fix.new_value)}  # was {path_str(path)}: {_scalar(_value(source, path))}"
+            + (f"; {comment}" if comment else ""))
+        return ([_note(lines[first], f"{fix.key}: moved by {TOOL} to {fix.new_key}.{fix.target}")],
+                f"moved to {fix.new_key}.{fix.target}: {_scalar(fix.new_value)} ({fix.why})", False)
+    if fix.action == "move":
+        moves.setdefault(fix.new_key, []).append((first, last))
+        return [], f"moved into the {fix.new_key} section ({fix.why})", False
+    if fix.action == "remove":
+        return [_note(lines[first], f"{fix.key}: removed by {TOOL}: {fix.why}")], f"removed ({fix.why})", False
+    return ([_note(lines[first], f"{TOOL}: commented out, {fix.message}")]
+            + [_comment_out(line) for line in lines[first:last + 1]], f"commented out ({fix.message})", False)
+
+
+def _assembled(lines: List[str], edits: Dict[int, List[str]],
+               spans: List[Tuple[int, int]]) -> Tuple[List[str], List[int]]:
+    """The lines with each edited span replaced by its edit, and the line (1-based) each one comes from."""
     out: List[str] = []
     origins: List[int] = []
     skip_until = -1
@@ -131,24 +158,31 @@ def convert(source: YamlSource, text: str) -> Conversion:
         else:
             out.append(line)
             origins.append(index + 1)
-    return Conversion("\n".join(out) + "\n", changes, origins)
+    return out, origins
 
 
 def convert_all(source: YamlSource) -> Conversion:
     """:func:`convert` until nothing changes (at most :data:`PASSES` times): a fix may reveal the next one (neosr's
-    ``degradations`` renamed, its blur keys then move to the dataset). Each change names the input's line."""
-    text, changes = source.text, []
-    for _ in range(PASSES):
-        result = convert(source, text)
+    ``degradations`` renamed, its blur keys then move to the dataset). The changes name the input's lines, in
+    their order; the origins are the input's lines too."""
+    changes: List[Change] = []
+    origins = [source.file_line(n) for n in range(1, len(source.text.splitlines()) + 1)]
+    for passes in range(1, PASSES + 1):
+        result = convert(source, source.text)
         if not result.changes:
             break
         changes += result.changes
-        text = result.text
-        source = YamlSource(text, source.filename, [source.file_line(line) for line in result.origins])
-    return Conversion(text, changes)
+        origins = [source.file_line(line) for line in result.origins]
+        try:
+            source = YamlSource(result.text, source.filename, origins)
+        except UserError as exc:
+            raise UserError(f"{source.filename}: {TOOL} wrote invalid YAML in its pass {passes} ({exc}); this is a "
+                            "bug of the converter, please report it with the file; nothing was written") from exc
+    return Conversion(source.text, sorted(changes, key=lambda change: change.line), origins)
 
 
 def _section_path(section: str) -> Path_:
+    """``datasets.train`` -> ``('datasets', 'train')``."""
     return tuple(section.split("."))
 
 
@@ -186,9 +220,20 @@ def _add_top_level(source: YamlSource, lines: List[str], edits: Dict[int, List[s
 
 
 def _reindented(block: List[str], indent: int) -> List[str]:
-    """``block`` shifted so that its least indented line starts at column ``indent``."""
-    least = min((_indent(line) for line in block if line.strip()), default=0)
-    return [" " * indent + line[least:] if line.strip() else line for line in block]
+    """``block`` shifted so that its least indented key starts at column ``indent``; a comment keeps its place
+    relative to the keys, never left of ``indent`` (where it would end the section)."""
+    keys = [line for line in block if line.strip() and not line.lstrip().startswith("#")]
+    least = min((_indent(line) for line in keys or block if line.strip()), default=0)
+    return [" " * (indent + max(0, _indent(line) - least)) + line.lstrip() if line.strip() else line
+            for line in block]
+
+
+def _child_indent(source: YamlSource, lines: List[str], section: Path_) -> int:
+    """The column of the keys of ``section`` (the file's own indentation step)."""
+    children = [n for path, n in source.lines.items() if len(path) == len(section) + 1 and path[:-1] == section]
+    if children:
+        return _indent(lines[min(children) - 1])
+    return _indent(lines[source.lines[section] - 1]) + 2
 
 
 def _append_to_section(source: YamlSource, lines: List[str], edits: Dict[int, List[str]],
@@ -200,7 +245,7 @@ def _append_to_section(source: YamlSource, lines: List[str], edits: Dict[int, Li
         block = [f"{section}:  # made by {TOOL}"] + _reindented(block, 2)
     else:
         _, end = _span(source, _section_path(section), lines)
-        block = _reindented(block, 2 * len(_section_path(section)))
+        block = _reindented(block, _child_indent(source, lines, _section_path(section)))
     owner = next((a for a, b in spans if a <= end <= b), None)  # the last line is inside an edited span
     at = owner if owner is not None else end
     edits[at] = edits.get(at, [lines[at]]) + block
@@ -315,8 +360,11 @@ def main(argv: List[str]) -> int:
     written = YamlSource(result.text, args.output)
     left = key_problems(written)
     write_atomically(args.output, result.text)
-    for line in result.changes:
-        print(line)
+    if args.input.lower().endswith(".toml") and not source.file_line(1):  # toml_as_yaml's plain dump
+        print(f"note: {args.input} has TOML forms beyond plain tables and key = value lines; it was read as a "
+              "plain dump: the written file has none of its comments, and the lines below are the written file's")
+    for change in result.changes:
+        print(change.text)
     if not result.changes:
         print(f"{args.input}: nothing to change")
     if left:
