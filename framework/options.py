@@ -575,8 +575,8 @@ def _check_model_keys(options: Options, requirements: ModelRequirements, problem
     """The keys a model type needs to train (an entry of several keys: one of them) and the ones it would
     ignore, so a GAN key in an SRModel file is not silently ignored."""
     for key, *others in requirements.required if options.train is not None else ():
-        invalid = [k for k in (key, *others) if not keys_valid(problems, tuple(k.split(".")))]  # given, wrong
-        if not invalid and all(_dotted(options, k) is None for k in (key, *others)):
+        given_but_wrong = not keys_valid(problems, *(tuple(k.split(".")) for k in (key, *others)))
+        if not given_but_wrong and all(_dotted(options, k) is None for k in (key, *others)):
             meta = _field_meta(key)
             hint = f" ({meta['hint']})" if meta.get("hint") else ""
             alternatives = "".join(f" or {k}" for k in others)

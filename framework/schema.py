@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequen
 import yaml
 
 from .basicsr_names import Fix, component_fix, key_fix
-from .errors import UserError, did_you_mean
+from .errors import UserError, did_you_mean, first_line
 from .registry import Registry
 
 Path_ = Tuple[Union[str, int], ...]
@@ -100,7 +100,7 @@ class YamlSource:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = self.at(mark.line + 1) if mark is not None else filename
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            problem = getattr(exc, "problem", None) or first_line(exc)
             raise UserError(f"{where}: invalid YAML: {problem}") from exc
         if node is not None:
             self._index(node, ())

@@ -101,23 +101,27 @@ def _statement(lines: List[str], index: int) -> Optional[Tuple[str, int]]:
     if key is None:
         return None
     value_text, index = key.group(2), index + 1
-    while _value(value_text) is None and index < len(lines):
+    value = _value(value_text)
+    while value is None and index < len(lines):
         value_text += "\n" + lines[index]
         index += 1
-    value = _value(value_text)
-    if value is None:
-        return None
-    return f"{_yaml(key.group(1))}: {_yaml(value[0])}{value[1]}", index
+        value = _value(value_text)
+    return (_yaml_line(key.group(1), value), index) if value is not None else None
 
 
 def _comment(comment: str) -> str:
     """A comment; a commented-out ``key = value`` written as YAML (``#key: value``)."""
-    statement = _KEY.match(comment[1:])
+    rest = comment[1:]
+    statement = _KEY.match(rest)
     value = _value(statement.group(2)) if statement else None
     if statement is None or value is None:
         return comment
-    space = comment[1:len(comment) - len(comment[1:].lstrip())]
-    return f"#{space}{_yaml(statement.group(1))}: {_yaml(value[0])}{value[1]}"
+    return f"#{rest[:len(rest) - len(rest.lstrip())]}{_yaml_line(statement.group(1), value)}"
+
+
+def _yaml_line(key: str, value: Tuple[Any, str]) -> str:
+    """``key: value  # comment`` of a statement's key and its (value, trailing comment)."""
+    return f"{_yaml(key)}: {_yaml(value[0])}{value[1]}"
 
 
 def _table_at(root: _Table, path: List[str], line: int) -> _Table:

@@ -585,8 +585,7 @@ def test_a_basicsr_esrgan_file_needs_only_the_psnr_renames(tmp_path: Path) -> No
     with pytest.raises(UserError) as info:  # as written: the BasicSR path keys, each named with ours
         load_options(str(written))
     assert all(f"'{ours}' here" in str(info.value) for ours in ("pretrain_path", "pretrain_path_d", "resume_path"))
-    text = written.read_text()
-    conversion = convert(read_source(str(written)), text)
+    conversion = convert(read_source(str(written)))
     changed = {change.text.split(": ")[1] for change in conversion.changes}
     assert changed == {"path.pretrain_network_g", "path.strict_load_g", "path.resume_state", "path.pretrain_network_d",
                        "path.strict_load_d"}, conversion.changes

@@ -66,9 +66,9 @@ def key_problems(source: YamlSource) -> List[Problem]:
     return problems
 
 
-def convert(source: YamlSource, text: str) -> Conversion:
-    """Apply every fix the option checks attach to the problems of ``source`` (whose text is ``text``)."""
-    lines = text.splitlines()
+def convert(source: YamlSource) -> Conversion:
+    """Apply every fix the option checks attach to the problems of ``source`` to its text."""
+    lines = source.text.splitlines()
     edits: Dict[int, List[str]] = {}  # first line index -> replacement lines (for the span it starts)
     spans: List[Tuple[int, int]] = []
     changes: List[Change] = []
@@ -168,7 +168,7 @@ def convert_all(source: YamlSource) -> Conversion:
     changes: List[Change] = []
     origins = [source.file_line(n) for n in range(1, len(source.text.splitlines()) + 1)]
     for passes in range(1, PASSES + 1):
-        result = convert(source, source.text)
+        result = convert(source)
         if not result.changes:
             break
         changes += result.changes
